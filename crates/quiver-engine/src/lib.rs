@@ -1,0 +1,1 @@
+//! quiver-engine (under construction)

@@ -1,0 +1,1 @@
+//! quiver-ledger (under construction)

@@ -1,0 +1,1 @@
+//! quiver-segment (under construction)

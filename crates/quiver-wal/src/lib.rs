@@ -1,0 +1,1 @@
+//! quiver-wal (under construction)
