@@ -6,6 +6,13 @@
 //! (cosine vectors are normalised before they are stored or queried).
 
 pub mod distance;
+mod error;
+pub mod flat;
+pub mod hnsw;
+pub mod ivf;
+pub mod quant;
 pub mod space;
+pub mod vecfile;
 
+pub use error::{Result, VectorError};
 pub use quiver_core::Metric;

@@ -1,0 +1,1 @@
+//! Inverted-file index with product-quantized residuals (IVF-PQ).

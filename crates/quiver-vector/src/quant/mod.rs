@@ -1,0 +1,1 @@
+//! Scalar (SQ8) and product (PQ) quantization.

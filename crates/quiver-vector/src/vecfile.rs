@@ -1,0 +1,1 @@
+//! (vector engine: owned by the kernels/HNSW work)
