@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Runs quiver's three ingest workloads through every peer engine (and through quiver itself
+# when QUIVER_BIN is set), one JSON line per run on stdout, progress on stderr.
+#
+#   bench/compare/run.sh                                  # peers only
+#   QUIVER_BIN=target/release/quiver bench/compare/run.sh # quiver + peers, same run
+#
+# Tunables (env): ENGINES (default "redb fjall rocksdb sled"), DATA_ROOT (default
+# bench/compare/target/data, i.e. the same filesystem as the repository), NOSYNC_EVENTS,
+# SYNC_BATCH_EVENTS, SYNC_WRITE_EVENTS, PAYLOAD_BYTES (default 200), CARGO_FEATURES
+# (e.g. "--no-default-features --features sled" when librocksdb-dev is missing).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cd "$here"
+
+export ROCKSDB_LIB_DIR="${ROCKSDB_LIB_DIR:-/usr/lib/x86_64-linux-gnu}"
+unset ROCKSDB_STATIC # link Debian's shared librocksdb; never build RocksDB from source (~50 min)
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$here/target}"
+
+ENGINES="${ENGINES:-redb fjall rocksdb sled}"
+DATA_ROOT="${DATA_ROOT:-$CARGO_TARGET_DIR/data}"
+NOSYNC_EVENTS="${NOSYNC_EVENTS:-2000000}"
+SYNC_BATCH_EVENTS="${SYNC_BATCH_EVENTS:-1000000}"
+SYNC_WRITE_EVENTS="${SYNC_WRITE_EVENTS:-20000}"
+PAYLOAD_BYTES="${PAYLOAD_BYTES:-200}"
+
+# shellcheck disable=SC2086
+cargo build --release --locked ${CARGO_FEATURES:-} >&2
+bin="$CARGO_TARGET_DIR/release/quiver-compare"
+mkdir -p "$DATA_ROOT"
+
+echo "# $(date -u +%FT%TZ) nproc=$(nproc) cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" >&2
+
+# mode preset writers batch events
+workloads=(
+  "nosync throughput 2 2000 $NOSYNC_EVENTS"
+  "sync-batch balanced 2 2000 $SYNC_BATCH_EVENTS"
+  "sync-write durable 8 1 $SYNC_WRITE_EVENTS"
+)
+
+for w in "${workloads[@]}"; do
+  read -r mode preset writers batch events <<<"$w"
+  if [[ -n "${QUIVER_BIN:-}" ]]; then
+    qdir="$DATA_ROOT/quiver-$preset"
+    rm -rf "$qdir"
+    echo "[quiver] $events events, $writers writers, batch $batch, preset $preset -> $qdir" >&2
+    # quiver's line has no engine field; add one so all lines have the same shape.
+    "$QUIVER_BIN" bench ingest --preset "$preset" --events "$events" --batch "$batch" \
+      --writers "$writers" --payload-bytes "$PAYLOAD_BYTES" --data "$qdir" \
+      | sed -u 's/^{"bench":"ingest","preset"/{"bench":"ingest","engine":"quiver","preset"/'
+    rm -rf "$qdir"
+  fi
+  for engine in $ENGINES; do
+    "$bin" --engine "$engine" --mode "$mode" --events "$events" --batch "$batch" \
+      --writers "$writers" --payload-bytes "$PAYLOAD_BYTES" --data "$DATA_ROOT"
+  done
+done

@@ -1,0 +1,493 @@
+//! quiver-compare: runs quiver's ingest workload through peer storage engines (redb, fjall,
+//! RocksDB, sled) with matching durability and prints one JSON line per run in the shape of
+//! `quiver bench ingest`, plus an `engine` field.
+//!
+//! Kept out of the root workspace and out of the default build/CI (see README.md).
+
+use std::error::Error;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rand::rngs::SmallRng;
+use rand::{RngCore, SeedableRng};
+
+type Res<T> = Result<T, Box<dyn Error + Send + Sync>>;
+
+const ENGINES: &[&str] = &[
+    "redb",
+    "fjall",
+    #[cfg(feature = "rocksdb")]
+    "rocksdb",
+    #[cfg(feature = "sled")]
+    "sled",
+];
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    /// No fsync on the write path (data handed to the OS); one durable sync at the very end.
+    NoSync,
+    /// One fsync (fdatasync) per batch.
+    SyncBatch,
+    /// Every writer writes single events and each is fsynced before the next.
+    SyncWrite,
+}
+
+impl Mode {
+    fn parse(s: &str) -> Res<Mode> {
+        Ok(match s {
+            "nosync" | "throughput" => Mode::NoSync,
+            "sync-batch" | "balanced" => Mode::SyncBatch,
+            "sync-write" | "durable" => Mode::SyncWrite,
+            other => return Err(format!("unknown --mode {other:?} (nosync|sync-batch|sync-write)").into()),
+        })
+    }
+    fn flag(self) -> &'static str {
+        match self {
+            Mode::NoSync => "nosync",
+            Mode::SyncBatch => "sync-batch",
+            Mode::SyncWrite => "sync-write",
+        }
+    }
+    /// The quiver preset this mode is compared against.
+    fn preset(self) -> &'static str {
+        match self {
+            Mode::NoSync => "throughput",
+            Mode::SyncBatch => "balanced",
+            Mode::SyncWrite => "durable",
+        }
+    }
+    fn sync_each_write(self) -> bool {
+        !matches!(self, Mode::NoSync)
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Args {
+    engine: String,
+    events: u64,
+    batch: usize,
+    writers: usize,
+    payload_bytes: usize,
+    mode: Mode,
+    data: PathBuf,
+    keep: bool,
+}
+
+const USAGE: &str = "usage: quiver-compare [--engine redb|fjall|rocksdb|sled|all] [--events N] [--batch B] \
+[--writers W] [--payload-bytes P] [--mode nosync|sync-batch|sync-write] [--data DIR] [--keep]";
+
+fn parse_args() -> Res<Args> {
+    let mut a = Args {
+        engine: "all".into(),
+        events: 1_000_000,
+        batch: 2000,
+        writers: 2,
+        payload_bytes: 200,
+        mode: Mode::NoSync,
+        data: PathBuf::from("quiver-compare-data"),
+        keep: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value\n{USAGE}"));
+        match flag.as_str() {
+            "--engine" => a.engine = val()?,
+            "--events" => a.events = val()?.parse()?,
+            "--batch" => a.batch = val()?.parse()?,
+            "--writers" => a.writers = val()?.parse()?,
+            "--payload-bytes" => a.payload_bytes = val()?.parse()?,
+            "--mode" | "--preset" => a.mode = Mode::parse(&val()?)?,
+            "--data" => a.data = PathBuf::from(val()?),
+            "--keep" => a.keep = true,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}").into()),
+        }
+    }
+    if a.writers == 0 || a.batch == 0 || a.events == 0 {
+        return Err("--events, --batch and --writers must be > 0".into());
+    }
+    if a.mode == Mode::SyncWrite {
+        // durable = each writer writes single events, fsync each.
+        a.batch = 1;
+    }
+    if a.engine != "all" && !ENGINES.contains(&a.engine.as_str()) {
+        return Err(format!("unknown or not compiled-in engine {:?}; available: {ENGINES:?}", a.engine).into());
+    }
+    Ok(a)
+}
+
+/// One storage engine under test. Shared by all writer threads.
+trait Engine: Send + Sync {
+    /// Writes one batch atomically; durable before returning iff the mode says so.
+    fn write_batch(&self, batch: &[([u8; 8], Vec<u8>)]) -> Res<()>;
+    /// Makes everything written so far durable (one sync at the end of a no-sync run).
+    fn sync(&self) -> Res<()>;
+}
+
+// ---------------------------------------------------------------- redb
+
+struct Redb {
+    db: redb::Database,
+    durability: redb::Durability,
+}
+
+const REDB_TABLE: redb::TableDefinition<'static, &[u8], &[u8]> = redb::TableDefinition::new("events");
+
+impl Redb {
+    fn open(dir: &Path, mode: Mode) -> Res<Self> {
+        let db = redb::Database::create(dir.join("events.redb"))?;
+        let durability = if mode.sync_each_write() { redb::Durability::Immediate } else { redb::Durability::None };
+        Ok(Redb { db, durability })
+    }
+}
+
+impl Engine for Redb {
+    fn write_batch(&self, batch: &[([u8; 8], Vec<u8>)]) -> Res<()> {
+        // redb serialises write transactions: concurrent writers contend on its writer lock.
+        let mut tx = self.db.begin_write()?;
+        tx.set_durability(self.durability)?;
+        {
+            let mut t = tx.open_table(REDB_TABLE)?;
+            for (k, v) in batch {
+                t.insert(&k[..], v.as_slice())?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+    fn sync(&self) -> Res<()> {
+        // One durable commit persists all earlier Durability::None commits.
+        let mut tx = self.db.begin_write()?;
+        tx.set_durability(redb::Durability::Immediate)?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- fjall
+
+struct Fjall {
+    db: fjall::Database,
+    ks: fjall::Keyspace,
+    persist: fjall::PersistMode,
+}
+
+impl Fjall {
+    fn open(dir: &Path, mode: Mode) -> Res<Self> {
+        let db = fjall::Database::builder(dir).open()?;
+        let ks = db.keyspace("events", fjall::KeyspaceCreateOptions::default)?;
+        // nosync: journal written to OS buffers (fjall's default, like RocksDB sync=false);
+        // sync modes: fdatasync of the journal after each batch (same syscall RocksDB uses).
+        let persist = if mode.sync_each_write() { fjall::PersistMode::SyncData } else { fjall::PersistMode::Buffer };
+        Ok(Fjall { db, ks, persist })
+    }
+}
+
+impl Engine for Fjall {
+    fn write_batch(&self, batch: &[([u8; 8], Vec<u8>)]) -> Res<()> {
+        let mut b = self.db.batch().durability(Some(self.persist));
+        for (k, v) in batch {
+            b.insert(&self.ks, &k[..], v.as_slice());
+        }
+        b.commit()?;
+        Ok(())
+    }
+    fn sync(&self) -> Res<()> {
+        self.db.persist(fjall::PersistMode::SyncData)?;
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- RocksDB
+
+#[cfg(feature = "rocksdb")]
+struct Rocks {
+    db: rocksdb::DB,
+    sync: bool,
+}
+
+#[cfg(feature = "rocksdb")]
+impl Rocks {
+    fn open(dir: &Path, mode: Mode) -> Res<Self> {
+        let mut opts = rocksdb::Options::default();
+        opts.create_if_missing(true);
+        // Otherwise RocksDB defaults (64 MiB memtable, WAL on, 2 background jobs).
+        let db = rocksdb::DB::open(&opts, dir)?;
+        Ok(Rocks { db, sync: mode.sync_each_write() })
+    }
+}
+
+#[cfg(feature = "rocksdb")]
+impl Engine for Rocks {
+    fn write_batch(&self, batch: &[([u8; 8], Vec<u8>)]) -> Res<()> {
+        let mut wb = rocksdb::WriteBatch::default();
+        for (k, v) in batch {
+            wb.put(k, v);
+        }
+        let mut wo = rocksdb::WriteOptions::default();
+        wo.set_sync(self.sync); // WAL stays on in every mode
+        self.db.write_opt(wb, &wo)?;
+        Ok(())
+    }
+    fn sync(&self) -> Res<()> {
+        self.db.flush_wal(true)?;
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------- sled
+
+#[cfg(feature = "sled")]
+struct Sled {
+    db: sled::Db,
+    sync: bool,
+}
+
+#[cfg(feature = "sled")]
+impl Sled {
+    fn open(dir: &Path, mode: Mode) -> Res<Self> {
+        // Defaults (1 GiB cache, background flush every 500 ms).
+        let db = sled::Config::new().path(dir).open()?;
+        Ok(Sled { db, sync: mode.sync_each_write() })
+    }
+}
+
+#[cfg(feature = "sled")]
+impl Engine for Sled {
+    fn write_batch(&self, batch: &[([u8; 8], Vec<u8>)]) -> Res<()> {
+        let mut b = sled::Batch::default();
+        for (k, v) in batch {
+            b.insert(&k[..], v.as_slice());
+        }
+        self.db.apply_batch(b)?;
+        if self.sync {
+            self.db.flush()?;
+        }
+        Ok(())
+    }
+    fn sync(&self) -> Res<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+fn open_engine(name: &str, dir: &Path, mode: Mode) -> Res<Arc<dyn Engine>> {
+    Ok(match name {
+        "redb" => Arc::new(Redb::open(dir, mode)?),
+        "fjall" => Arc::new(Fjall::open(dir, mode)?),
+        #[cfg(feature = "rocksdb")]
+        "rocksdb" => Arc::new(Rocks::open(dir, mode)?),
+        #[cfg(feature = "sled")]
+        "sled" => Arc::new(Sled::open(dir, mode)?),
+        other => return Err(format!("engine {other:?} not available").into()),
+    })
+}
+
+// ---------------------------------------------------------------- workload
+
+const TYPES: &[&str] = &[
+    "page_view", "click", "login", "logout", "purchase", "error", "api_call", "heartbeat",
+];
+const SOURCES: &[&str] = &[
+    "web-01", "web-02", "web-03", "api-gw-eu", "api-gw-us", "worker-a", "worker-b", "ios-app",
+    "android-app", "billing", "auth", "search", "ingest-edge-1", "ingest-edge-2", "cron", "batch-etl",
+];
+
+/// Encodes one event the way a row value would look: timestamp (ns, BE), type, source,
+/// then a random payload of `payload_bytes` (~250 bytes in total with a 200-byte payload).
+fn encode_event(rng: &mut SmallRng, id: u64, base_ts: u64, payload_bytes: usize, out: &mut Vec<u8>) {
+    let r = rng.next_u32() as usize;
+    let ty = TYPES[r % TYPES.len()];
+    let src = SOURCES[(r >> 8) % SOURCES.len()];
+    out.clear();
+    out.extend_from_slice(&(base_ts + id * 1_000).to_be_bytes());
+    out.push(ty.len() as u8);
+    out.extend_from_slice(ty.as_bytes());
+    out.push(src.len() as u8);
+    out.extend_from_slice(src.as_bytes());
+    out.extend_from_slice(&(payload_bytes as u32).to_be_bytes());
+    let start = out.len();
+    out.resize(start + payload_bytes, 0);
+    rng.fill_bytes(&mut out[start..]);
+}
+
+struct RunResult {
+    seconds: f64,
+    latencies_ns: Vec<u64>,
+}
+
+fn run_workload(engine: Arc<dyn Engine>, a: &Args) -> Res<RunResult> {
+    let writers = a.writers as u64;
+    let base_ts: u64 = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let start = Instant::now();
+    let mut handles = Vec::new();
+    for w in 0..writers {
+        let engine = Arc::clone(&engine);
+        // Writer w owns ids w, w+W, w+2W, ... (interleaved, unique); first writers take the remainder.
+        let n = a.events / writers + u64::from(w < a.events % writers);
+        let batch = a.batch;
+        let payload_bytes = a.payload_bytes;
+        handles.push(std::thread::spawn(move || -> Res<Vec<u64>> {
+            let mut rng = SmallRng::seed_from_u64(0x9e37_79b9_7f4a_7c15 ^ w);
+            let mut lat = Vec::with_capacity((n as usize).div_ceil(batch));
+            let mut buf: Vec<([u8; 8], Vec<u8>)> = Vec::with_capacity(batch);
+            let mut i = 0u64;
+            while i < n {
+                let take = (n - i).min(batch as u64);
+                buf.clear();
+                for j in 0..take {
+                    let id = (i + j) * writers + w;
+                    let mut v = Vec::with_capacity(payload_bytes + 64);
+                    encode_event(&mut rng, id, base_ts, payload_bytes, &mut v);
+                    buf.push((id.to_be_bytes(), v));
+                }
+                let t0 = Instant::now();
+                engine.write_batch(&buf)?;
+                lat.push(t0.elapsed().as_nanos() as u64);
+                i += take;
+            }
+            Ok(lat)
+        }));
+    }
+    let mut latencies_ns = Vec::new();
+    for h in handles {
+        let lat = h.join().map_err(|_| "writer thread panicked")??;
+        latencies_ns.extend(lat);
+    }
+    // Every mode ends with all acknowledged data durable (the no-sync runs pay one sync here).
+    engine.sync()?;
+    let seconds = start.elapsed().as_secs_f64();
+    Ok(RunResult { seconds, latencies_ns })
+}
+
+fn percentile_ms(sorted_ns: &[u64], p: f64) -> f64 {
+    if sorted_ns.is_empty() {
+        return 0.0;
+    }
+    // nearest-rank
+    let rank = ((p / 100.0) * sorted_ns.len() as f64).ceil() as usize;
+    let idx = rank.clamp(1, sorted_ns.len()) - 1;
+    sorted_ns[idx] as f64 / 1e6
+}
+
+/// Bytes allocated on disk under `dir` (st_blocks * 512, like `du`), so preallocated but
+/// unwritten file tails are not counted as data and sparse files are not over-counted.
+fn bytes_on_disk(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut total = 0;
+    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    for e in rd.flatten() {
+        let Ok(md) = e.metadata() else { continue };
+        if md.is_dir() {
+            total += bytes_on_disk(&e.path());
+        } else {
+            total += md.blocks() * 512;
+        }
+    }
+    total
+}
+
+fn peak_rss_bytes() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn run_one(a: &Args) -> Res<()> {
+    let dir = a.data.join(format!("{}-{}", a.engine, a.mode.flag()));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    eprintln!(
+        "[{}] {} events, {} writers, batch {}, payload {} B, mode {} -> {}",
+        a.engine, a.events, a.writers, a.batch, a.payload_bytes, a.mode.flag(), dir.display()
+    );
+    let engine = open_engine(&a.engine, &dir, a.mode)?;
+    let mut r = run_workload(Arc::clone(&engine), a)?;
+    let t_close = Instant::now();
+    drop(engine); // close (not part of `seconds`)
+    let close_s = t_close.elapsed().as_secs_f64();
+    r.latencies_ns.sort_unstable();
+    let bytes = bytes_on_disk(&dir);
+    let rss = peak_rss_bytes();
+    println!(
+        "{{\"bench\":\"ingest\",\"engine\":\"{}\",\"preset\":\"{}\",\"events\":{},\"writers\":{},\"batch\":{},\
+\"seconds\":{:.3},\"events_per_sec\":{:.0},\"batch_p50_ms\":{:.3},\"batch_p99_ms\":{:.3},\"bytes_on_disk\":{},\"peak_rss_bytes\":{}}}",
+        a.engine,
+        a.mode.preset(),
+        a.events,
+        a.writers,
+        a.batch,
+        r.seconds,
+        a.events as f64 / r.seconds,
+        percentile_ms(&r.latencies_ns, 50.0),
+        percentile_ms(&r.latencies_ns, 99.0),
+        bytes,
+        rss
+    );
+    eprintln!("[{}] done in {:.3} s (+ close {:.3} s)", a.engine, r.seconds, close_s);
+    if !a.keep {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
+}
+
+fn main() {
+    let a = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(2);
+        }
+    };
+    let result = if a.engine == "all" {
+        // One child process per engine so each run's peak RSS (VmHWM) is its own.
+        run_all(&a)
+    } else {
+        run_one(&a)
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run_all(a: &Args) -> Res<()> {
+    let exe = std::env::current_exe()?;
+    let mut failed = Vec::new();
+    for engine in ENGINES {
+        let mut cmd = Command::new(&exe);
+        cmd.args(["--engine", engine])
+            .args(["--events", &a.events.to_string()])
+            .args(["--batch", &a.batch.to_string()])
+            .args(["--writers", &a.writers.to_string()])
+            .args(["--payload-bytes", &a.payload_bytes.to_string()])
+            .args(["--mode", a.mode.flag()])
+            .arg("--data")
+            .arg(&a.data);
+        if a.keep {
+            cmd.arg("--keep");
+        }
+        let status = cmd.status()?; // stdout/stderr inherited: the child prints its JSON line
+        if !status.success() {
+            eprintln!("[{engine}] failed: {status}");
+            failed.push(*engine);
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("engines failed: {failed:?}").into())
+    }
+}
