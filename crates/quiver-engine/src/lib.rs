@@ -1,1 +1,43 @@
-//! quiver-engine (under construction)
+//! quiver-engine: the embedded database over quiver's durable write path.
+//!
+//! # Architecture
+//!
+//! A data directory holds one write-ahead log (`wal/`), immutable segments (`segments/`),
+//! the Merkle ledger (`ledger/`, `keys/`) and a manifest (`MANIFEST-n`, named by `CURRENT`).
+//!
+//! Write flow:
+//! 1. [`Database::write_batch`] validates every operation (ids, finite vectors, payload size)
+//!    and encodes it once with `quiver_core::codec`; nothing of an invalid batch is written.
+//! 2. The WAL's group commit queues the batch; one leader writes the whole group with one
+//!    `write(2)` and, per the preset, one `fdatasync`, stamping sequence numbers in order.
+//! 3. Still inside the WAL's critical section (so in seq order), the group's bodies are
+//!    appended to the ledger as leaves and inserted into the active memtable.
+//! 4. The writer is acknowledged with its sequence range (and, if asked, a signed receipt).
+//!
+//! Background:
+//! - flush seals the active memtable (a pointer swap), writes it as a segment (newest version
+//!   per id), fsyncs file and directory, syncs the ledger, swaps the manifest, trims the WAL;
+//! - compaction merges a run of adjacent segments, dropping overwritten rows and, when the run
+//!   starts at the oldest segment, tombstones;
+//! - checkpoints are signed every N records / T seconds over durable data only.
+//!
+//! Read flow: [`Database::get`] looks at the active memtable, sealed memtables, then segments
+//! newest first (bloom filter, id index, one block); scans walk a snapshot of all sources in
+//! seq order and return live versions only.
+//!
+//! Recovery: the manifest names live segments and the last flushed seq; the WAL after it is
+//! replayed into the memtable; the ledger is caught up from the same records.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod background;
+mod db;
+mod error;
+pub mod manifest;
+mod read;
+mod state;
+pub mod verify;
+
+pub use db::Database;
+pub use error::{EngineError, Result};
+pub use quiver_core::{DbConfig, Entry, Id, Op, Preset, Record, SeqRange};
+pub use read::Stats;

@@ -1,7 +1,11 @@
 //! `quiver`: the command-line interface. Progress goes to stderr, machine-readable JSON lines
 //! to stdout.
 
+mod bench_ingest;
 mod bench_search;
+mod cmd_ingest;
+mod cmd_scan;
+mod util;
 
 use clap::{Parser, Subcommand};
 
@@ -14,6 +18,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Ingest newline-delimited JSON records from stdin.
+    Ingest(cmd_ingest::IngestArgs),
+    /// Print stored records as JSON lines in sequence order.
+    Scan(cmd_scan::ScanArgs),
+    /// Print counts and sizes as JSON.
+    Stats(cmd_scan::StatsArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -21,6 +31,8 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Ingest throughput and latency through the full write path.
+    Ingest(bench_ingest::BenchIngestArgs),
     /// Vector search: recall@k, QPS and latency per query setting, one JSON line each.
     Search(bench_search::BenchSearchArgs),
 }
@@ -28,6 +40,10 @@ enum BenchCommand {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Ingest(a) => cmd_ingest::run(a),
+        Command::Scan(a) => cmd_scan::scan(a),
+        Command::Stats(a) => cmd_scan::stats(a),
+        Command::Bench(BenchCommand::Ingest(a)) => bench_ingest::run(a),
         Command::Bench(BenchCommand::Search(a)) => bench_search::run(a),
     }
 }

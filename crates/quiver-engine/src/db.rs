@@ -1,0 +1,356 @@
+//! `Database`: open, write, close.
+
+use crate::{
+    background,
+    manifest::{self, Manifest},
+    state::{Applier, LiveSegment, Signal, State},
+    EngineError, Result,
+};
+use parking_lot::{Mutex, RwLock};
+use quiver_core::{codec, DbConfig, Op, SeqNo, SeqRange, SyncMode};
+use quiver_ledger::{HashAlg, Ledger, LedgerConfig, Receipt};
+use quiver_segment::{Memtable, Segment};
+use quiver_wal::{FsStorage, Wal};
+use std::{
+    path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    thread::JoinHandle,
+    time::Duration,
+};
+
+/// Memtables sealed but not yet flushed before writers are stalled.
+const MAX_FROZEN: usize = 2;
+
+pub(crate) struct Inner {
+    pub(crate) dir: PathBuf,
+    pub(crate) config: DbConfig,
+    pub(crate) wal: Wal,
+    pub(crate) ledger: Option<Arc<Ledger>>,
+    pub(crate) state: Arc<RwLock<State>>,
+    pub(crate) applier: Arc<Applier>,
+    pub(crate) flush_signal: Arc<Signal>,
+    pub(crate) compact_signal: Signal,
+    /// Serialises manifest edits (flush and compaction).
+    pub(crate) manifest_lock: Mutex<()>,
+    /// Writers hold it shared across a commit; a checkpoint takes it exclusively so that it
+    /// signs only what is durable.
+    pub(crate) commit_gate: RwLock<()>,
+    pub(crate) checkpoint_lock: Mutex<()>,
+    pub(crate) shutdown: AtomicBool,
+    pub(crate) bg_error: Mutex<Option<String>>,
+}
+
+/// An open quiver data directory: the embedded API of the durable write path.
+///
+/// Writes go through the WAL's group commit; each committed group is appended to the ledger
+/// and to the active memtable in seq order; background threads flush memtables to segments
+/// and compact segments. Reads see a consistent snapshot.
+pub struct Database {
+    pub(crate) inner: Arc<Inner>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    closed: AtomicBool,
+}
+
+/// Subdirectories of a data directory.
+pub(crate) fn wal_dir(d: &Path) -> PathBuf {
+    d.join("wal")
+}
+pub(crate) fn segments_dir(d: &Path) -> PathBuf {
+    d.join("segments")
+}
+pub(crate) fn segment_path(d: &Path, id: u64) -> PathBuf {
+    segments_dir(d).join(format!("{id:012}.seg"))
+}
+
+fn alg_name(a: HashAlg) -> &'static str {
+    match a {
+        HashAlg::Blake3 => "blake3",
+        HashAlg::Sha256 => "sha256",
+    }
+}
+
+impl Database {
+    /// Opens (creating if needed) the data directory `dir`, recovering from the WAL.
+    pub fn open(dir: impl AsRef<Path>, config: DbConfig) -> Result<Database> {
+        config.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        for d in [dir.clone(), wal_dir(&dir), segments_dir(&dir)] {
+            std::fs::create_dir_all(&d).map_err(|e| EngineError::io(&d, e))?;
+        }
+        let mut m = match manifest::load(&dir)? {
+            Some(m) => m,
+            None => {
+                let m = Manifest { version: 1, next_segment_id: 1, ..Default::default() };
+                manifest::store(&dir, &m)?;
+                m
+            }
+        };
+        let mut segments = Vec::with_capacity(m.segments.len());
+        for e in &m.segments {
+            let seg = Segment::open(&segment_path(&dir, e.id))?;
+            segments.push(Arc::new(LiveSegment { id: e.id, seg }));
+        }
+        let ledger = if config.ledger {
+            let alg = match m.ledger_alg.as_deref() {
+                Some("blake3") => HashAlg::Blake3,
+                Some("sha256") => HashAlg::Sha256,
+                Some(other) => {
+                    return Err(EngineError::Manifest {
+                        path: dir.join("CURRENT"),
+                        reason: format!("unknown ledger hash {other:?}"),
+                    })
+                }
+                None => HashAlg::default(),
+            };
+            if m.ledger_alg.is_none() {
+                m.ledger_alg = Some(alg_name(alg).to_owned());
+                m.number += 1;
+                manifest::store(&dir, &m)?;
+            }
+            let cfg = LedgerConfig {
+                alg,
+                origin: format!("quiver/{}", dir.canonicalize().unwrap_or(dir.clone()).display()),
+                ..LedgerConfig::default()
+            };
+            Some(Arc::new(Ledger::open(&dir.join("ledger"), &dir.join("keys"), cfg)?))
+        } else {
+            None
+        };
+        let flushed_through = m.flushed_through;
+        let state = Arc::new(RwLock::new(State {
+            active: Arc::new(RwLock::new(Memtable::new())),
+            frozen: Vec::new(),
+            segments,
+            manifest: m,
+        }));
+        let flush_signal = Arc::new(Signal::default());
+        let applier = Arc::new(Applier {
+            state: state.clone(),
+            ledger: ledger.clone(),
+            memtable_bytes: config.memtable_bytes,
+            flush: flush_signal.clone(),
+            failed: AtomicBool::new(false),
+        });
+        let storage = Arc::new(FsStorage::new(wal_dir(&dir))?);
+        let wal = Wal::open(storage, config.wal.clone(), Some(applier.clone()))?;
+        wal.set_next_seq_at_least(flushed_through + 1);
+        recover(&wal, &state, ledger.as_deref(), flushed_through)?;
+
+        let inner = Arc::new(Inner {
+            dir,
+            config,
+            wal,
+            ledger,
+            state,
+            applier,
+            flush_signal,
+            compact_signal: Signal::default(),
+            manifest_lock: Mutex::new(()),
+            commit_gate: RwLock::new(()),
+            checkpoint_lock: Mutex::new(()),
+            shutdown: AtomicBool::new(false),
+            bg_error: Mutex::new(None),
+        });
+        let threads = background::spawn(&inner)?;
+        Ok(Database { inner, threads: Mutex::new(threads), closed: AtomicBool::new(false) })
+    }
+
+    /// The data directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &DbConfig {
+        &self.inner.config
+    }
+
+    /// The ledger, when enabled.
+    pub fn ledger(&self) -> Option<&Arc<Ledger>> {
+        self.inner.ledger.as_ref()
+    }
+
+    /// Last committed sequence number (0 for an empty database).
+    pub fn last_seq(&self) -> SeqNo {
+        self.inner.wal.last_seq()
+    }
+
+    /// Validates, encodes and commits `ops` as one batch. Returns the acknowledged sequence
+    /// range once the batch is durable per the preset. Nothing of an invalid batch is written.
+    pub fn write_batch(&self, ops: &[Op]) -> Result<SeqRange> {
+        if ops.is_empty() {
+            return Err(quiver_core::CoreError::InvalidConfig {
+                key: "batch",
+                reason: "a write batch needs at least one operation".into(),
+            }
+            .into());
+        }
+        let max = self.inner.config.max_payload_bytes;
+        let mut bodies = Vec::with_capacity(ops.len());
+        for op in ops {
+            match op {
+                Op::Put(r) => r.validate(None, max)?,
+                Op::Delete(id) => id.validate()?,
+            }
+            bodies.push(codec::encode_op(op)?);
+        }
+        self.check_healthy()?;
+        self.stall_if_behind()?;
+        let range = {
+            let _gate = self.inner.commit_gate.read();
+            self.inner.wal.commit(bodies)?
+        };
+        self.maybe_checkpoint()?;
+        Ok(range)
+    }
+
+    /// Like [`write_batch`](Self::write_batch), and returns a receipt: the batch's range, the
+    /// tree size and root that cover it and one Ed25519 signature for the whole batch.
+    pub fn write_batch_with_receipt(&self, ops: &[Op]) -> Result<(SeqRange, Receipt)> {
+        let ledger = self.inner.ledger.clone().ok_or(EngineError::LedgerDisabled)?;
+        let range = self.write_batch(ops)?;
+        let receipt = ledger.receipt(range.first, range.last)?;
+        Ok((range, receipt))
+    }
+
+    fn check_healthy(&self) -> Result<()> {
+        if self.inner.shutdown.load(Ordering::Acquire) {
+            return Err(EngineError::Closed { reason: "database closed".into() });
+        }
+        if let Some(e) = self.inner.bg_error.lock().as_ref() {
+            return Err(EngineError::Closed { reason: format!("background task failed: {e}") });
+        }
+        if self.inner.applier.failed.load(Ordering::Acquire) {
+            return Err(EngineError::Closed {
+                reason: "applying a committed group failed; reopen to recover from the WAL".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Write stall: wait while too many sealed memtables await their flush.
+    fn stall_if_behind(&self) -> Result<()> {
+        loop {
+            if self.inner.state.read().frozen.len() < MAX_FROZEN {
+                return Ok(());
+            }
+            self.inner.flush_signal.notify();
+            self.check_healthy()?;
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    /// Signs a checkpoint when the ledger's policy says one is due. Only durable data is
+    /// covered: commits are held off while the WAL is synced and the checkpoint signed.
+    fn maybe_checkpoint(&self) -> Result<()> {
+        let Some(ledger) = &self.inner.ledger else { return Ok(()) };
+        if !ledger.checkpoint_due() {
+            return Ok(());
+        }
+        let Some(_one) = self.inner.checkpoint_lock.try_lock() else { return Ok(()) };
+        if !ledger.checkpoint_due() {
+            return Ok(());
+        }
+        checkpoint_now(&self.inner)
+    }
+
+    /// Flushes the active memtable to a segment now (and waits for it).
+    pub fn flush(&self) -> Result<()> {
+        self.check_healthy()?;
+        background::flush_all(&self.inner)
+    }
+
+    /// Runs a compaction round now, merging segments when there are at least two.
+    pub fn compact(&self) -> Result<()> {
+        self.check_healthy()?;
+        background::compact(&self.inner, true)
+    }
+
+    /// Clean shutdown: stops background work, flushes the memtable, syncs the WAL, signs a
+    /// final checkpoint and syncs the ledger.
+    pub fn close(self) -> Result<()> {
+        self.shutdown(true)
+    }
+
+    fn shutdown(&self, clean: bool) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.inner.shutdown.store(true, Ordering::Release);
+        self.inner.flush_signal.notify();
+        self.inner.compact_signal.notify();
+        for t in self.threads.lock().drain(..) {
+            let _ = t.join();
+        }
+        if !clean {
+            return Ok(());
+        }
+        if let Some(e) = self.inner.bg_error.lock().clone() {
+            return Err(EngineError::Closed { reason: format!("background task failed: {e}") });
+        }
+        background::flush_all(&self.inner)?;
+        self.inner.wal.sync()?;
+        if let Some(l) = &self.inner.ledger {
+            let covered = l.latest_checkpoint().map_or(0, |c| c.size());
+            if l.size() > covered {
+                l.checkpoint()?;
+            }
+            l.sync()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        // Best effort: a dropped database behaves like a clean close; errors are lost here,
+        // call `close` to see them.
+        let _ = self.shutdown(true);
+    }
+}
+
+pub(crate) fn checkpoint_now(inner: &Inner) -> Result<()> {
+    let Some(ledger) = &inner.ledger else { return Ok(()) };
+    let _gate = inner.commit_gate.write();
+    if inner.config.wal.sync == SyncMode::None {
+        inner.wal.sync()?;
+    }
+    ledger.sync()?;
+    ledger.checkpoint()?;
+    Ok(())
+}
+
+/// Replays the WAL after the last flushed seq into the memtable, catching the ledger up on
+/// records it has not hashed yet, and trimming ledger leaves the log no longer holds.
+fn recover(wal: &Wal, state: &RwLock<State>, ledger: Option<&Ledger>, flushed: SeqNo) -> Result<()> {
+    let st = state.read();
+    let mut mt = st.active.write();
+    let mut err: Option<EngineError> = None;
+    wal.replay(flushed + 1, &mut |seq, body| {
+        if let Some(l) = ledger {
+            if seq > l.size() {
+                if let Err(e) = l.append(seq, &[body]) {
+                    let msg = e.to_string();
+                    err = Some(e.into());
+                    return Err(msg);
+                }
+            }
+        }
+        mt.insert(body.to_vec()).map_err(|e| e.to_string())
+    })
+    .map_err(|e| err.take().unwrap_or(EngineError::Wal(e)))?;
+    if let Some(l) = ledger {
+        let last = wal.last_seq().max(flushed);
+        if l.size() > last {
+            let cp = l.latest_checkpoint().map_or(0, |c| c.size());
+            if cp > last {
+                return Err(EngineError::LedgerAhead { ledger_size: l.size(), log_last: last, checkpoint_size: cp });
+            }
+            l.truncate(last)?;
+        }
+    }
+    Ok(())
+}

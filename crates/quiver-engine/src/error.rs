@@ -1,0 +1,48 @@
+use std::path::PathBuf;
+use thiserror::Error;
+
+/// Errors of the embedded database.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// Invalid user input (dimension, NaN, ids, payload size, config).
+    #[error(transparent)]
+    Invalid(#[from] quiver_core::CoreError),
+    /// The write-ahead log failed or is corrupted.
+    #[error("write-ahead log: {0}")]
+    Wal(#[from] quiver_wal::WalError),
+    /// A segment file failed or is corrupted.
+    #[error("segment: {0}")]
+    Segment(#[from] quiver_segment::SegmentError),
+    /// The ledger failed or is corrupted.
+    #[error("ledger: {0}")]
+    Ledger(#[from] quiver_ledger::LedgerError),
+    /// An I/O error outside the WAL, segments and ledger (manifest, directories).
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The manifest does not parse or its checksum fails.
+    #[error("corrupted manifest {path}: {reason}")]
+    Manifest { path: PathBuf, reason: String },
+    /// The ledger and the log disagree in a way recovery must not paper over.
+    #[error("ledger holds {ledger_size} leaves but the log ends at seq {log_last}; a signed checkpoint covers seq {checkpoint_size}: records below a signed checkpoint are missing")]
+    LedgerAhead { ledger_size: u64, log_last: u64, checkpoint_size: u64 },
+    /// The database was closed or a background thread failed.
+    #[error("database is closed or failed: {reason}")]
+    Closed { reason: String },
+    /// The ledger is disabled in this database's configuration.
+    #[error("the ledger is disabled for this database")]
+    LedgerDisabled,
+}
+
+impl EngineError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        EngineError::Io { path: path.into(), source }
+    }
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;

@@ -1,0 +1,1 @@
+//! Verification of records against the ledger (issue 3), wired once the ledger lands.

@@ -1,0 +1,4 @@
+//! Integration tests of the embedded database.
+
+mod basic;
+mod model;

@@ -1,0 +1,157 @@
+//! `quiver bench ingest`: realistic events through the full write path.
+
+use crate::util;
+use anyhow::Context;
+use quiver_core::{DbConfig, Id, Op, Preset, Record};
+use quiver_engine::Database;
+use rand::{Rng, SeedableRng};
+use std::{
+    path::PathBuf,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Instant,
+};
+
+/// Arguments of `quiver bench ingest`.
+#[derive(clap::Args, Debug)]
+pub struct BenchIngestArgs {
+    /// Events to write in total.
+    #[arg(long, default_value_t = 2_000_000)]
+    pub events: u64,
+    /// Events per write batch.
+    #[arg(long, default_value_t = 2000)]
+    pub batch: usize,
+    /// Concurrent writer threads.
+    #[arg(long, default_value_t = 2)]
+    pub writers: usize,
+    /// Random payload bytes per event.
+    #[arg(long, default_value_t = 200)]
+    pub payload_bytes: usize,
+    /// Vector dimension (0 = no vector).
+    #[arg(long, default_value_t = 0)]
+    pub dim: usize,
+    /// Durability preset.
+    #[arg(long, default_value = "throughput")]
+    pub preset: Preset,
+    /// Maintain the Merkle ledger (on) or not (off), to measure its cost.
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    pub ledger: String,
+    /// Parent directory; the run uses a fresh subdirectory that is removed afterwards.
+    #[arg(long, default_value = "./quiver-data")]
+    pub data: PathBuf,
+    /// Keep the run's directory instead of removing it.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+const TYPES: [&str; 8] =
+    ["click", "view", "purchase", "login", "logout", "search", "error", "heartbeat"];
+const ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+fn make_event(rng: &mut impl Rng, id: u64, ts: i64, payload_bytes: usize, dim: usize) -> Op {
+    // A JSON object whose serialized size is `payload_bytes` (at least the fixed part).
+    let fixed = r#"{"d":""}"#.len();
+    let n = payload_bytes.saturating_sub(fixed);
+    let mut p = String::with_capacity(payload_bytes);
+    p.push_str(r#"{"d":""#);
+    for _ in 0..n {
+        p.push(ALNUM[rng.gen_range(0..ALNUM.len())] as char);
+    }
+    p.push_str("\"}");
+    let mut r = Record::new(Id::U64(id))
+        .with_timestamp(ts)
+        .with_type(TYPES[rng.gen_range(0..TYPES.len())])
+        .with_source(format!("svc-{:02}", rng.gen_range(0..16)));
+    r.payload = Some(p);
+    if dim > 0 {
+        r.vector = Some((0..dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect());
+    }
+    Op::Put(r)
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Runs the benchmark and prints one JSON line.
+pub fn run(a: BenchIngestArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(a.writers > 0 && a.batch > 0 && a.events > 0, "events, batch and writers must be positive");
+    let dir = a.data.join(format!("bench-ingest-{}-{}", std::process::id(), util::now_ns()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let cfg = DbConfig::new(a.preset).ledger(a.ledger == "on");
+    let db = Arc::new(Database::open(&dir, cfg)?);
+    let pb = indicatif::ProgressBar::new(a.events);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} events ({per_sec}, eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let next = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let t0 = util::now_ns();
+    let mut handles = Vec::new();
+    for w in 0..a.writers {
+        let db = db.clone();
+        let next = next.clone();
+        let pb = pb.clone();
+        let (events, batch, pbytes, dim) = (a.events, a.batch as u64, a.payload_bytes, a.dim);
+        handles.push(std::thread::spawn(move || -> anyhow::Result<Vec<f64>> {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed + w as u64);
+            let mut lat = Vec::new();
+            let mut ops = Vec::with_capacity(batch as usize);
+            loop {
+                let first = next.fetch_add(batch, Ordering::Relaxed);
+                if first >= events {
+                    break;
+                }
+                let last = (first + batch).min(events);
+                ops.clear();
+                for id in first..last {
+                    ops.push(make_event(&mut rng, id, t0 + id as i64 * 1000, pbytes, dim));
+                }
+                let t = Instant::now();
+                db.write_batch(&ops)?;
+                lat.push(t.elapsed().as_secs_f64() * 1e3);
+                pb.inc(last - first);
+            }
+            Ok(lat)
+        }));
+    }
+    let mut lat = Vec::new();
+    for h in handles {
+        lat.extend(h.join().map_err(|_| anyhow::anyhow!("writer thread panicked"))??);
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    pb.finish_and_clear();
+    let db = Arc::try_unwrap(db).map_err(|_| anyhow::anyhow!("database still shared"))?;
+    db.close()?;
+    lat.sort_by(|x, y| x.total_cmp(y));
+    let line = serde_json::json!({
+        "bench": "ingest",
+        "preset": a.preset.to_string(),
+        "ledger": a.ledger,
+        "events": a.events,
+        "writers": a.writers,
+        "batch": a.batch,
+        "payload_bytes": a.payload_bytes,
+        "dim": a.dim,
+        "seconds": (seconds * 1000.0).round() / 1000.0,
+        "events_per_sec": (a.events as f64 / seconds).round(),
+        "batch_p50_ms": (percentile(&lat, 0.5) * 1000.0).round() / 1000.0,
+        "batch_p99_ms": (percentile(&lat, 0.99) * 1000.0).round() / 1000.0,
+        "bytes_on_disk": util::dir_bytes(&dir),
+        "peak_rss_bytes": util::peak_rss_bytes(),
+    });
+    println!("{line}");
+    if !a.keep {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    Ok(())
+}

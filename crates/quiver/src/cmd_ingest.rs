@@ -1,0 +1,181 @@
+//! `quiver ingest`: newline-delimited JSON records on stdin, written in acknowledged batches.
+
+use crate::util;
+use anyhow::Context;
+use quiver_core::{DbConfig, Id, Op, Preset, Record, TimestampFormat};
+use quiver_engine::Database;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::io::{BufRead, Write};
+
+/// Arguments of `quiver ingest`.
+#[derive(clap::Args, Debug)]
+pub struct IngestArgs {
+    /// Data directory (created if missing).
+    #[arg(long, default_value = "./quiver-data")]
+    pub data: std::path::PathBuf,
+    /// Durability preset: throughput, balanced or durable.
+    #[arg(long, default_value = "balanced")]
+    pub preset: Preset,
+    /// Records per write batch.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+    /// Longest accepted input line in bytes.
+    #[arg(long, default_value_t = 4 << 20)]
+    pub max_line_bytes: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum IdIn {
+    U64(u64),
+    Str(String),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TsIn {
+    Ns(i64),
+    Text(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Line<'a> {
+    id: IdIn,
+    #[serde(default)]
+    timestamp: Option<TsIn>,
+    #[serde(default, rename = "type")]
+    event_type: Option<String>,
+    #[serde(default)]
+    source: Option<String>,
+    #[serde(default, borrow)]
+    payload: Option<&'a RawValue>,
+    #[serde(default)]
+    vector: Option<Vec<f32>>,
+}
+
+/// Parses one input line into a record, with a message fit for the user on failure.
+pub fn parse_line(line: &str, max_payload: usize) -> anyhow::Result<Record> {
+    let l: Line<'_> = serde_json::from_str(line).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let id = match l.id {
+        IdIn::U64(v) => Id::U64(v),
+        IdIn::Str(s) => Id::Str(s),
+    };
+    let (timestamp_ns, timestamp_format) = match l.timestamp {
+        None => (util::now_ns(), TimestampFormat::Nanos),
+        Some(TsIn::Ns(n)) => (n, TimestampFormat::Nanos),
+        Some(TsIn::Text(s)) => (util::rfc3339_to_ns(&s)?, TimestampFormat::Rfc3339),
+    };
+    let r = Record {
+        id: Some(id),
+        timestamp_ns: Some(timestamp_ns),
+        timestamp_format,
+        event_type: l.event_type,
+        source: l.source,
+        vector: l.vector,
+        payload: l.payload.map(|p| p.get().to_owned()),
+    };
+    r.validate(None, max_payload)?;
+    Ok(r)
+}
+
+/// Reads one line of at most `max` bytes (without the newline). `Ok(None)` at end of input.
+fn read_bounded(input: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> anyhow::Result<Option<()>> {
+    buf.clear();
+    loop {
+        let chunk = input.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok((!buf.is_empty()).then_some(()));
+        }
+        let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        if buf.len() + take > max + 1 {
+            anyhow::bail!("line is longer than the maximum of {max} bytes");
+        }
+        buf.extend_from_slice(&chunk[..take]);
+        input.consume(take);
+        if done {
+            buf.pop();
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
+            }
+            return Ok(Some(()));
+        }
+    }
+}
+
+/// Runs the command.
+pub fn run(a: IngestArgs) -> anyhow::Result<()> {
+    let db = Database::open(&a.data, DbConfig::new(a.preset))
+        .with_context(|| format!("opening {}", a.data.display()))?;
+    let max_payload = db.config().max_payload_bytes;
+    let batch = a.batch.max(1);
+    let stdin = std::io::stdin();
+    let mut input = stdin.lock();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let pb = indicatif::ProgressBar::new_spinner();
+    pb.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {pos} records ingested ({per_sec})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    let mut pending: Vec<Op> = Vec::with_capacity(batch);
+    let mut buf = Vec::new();
+    let mut line_no = 0u64;
+    let mut failure: Option<(u64, String)> = None;
+    let mut commit = |pending: &mut Vec<Op>, out: &mut std::io::StdoutLock<'_>| -> anyhow::Result<()> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let range = db.write_batch(pending)?;
+        writeln!(out, "{{\"acked_through\":{},\"count\":{}}}", range.last, pending.len())?;
+        out.flush()?;
+        pb.inc(pending.len() as u64);
+        pending.clear();
+        Ok(())
+    };
+    loop {
+        line_no += 1;
+        match read_bounded(&mut input, &mut buf, a.max_line_bytes) {
+            Ok(None) => break,
+            Ok(Some(())) => {}
+            Err(e) => {
+                failure = Some((line_no, e.to_string()));
+                break;
+            }
+        }
+        let line = match std::str::from_utf8(&buf) {
+            Ok(s) => s,
+            Err(e) => {
+                failure = Some((line_no, format!("not valid UTF-8: {e}")));
+                break;
+            }
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        match parse_line(line, max_payload) {
+            Ok(r) => pending.push(Op::Put(r)),
+            Err(e) => {
+                failure = Some((line_no, e.to_string()));
+                break;
+            }
+        }
+        if pending.len() >= batch {
+            commit(&mut pending, &mut out)?;
+        }
+    }
+    // Every line before a bad one is kept.
+    commit(&mut pending, &mut out)?;
+    pb.finish_and_clear();
+    db.close()?;
+    if let Some((line, msg)) = failure {
+        let err = serde_json::json!({"error": {"code": "bad_input", "line": line, "message": msg}});
+        writeln!(out, "{err}")?;
+        anyhow::bail!("line {line}: {msg}");
+    }
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! `quiver scan` and `quiver stats`.
+
+use crate::util;
+use anyhow::Context;
+use quiver_core::DbConfig;
+use quiver_engine::Database;
+use std::io::Write;
+
+/// Arguments of `quiver scan`.
+#[derive(clap::Args, Debug)]
+pub struct ScanArgs {
+    /// Data directory.
+    #[arg(long, default_value = "./quiver-data")]
+    pub data: std::path::PathBuf,
+    /// Only events at or after this time (RFC 3339 or integer ns).
+    #[arg(long)]
+    pub from_ts: Option<String>,
+    /// Only events before this time (RFC 3339 or integer ns).
+    #[arg(long)]
+    pub to_ts: Option<String>,
+}
+
+/// Arguments of `quiver stats`.
+#[derive(clap::Args, Debug)]
+pub struct StatsArgs {
+    /// Data directory.
+    #[arg(long, default_value = "./quiver-data")]
+    pub data: std::path::PathBuf,
+}
+
+pub(crate) fn open_existing(data: &std::path::Path) -> anyhow::Result<Database> {
+    anyhow::ensure!(
+        data.join("CURRENT").exists(),
+        "{} is not a quiver data directory (no CURRENT file)",
+        data.display()
+    );
+    Database::open(data, DbConfig::default()).with_context(|| format!("opening {}", data.display()))
+}
+
+/// Runs `quiver scan`.
+pub fn scan(a: ScanArgs) -> anyhow::Result<()> {
+    let db = open_existing(&a.data)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut visit = |e: quiver_core::Entry| -> quiver_engine::Result<bool> {
+        let line = entry_line(&e);
+        Ok(writeln!(out, "{line}").is_ok())
+    };
+    if a.from_ts.is_some() || a.to_ts.is_some() {
+        let from = a.from_ts.as_deref().map(util::parse_ts).transpose()?.unwrap_or(i64::MIN);
+        let to = a.to_ts.as_deref().map(util::parse_ts).transpose()?.unwrap_or(i64::MAX);
+        db.scan_time_range(from, to, &mut visit)?;
+    } else {
+        db.scan(&mut visit)?;
+    }
+    out.flush()?;
+    drop(out);
+    db.close()?;
+    Ok(())
+}
+
+fn entry_line(e: &quiver_core::Entry) -> String {
+    util::entry_json(e).unwrap_or_else(|err| {
+        serde_json::json!({"seq": e.seq, "error": err.to_string()}).to_string()
+    })
+}
+
+/// Runs `quiver stats`.
+pub fn stats(a: StatsArgs) -> anyhow::Result<()> {
+    let db = open_existing(&a.data)?;
+    let mut live = 0u64;
+    db.scan(&mut |_| {
+        live += 1;
+        Ok(true)
+    })?;
+    let s = db.stats()?;
+    let mut v = serde_json::to_value(&s)?;
+    v["live_records"] = live.into();
+    v["bytes_on_disk"] = util::dir_bytes(&a.data).into();
+    println!("{v}");
+    db.close()?;
+    Ok(())
+}
