@@ -4,6 +4,14 @@
 //! Convention: every index ranks by a *distance* where smaller is closer. For `l2` it is the
 //! squared Euclidean distance; for `dot` and `cosine` it is the negated inner product
 //! (cosine vectors are normalised before they are stored or queried).
+//!
+//! - [`distance`]: runtime-dispatched SIMD kernels (AVX-512, AVX2+FMA, NEON, scalar).
+//! - [`vecfile`]: aligned, memory-mapped vector files (`docs/format/vectors.md`).
+//! - [`space`]: the [`space::VectorSpace`] seam indexes traverse through; [`space::F32Space`].
+//! - [`flat`]: exact top-k, parallel and blocked for batches.
+//! - [`hnsw`]: the HNSW graph (Malkov & Yashunin), mmap-able (`docs/format/hnsw.md`).
+//! - [`quant`], [`ivf`]: SQ8/PQ codes and IVF-PQ.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod distance;
 mod error;
@@ -16,3 +24,4 @@ pub mod vecfile;
 
 pub use error::{Result, VectorError};
 pub use quiver_core::Metric;
+pub use space::{Filter, Neighbor};
