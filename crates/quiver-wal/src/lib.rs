@@ -1,1 +1,32 @@
-//! quiver-wal (under construction)
+//! quiver-wal: the write-ahead log.
+//!
+//! Every write of the database goes through here before it is acknowledged.
+//!
+//! - **Files**: `<data>/wal/<first seq, 20 digits>.log`, each with a 40-byte header (magic,
+//!   version, first seq, the previous file's last seq, header CRC32C) followed by frames
+//!   `[len u32][crc32c u32][body]`; the CRC covers the whole body, whose first 8 bytes are the
+//!   record's seq. A new file starts once the active one would exceed `file_size`; a commit
+//!   group never straddles two files. Byte layout: `docs/format/wal.md`.
+//! - **Group commit** ([`Wal::commit`]): concurrent writers queue; one leader writes the whole
+//!   queue with one `pwrite` and at most one `fdatasync`, then acknowledges everyone.
+//!   [`quiver_core::SyncMode`]: `None` acks after `write(2)`, `PerGroup` after one fdatasync per
+//!   group (with the configured gather delay), `PerWrite` the same with no gather delay.
+//!   Nothing acknowledged ever sits only in a user-space buffer.
+//! - **Poisoning**: after a failed write or fdatasync every commit fails with
+//!   [`WalError::Poisoned`] until the log is reopened.
+//! - **Recovery** ([`Wal::open`]): a torn final write of the final file is cut off; anything
+//!   else that does not check out is [`WalError::Corruption`] naming the file and byte offset.
+//! - **Storage** ([`Storage`]): [`FsStorage`] on disk, [`MemStorage`] in memory with crash
+//!   images, [`FaultyStorage`] for fault injection.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+mod commit;
+mod error;
+pub mod format;
+mod scan;
+mod storage;
+mod wal;
+
+pub use error::{Result, WalError};
+pub use storage::{FaultPlan, FaultyStorage, FsStorage, MemStorage, Storage, WalFile};
+pub use wal::{CommitObserver, ReplayVisitor, Wal, WalStats};

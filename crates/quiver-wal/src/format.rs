@@ -1,0 +1,198 @@
+//! Byte layout of WAL files (spec: `docs/format/wal.md`).
+//!
+//! ```text
+//! header (40 bytes)
+//!   0  magic       [u8; 8]  b"QVRWAL\r\n"
+//!   8  version     u32 LE   1
+//!  12  flags       u32 LE   0 (reserved)
+//!  16  first_seq   u64 LE   seq of the first record this file holds (= the file name)
+//!  24  prev_seq    u64 LE   last seq of the preceding WAL file when this one was created (0: none)
+//!  32  header_crc  u32 LE   CRC32C of bytes 0..32
+//!  36  reserved    u32 LE   0
+//! frames, back to back from byte 40
+//!   len   u32 LE   body length (>= 8); 0 = end of data (the rest of the file is zeros)
+//!   crc   u32 LE   CRC32C of the whole body
+//!   body  [u8; len]  first 8 bytes: the record's seq (u64 LE)
+//! ```
+
+use crate::error::{Result, WalError};
+use quiver_core::SeqNo;
+
+/// File magic: the first 8 bytes of every WAL file.
+pub const MAGIC: [u8; 8] = *b"QVRWAL\r\n";
+/// Current format version.
+pub const VERSION: u32 = 1;
+/// Size of the file header.
+pub const HEADER_LEN: usize = 40;
+/// Size of a frame header (`len` + `crc`).
+pub const FRAME_HEADER_LEN: usize = 8;
+/// Smallest legal body: the 8-byte seq prefix.
+pub const MIN_BODY: usize = quiver_core::codec::SEQ_PREFIX;
+/// Largest legal body.
+pub const MAX_BODY: usize = u32::MAX as usize;
+/// Suffix of WAL file names.
+pub const SUFFIX: &str = ".log";
+
+/// The decoded header of a WAL file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    /// Seq of the first record of the file.
+    pub first_seq: SeqNo,
+    /// Last seq of the preceding file at creation time (0: none).
+    pub prev_seq: SeqNo,
+}
+
+impl Header {
+    /// Encodes the header.
+    pub fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut h = [0u8; HEADER_LEN];
+        h[0..8].copy_from_slice(&MAGIC);
+        h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+        h[16..24].copy_from_slice(&self.first_seq.to_le_bytes());
+        h[24..32].copy_from_slice(&self.prev_seq.to_le_bytes());
+        let crc = crc32c::crc32c(&h[0..32]);
+        h[32..36].copy_from_slice(&crc.to_le_bytes());
+        h
+    }
+
+    /// Decodes and checks a header (`buf` holds at least [`HEADER_LEN`] bytes).
+    pub fn decode(file: &str, buf: &[u8]) -> Result<Header> {
+        let h = buf.get(..HEADER_LEN).ok_or_else(|| {
+            WalError::corrupt(
+                file,
+                0,
+                format!("file is {} bytes, shorter than the header", buf.len()),
+            )
+        })?;
+        let magic: [u8; 8] = arr(&h[0..8]);
+        if magic != MAGIC {
+            return Err(WalError::BadMagic {
+                file: file.to_string(),
+                expected: MAGIC,
+                got: magic,
+            });
+        }
+        let version = u32::from_le_bytes(arr(&h[8..12]));
+        if version != VERSION {
+            return Err(WalError::UnsupportedVersion {
+                file: file.to_string(),
+                got: version,
+                supported: VERSION,
+            });
+        }
+        let expected = u32::from_le_bytes(arr(&h[32..36]));
+        let got = crc32c::crc32c(&h[0..32]);
+        if expected != got {
+            return Err(WalError::corrupt(
+                file,
+                32,
+                format!("header checksum mismatch: stored {expected:#010x}, computed {got:#010x}"),
+            ));
+        }
+        let flags = u32::from_le_bytes(arr(&h[12..16]));
+        if flags != 0 {
+            return Err(WalError::corrupt(
+                file,
+                12,
+                format!("unknown header flags {flags:#x}"),
+            ));
+        }
+        Ok(Header {
+            first_seq: u64::from_le_bytes(arr(&h[16..24])),
+            prev_seq: u64::from_le_bytes(arr(&h[24..32])),
+        })
+    }
+}
+
+/// Copies a slice of known length into an array (callers slice exactly `N` bytes).
+pub(crate) fn arr<const N: usize>(s: &[u8]) -> [u8; N] {
+    let mut a = [0u8; N];
+    a.copy_from_slice(&s[..N]);
+    a
+}
+
+/// The name of the WAL file whose first record has seq `first_seq`.
+pub fn file_name(first_seq: SeqNo) -> String {
+    format!("{first_seq:020}{SUFFIX}")
+}
+
+/// Parses a WAL file name back into its first seq; `None` for names that are not WAL files.
+pub fn parse_file_name(name: &str) -> Option<SeqNo> {
+    let digits = name.strip_suffix(SUFFIX)?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Appends one frame (`len`, `crc`, `body`) to `out`.
+pub fn push_frame(out: &mut Vec<u8>, body: &[u8]) {
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32c::crc32c(body).to_le_bytes());
+    out.extend_from_slice(body);
+}
+
+/// Size of the frame holding a body of `body_len` bytes.
+pub fn frame_len(body_len: usize) -> usize {
+    FRAME_HEADER_LEN + body_len
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_roundtrip_and_checks() {
+        let h = Header {
+            first_seq: 42,
+            prev_seq: 41,
+        };
+        let b = h.encode();
+        assert_eq!(Header::decode("x", &b).unwrap(), h);
+        let mut bad = b;
+        bad[0] ^= 1;
+        assert!(matches!(
+            Header::decode("x", &bad),
+            Err(WalError::BadMagic { .. })
+        ));
+        let mut bad = b;
+        bad[8] = 2;
+        assert!(matches!(
+            Header::decode("x", &bad),
+            Err(WalError::UnsupportedVersion { got: 2, .. })
+        ));
+        for i in 16..32 {
+            let mut bad = b;
+            bad[i] ^= 0x10;
+            assert!(
+                matches!(Header::decode("x", &bad), Err(WalError::Corruption { .. })),
+                "{i}"
+            );
+        }
+        assert!(matches!(
+            Header::decode("x", &b[..10]),
+            Err(WalError::Corruption { offset: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(file_name(7), "00000000000000000007.log");
+        assert_eq!(parse_file_name(&file_name(u64::MAX)), Some(u64::MAX));
+        assert_eq!(parse_file_name("7.log"), None);
+        assert_eq!(parse_file_name("0000000000000000000x.log"), None);
+        assert_eq!(parse_file_name("00000000000000000007.tmp"), None);
+    }
+
+    #[test]
+    fn frame_layout() {
+        let mut out = Vec::new();
+        push_frame(&mut out, &[1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(out.len(), frame_len(9));
+        assert_eq!(&out[0..4], &9u32.to_le_bytes());
+        assert_eq!(
+            &out[4..8],
+            &crc32c::crc32c(&[1, 2, 3, 4, 5, 6, 7, 8, 9]).to_le_bytes()
+        );
+    }
+}

@@ -1,0 +1,41 @@
+//! The small storage seam under the WAL: a real directory ([`FsStorage`]), an in-memory one
+//! that can produce crash images ([`MemStorage`]), and a fault injector ([`FaultyStorage`]).
+
+mod faulty;
+mod fs;
+mod mem;
+
+pub use faulty::{FaultPlan, FaultyStorage};
+pub use fs::FsStorage;
+pub use mem::MemStorage;
+
+use crate::error::Result;
+
+/// A flat directory of WAL files.
+pub trait Storage: Send + Sync + 'static {
+    /// Names of the files in the directory (any order).
+    fn list(&self) -> Result<Vec<String>>;
+    /// Opens `name` for writing at explicit offsets, creating it (empty) if missing.
+    /// The creation is durable only after [`Storage::sync_dir`].
+    fn open_append(&self, name: &str) -> Result<Box<dyn WalFile>>;
+    /// Reads the whole file.
+    fn read_all(&self, name: &str) -> Result<Vec<u8>>;
+    /// Deletes a file (durable after [`Storage::sync_dir`]).
+    fn remove(&self, name: &str) -> Result<()>;
+    /// Makes creations and removals of files durable (fsync of the directory).
+    fn sync_dir(&self) -> Result<()>;
+    /// Cuts a file to `len` bytes and makes the new length durable.
+    fn truncate(&self, name: &str, len: u64) -> Result<()>;
+}
+
+/// An open WAL file.
+pub trait WalFile: Send {
+    /// Writes all of `buf` at byte `off` (one `pwrite(2)` loop; no user-space buffering).
+    fn write_all_at(&mut self, off: u64, buf: &[u8]) -> std::io::Result<()>;
+    /// Makes the written data durable (`fdatasync(2)`).
+    fn sync_data(&mut self) -> std::io::Result<()>;
+    /// Extends the file with zeros to at least `len` bytes, with the blocks really allocated and
+    /// written, so later overwrites followed by `fdatasync` need no metadata update.
+    /// Durable after [`WalFile::sync_data`].
+    fn preallocate(&mut self, len: u64) -> std::io::Result<()>;
+}

@@ -1,0 +1,355 @@
+//! The [`Wal`] handle: open/recovery, replay, truncation of redundant files, stats.
+
+use crate::error::{Result, WalError};
+use crate::format::{file_name, parse_file_name, Header, HEADER_LEN};
+use crate::scan::{scan_file, ScanOutcome};
+use crate::storage::{Storage, WalFile};
+use parking_lot::{Condvar, Mutex};
+use quiver_core::{SeqNo, WalConfig};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// Called by the group-commit leader inside the critical section that fixes on-disk order,
+/// after the group is durable per the sync mode and before any writer of the group is acked.
+pub trait CommitObserver: Send + Sync {
+    /// `bodies` are the group's stamped record bodies, with seqs `first_seq..`. An error poisons
+    /// the WAL (the records are in the log and come back on replay after reopen).
+    fn on_commit(&self, first_seq: SeqNo, bodies: &[&[u8]]) -> Result<(), String>;
+}
+
+/// The callback of [`Wal::replay`]: `(seq, body)`; an error stops the replay.
+pub type ReplayVisitor<'a> = dyn FnMut(SeqNo, &[u8]) -> Result<(), String> + 'a;
+
+/// Counters for tests and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WalStats {
+    /// WAL files in the directory (the active one included).
+    pub files: usize,
+    /// Bytes of data (headers and frames, not preallocated zeros) in those files.
+    pub bytes: u64,
+    /// Commit groups written since open.
+    pub groups: u64,
+    /// `fdatasync` calls since open (group syncs, rotations and [`Wal::sync`]).
+    pub syncs: u64,
+    /// Records committed since open.
+    pub records: u64,
+    /// Seq of the last committed record (0: none).
+    pub last_seq: SeqNo,
+}
+
+/// One WAL file as recovery or rotation left it.
+#[derive(Debug, Clone)]
+pub(crate) struct FileMeta {
+    pub name: String,
+    pub first_seq: SeqNo,
+    pub prev_seq: SeqNo,
+    pub last_seq: Option<SeqNo>,
+    /// End of data: where the next frame goes.
+    pub len: u64,
+}
+
+impl FileMeta {
+    /// The seq the next record of this file must carry.
+    pub fn next_seq(&self) -> SeqNo {
+        self.last_seq.map_or(self.first_seq, |s| s + 1)
+    }
+    /// The last seq of the log up to and including this file.
+    pub fn log_end(&self) -> SeqNo {
+        self.last_seq.unwrap_or(self.prev_seq)
+    }
+}
+
+/// State touched only by the group-commit leader (and by maintenance calls between groups).
+pub(crate) struct Io {
+    pub files: Vec<FileMeta>,
+    /// Handle on `files.last()`.
+    pub active: Option<Box<dyn WalFile>>,
+    /// Reused frame buffer of a group.
+    pub buf: Vec<u8>,
+}
+
+/// A batch waiting in the commit queue.
+pub(crate) struct Pending {
+    pub ticket: u64,
+    pub bodies: Vec<Vec<u8>>,
+}
+
+/// The commit queue, guarded by one mutex.
+#[derive(Default)]
+pub(crate) struct Queue {
+    pub pending: VecDeque<Pending>,
+    pub queued_entries: usize,
+    pub leader: bool,
+    pub next_ticket: u64,
+    pub done: HashMap<u64, Result<quiver_core::SeqRange>>,
+    pub poisoned: Option<String>,
+}
+
+/// The write-ahead log. See the crate docs for the protocol.
+pub struct Wal {
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) config: WalConfig,
+    pub(crate) observer: Option<Arc<dyn CommitObserver>>,
+    pub(crate) queue: Mutex<Queue>,
+    /// Followers wait here for their result or for leadership.
+    pub(crate) done_cv: Condvar,
+    /// A gathering leader waits here for its group to fill.
+    pub(crate) gather_cv: Condvar,
+    pub(crate) io: Mutex<Io>,
+    /// The seq the next record gets.
+    pub(crate) next_seq: AtomicU64,
+    pub(crate) groups: AtomicU64,
+    pub(crate) syncs: AtomicU64,
+    pub(crate) records: AtomicU64,
+}
+
+impl std::fmt::Debug for Wal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wal")
+            .field("config", &self.config)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Wal {
+    /// Opens (or creates) the log. Scans existing files: validates headers and frames, truncates
+    /// only a torn final record of the final file, and returns a typed error (file name + byte
+    /// offset) for any other mismatch. Files whose names are not `<20 digits>.log` are ignored.
+    pub fn open(
+        storage: Arc<dyn Storage>,
+        config: WalConfig,
+        observer: Option<Arc<dyn CommitObserver>>,
+    ) -> Result<Wal> {
+        let mut names: Vec<(SeqNo, String)> = storage
+            .list()?
+            .into_iter()
+            .filter_map(|n| Some((parse_file_name(&n)?, n)))
+            .collect();
+        names.sort();
+        let count = names.len();
+        let mut files: Vec<FileMeta> = Vec::with_capacity(count);
+        let mut torn_active = false;
+        for (i, (name_seq, name)) in names.into_iter().enumerate() {
+            let is_last = i + 1 == count;
+            let data = storage.read_all(&name)?;
+            let s = match scan_file(&name, name_seq, &data, is_last, &mut |_, _| Ok(()))? {
+                ScanOutcome::File(s) => s,
+                ScanOutcome::TornCreation => {
+                    storage.remove(&name)?;
+                    storage.sync_dir()?;
+                    continue;
+                }
+            };
+            if let Some(prev) = files.last() {
+                let end = prev.log_end();
+                if s.header.prev_seq != end || s.header.first_seq <= end {
+                    return Err(WalError::corrupt(
+                        &name,
+                        24,
+                        format!(
+                            "header says the previous file ended at seq {} (first seq {}), but {} \
+                             ends at seq {end}: a WAL file is missing or out of place",
+                            s.header.prev_seq, s.header.first_seq, prev.name
+                        ),
+                    ));
+                }
+            }
+            if s.torn {
+                storage.truncate(&name, s.end)?;
+                torn_active = true;
+            }
+            files.push(FileMeta {
+                name,
+                first_seq: s.header.first_seq,
+                prev_seq: s.header.prev_seq,
+                last_seq: s.last_seq,
+                len: s.end,
+            });
+        }
+        let next_seq = files.last().map_or(1, |f| f.next_seq()).max(1);
+        let active = match files.last() {
+            None => None,
+            Some(last) => {
+                let mut h = storage.open_append(&last.name)?;
+                if config.preallocate {
+                    h.preallocate(config.file_size)
+                        .map_err(|e| WalError::io("preallocate", &last.name, e))?;
+                }
+                if config.preallocate || torn_active {
+                    h.sync_data()
+                        .map_err(|e| WalError::io("fdatasync", &last.name, e))?;
+                }
+                Some(h)
+            }
+        };
+        Ok(Wal {
+            storage,
+            config,
+            observer,
+            queue: Mutex::new(Queue::default()),
+            done_cv: Condvar::new(),
+            gather_cv: Condvar::new(),
+            io: Mutex::new(Io {
+                files,
+                active,
+                buf: Vec::new(),
+            }),
+            next_seq: AtomicU64::new(next_seq),
+            groups: AtomicU64::new(0),
+            syncs: AtomicU64::new(0),
+            records: AtomicU64::new(0),
+        })
+    }
+
+    /// Calls `f` for every intact record with seq >= `from`, in seq order. `body` is the full
+    /// record body, whose first 8 bytes are the seq. Re-reads and re-checks every frame; any
+    /// mismatch is [`WalError::Corruption`]. Records committed while replay runs may be missed.
+    pub fn replay(&self, from: SeqNo, f: &mut ReplayVisitor<'_>) -> Result<()> {
+        let files: Vec<FileMeta> = self.io.lock().files.clone();
+        for meta in files {
+            if meta.last_seq.is_none_or(|l| l < from) {
+                continue;
+            }
+            let data = self.storage.read_all(&meta.name)?;
+            let data = data.get(..meta.len as usize).ok_or_else(|| {
+                WalError::corrupt(
+                    &meta.name,
+                    data.len() as u64,
+                    format!(
+                        "file is {} bytes, shorter than its {} bytes of records",
+                        data.len(),
+                        meta.len
+                    ),
+                )
+            })?;
+            let mut visit = |seq: SeqNo, body: &[u8]| {
+                if seq >= from {
+                    f(seq, body).map_err(|reason| WalError::Replay { seq, reason })?;
+                }
+                Ok(())
+            };
+            scan_file(&meta.name, meta.first_seq, data, false, &mut visit)?;
+        }
+        Ok(())
+    }
+
+    /// Seq of the last committed record (or the floor set by [`Wal::set_next_seq_at_least`],
+    /// minus one); 0 when the log is empty. Seqs start at 1.
+    pub fn last_seq(&self) -> SeqNo {
+        self.next_seq.load(Ordering::SeqCst) - 1
+    }
+
+    /// Makes the next committed record get a seq of at least `seq`, so seqs continue after
+    /// data that lives only in segments once every WAL file was removed. Never lowers it.
+    /// A jump starts a new WAL file (seqs inside a file are contiguous).
+    pub fn set_next_seq_at_least(&self, seq: SeqNo) {
+        self.next_seq.fetch_max(seq.max(1), Ordering::SeqCst);
+    }
+
+    /// Deletes whole WAL files all of whose records have seq < `seq` (after a flush made them
+    /// redundant), oldest first, stopping at the first file that must stay. Never deletes the
+    /// active file. The removals are made durable (directory fsync).
+    pub fn remove_before(&self, seq: SeqNo) -> Result<()> {
+        let mut io = self.io.lock();
+        let keep_from = io
+            .files
+            .iter()
+            .take(io.files.len().saturating_sub(1))
+            .position(|f| f.last_seq.is_some_and(|l| l >= seq))
+            .unwrap_or(io.files.len().saturating_sub(1));
+        if keep_from == 0 {
+            return Ok(());
+        }
+        for f in &io.files[..keep_from] {
+            self.storage.remove(&f.name)?;
+        }
+        io.files.drain(..keep_from);
+        self.storage.sync_dir()
+    }
+
+    /// `fdatasync`s the active file now. A failure poisons the log.
+    pub fn sync(&self) -> Result<()> {
+        self.check_poisoned()?;
+        let mut io = self.io.lock();
+        let Io { files, active, .. } = &mut *io;
+        if let (Some(h), Some(meta)) = (active.as_mut(), files.last()) {
+            self.syncs.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = h.sync_data() {
+                let err = WalError::io("fdatasync", &meta.name, e);
+                self.poison(&err);
+                return Err(err);
+            }
+        }
+        Ok(())
+    }
+
+    /// Counters for tests and benchmarks.
+    pub fn stats(&self) -> WalStats {
+        let io = self.io.lock();
+        WalStats {
+            files: io.files.len(),
+            bytes: io.files.iter().map(|f| f.len).sum(),
+            groups: self.groups.load(Ordering::Relaxed),
+            syncs: self.syncs.load(Ordering::Relaxed),
+            records: self.records.load(Ordering::Relaxed),
+            last_seq: self.last_seq(),
+        }
+    }
+
+    /// The configuration the log was opened with.
+    pub fn config(&self) -> &WalConfig {
+        &self.config
+    }
+
+    pub(crate) fn check_poisoned(&self) -> Result<()> {
+        match &self.queue.lock().poisoned {
+            Some(reason) => Err(WalError::Poisoned {
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn poison(&self, err: &WalError) {
+        let mut q = self.queue.lock();
+        q.poisoned.get_or_insert_with(|| err.to_string());
+    }
+
+    /// Seals the active file (fdatasync) and starts a new one whose first record is `first_seq`.
+    pub(crate) fn rotate(&self, io: &mut Io, first_seq: SeqNo) -> Result<()> {
+        if let (Some(mut old), Some(meta)) = (io.active.take(), io.files.last()) {
+            self.syncs.fetch_add(1, Ordering::Relaxed);
+            old.sync_data()
+                .map_err(|e| WalError::io("fdatasync", &meta.name, e))?;
+        }
+        let prev_seq = io.files.last().map_or(0, FileMeta::log_end);
+        let name = file_name(first_seq);
+        let mut h = self.storage.open_append(&name)?;
+        let header = Header {
+            first_seq,
+            prev_seq,
+        }
+        .encode();
+        h.write_all_at(0, &header)
+            .map_err(|e| WalError::io("write", &name, e))?;
+        if self.config.preallocate {
+            h.preallocate(self.config.file_size)
+                .map_err(|e| WalError::io("preallocate", &name, e))?;
+        }
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        h.sync_data()
+            .map_err(|e| WalError::io("fdatasync", &name, e))?;
+        self.storage.sync_dir()?;
+        io.files.push(FileMeta {
+            name,
+            first_seq,
+            prev_seq,
+            last_seq: None,
+            len: HEADER_LEN as u64,
+        });
+        io.active = Some(h);
+        Ok(())
+    }
+}
