@@ -1,0 +1,566 @@
+//! Opening a segment file and reading it by id.
+
+use crate::{
+    bloom::{hash_id, Bloom},
+    compress::decompress,
+    format::{
+        BlockHandle, Cur, DirEntry, Footer, BLOCK_HANDLE_LEN, CODEC_NONE, CODEC_ZSTD,
+        FOOTER_HAS_TS, FOOTER_LEN, FOOTER_MAGIC, HEADER_LEN, HEADER_MAGIC, MAX_BLOCK_RAW, VERSION,
+    },
+    iter::{BlockRows, SegmentIter},
+    Result, SegmentError, SegmentMeta,
+};
+use quiver_core::Id;
+use std::{
+    fs::File,
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+/// An open immutable segment file.
+///
+/// Holds in memory only the block index (60 bytes per data block), the sparse id directory
+/// (the first id of each ~4 KiB id-index block) and the bloom filter; rows and the id index
+/// itself stay on disk and are read with positional reads (`pread`), so a `Segment` is
+/// `Send + Sync` and every read takes `&self`.
+#[derive(Debug)]
+pub struct Segment {
+    path: PathBuf,
+    file: File,
+    meta: SegmentMeta,
+    pub(crate) blocks: Vec<BlockHandle>,
+    dir: Vec<DirEntry>,
+    bloom: Bloom,
+    blocks_read: AtomicU64,
+    index_blocks_read: AtomicU64,
+}
+
+fn corrupt(path: &Path, offset: u64, reason: impl Into<String>) -> SegmentError {
+    SegmentError::Corruption {
+        file: path.display().to_string(),
+        offset,
+        reason: reason.into(),
+    }
+}
+
+#[cfg(unix)]
+fn pread(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(windows)]
+fn pread(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    while !buf.is_empty() {
+        match file.seek_read(buf, offset)? {
+            0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+            n => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Segment {
+    /// Opens a segment file, checking the header, the footer and the checksums of the
+    /// block index, the id directory and the bloom filter, and that every region lies
+    /// where the footer says. Data blocks and id-index blocks are checked when read.
+    pub fn open(path: &Path) -> Result<Segment> {
+        let file = File::open(path).map_err(|e| SegmentError::io(path, "open", e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| SegmentError::io(path, "stat", e))?
+            .len();
+        let min = (HEADER_LEN + FOOTER_LEN) as u64;
+        if len < min {
+            return Err(corrupt(
+                path,
+                len,
+                format!(
+                    "file is {len} bytes, shorter than the {min}-byte header + footer (truncated?)"
+                ),
+            ));
+        }
+        let read = |off: u64, n: usize| -> Result<Vec<u8>> {
+            let mut b = vec![0u8; n];
+            pread(&file, &mut b, off).map_err(|e| SegmentError::io(path, "read", e))?;
+            Ok(b)
+        };
+        let h = read(0, HEADER_LEN)?;
+        if h[..8] != HEADER_MAGIC {
+            return Err(corrupt(
+                path,
+                0,
+                "bad header magic: not a quiver segment file",
+            ));
+        }
+        let hcrc = crc32c::crc32c(&h[..12]);
+        let stored = u32::from_le_bytes([h[12], h[13], h[14], h[15]]);
+        if hcrc != stored {
+            return Err(corrupt(
+                path,
+                12,
+                format!("header checksum mismatch: stored {stored:#010x}, computed {hcrc:#010x}"),
+            ));
+        }
+        let version = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
+        if version != VERSION {
+            return Err(SegmentError::UnsupportedVersion {
+                file: path.display().to_string(),
+                found: version,
+                supported: VERSION,
+            });
+        }
+        let foff = len - FOOTER_LEN as u64;
+        let fb = read(foff, FOOTER_LEN)?;
+        if fb[FOOTER_LEN - 8..] != FOOTER_MAGIC {
+            return Err(corrupt(
+                path,
+                len - 8,
+                "bad footer magic (truncated or not fully written?)",
+            ));
+        }
+        let fcrc = crc32c::crc32c(&fb[..FOOTER_LEN - 12]);
+        let stored = u32::from_le_bytes([fb[124], fb[125], fb[126], fb[127]]);
+        if fcrc != stored {
+            return Err(corrupt(
+                path,
+                foff + 124,
+                format!("footer checksum mismatch: stored {stored:#010x}, computed {fcrc:#010x}"),
+            ));
+        }
+        let fver = u32::from_le_bytes([fb[120], fb[121], fb[122], fb[123]]);
+        if fver != VERSION {
+            return Err(SegmentError::UnsupportedVersion {
+                file: path.display().to_string(),
+                found: fver,
+                supported: VERSION,
+            });
+        }
+        let f = Footer::decode(&fb).map_err(|p| corrupt(path, foff + p as u64, "short footer"))?;
+        // Regions must tile the file: header | blocks | id index | dir | block index | bloom | footer.
+        let tiles = [
+            (HEADER_LEN as u64, f.id_index_offset),
+            (f.id_index_offset, f.id_dir_offset),
+            (
+                f.id_dir_offset,
+                f.id_dir_offset
+                    .checked_add(f.id_dir_len)
+                    .unwrap_or(u64::MAX),
+            ),
+            (
+                f.block_index_offset,
+                f.block_index_offset
+                    .checked_add(f.block_index_len)
+                    .unwrap_or(u64::MAX),
+            ),
+            (
+                f.bloom_offset,
+                f.bloom_offset.checked_add(f.bloom_len).unwrap_or(u64::MAX),
+            ),
+        ];
+        let ends_ok = tiles.windows(2).all(|w| w[0].1 == w[1].0) && tiles[4].1 == foff;
+        if !ends_ok || tiles.iter().any(|&(a, b)| a > b) {
+            return Err(corrupt(
+                path,
+                foff,
+                format!("footer region offsets do not tile the file: {tiles:?}, footer at {foff}"),
+            ));
+        }
+        if f.rows == 0 || f.distinct_ids == 0 || f.min_seq > f.max_seq {
+            return Err(corrupt(
+                path,
+                foff,
+                format!(
+                    "footer claims {} rows, {} ids, seqs {}..={}",
+                    f.rows, f.distinct_ids, f.min_seq, f.max_seq
+                ),
+            ));
+        }
+        // Directory, block index and bloom are contiguous: one read.
+        let meta_bytes = read(f.id_dir_offset, (foff - f.id_dir_offset) as usize)?;
+        let (dir_b, rest) = meta_bytes.split_at(f.id_dir_len as usize);
+        let (bi_b, bloom_b) = rest.split_at(f.block_index_len as usize);
+        for (name, bytes, want, off) in [
+            ("id directory", dir_b, f.id_dir_crc, f.id_dir_offset),
+            ("block index", bi_b, f.block_index_crc, f.block_index_offset),
+            ("bloom filter", bloom_b, f.bloom_crc, f.bloom_offset),
+        ] {
+            let got = crc32c::crc32c(bytes);
+            if got != want {
+                return Err(corrupt(
+                    path,
+                    off,
+                    format!(
+                        "{name} checksum mismatch: footer says {want:#010x}, computed {got:#010x}"
+                    ),
+                ));
+            }
+        }
+        let blocks = parse_block_index(path, bi_b, &f)?;
+        let dir = parse_dir(path, dir_b, &f)?;
+        let bloom = Bloom::decode(bloom_b)
+            .map_err(|p| corrupt(path, f.bloom_offset + p as u64, "malformed bloom filter"))?;
+        let has_ts = f.flags & FOOTER_HAS_TS != 0;
+        let meta = SegmentMeta {
+            rows: f.rows,
+            min_seq: f.min_seq,
+            max_seq: f.max_seq,
+            bytes: len,
+            min_ts: has_ts.then_some(f.min_ts),
+            max_ts: has_ts.then_some(f.max_ts),
+        };
+        Ok(Segment {
+            path: path.to_path_buf(),
+            file,
+            meta,
+            blocks,
+            dir,
+            bloom,
+            blocks_read: AtomicU64::new(0),
+            index_blocks_read: AtomicU64::new(0),
+        })
+    }
+
+    /// Facts about the segment.
+    pub fn meta(&self) -> &SegmentMeta {
+        &self.meta
+    }
+
+    /// Path of the file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Number of data blocks in the file.
+    pub fn block_count(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// Data blocks read (and CRC-checked) since open: lets tests and stats see block skipping.
+    pub fn blocks_read(&self) -> u64 {
+        self.blocks_read.load(Ordering::Relaxed)
+    }
+
+    /// Id-index blocks read since open.
+    pub fn index_blocks_read(&self) -> u64 {
+        self.index_blocks_read.load(Ordering::Relaxed)
+    }
+
+    /// Memory held by the open segment's in-memory structures, in bytes (approximate).
+    pub fn heap_bytes(&self) -> usize {
+        let dir: usize = self
+            .dir
+            .iter()
+            .map(|d| {
+                std::mem::size_of::<DirEntry>()
+                    + match &d.first {
+                        Id::Str(s) => s.len(),
+                        Id::U64(_) => 0,
+                    }
+            })
+            .sum();
+        self.blocks.len() * std::mem::size_of::<BlockHandle>() + dir + self.bloom.heap_bytes()
+    }
+
+    /// The newest row for `id` in this segment: bloom filter first, then the sparse id
+    /// directory, one id-index block read, and one data block read.
+    pub fn get(&self, id: &Id) -> Result<Option<Vec<u8>>> {
+        if !self.bloom.may_contain(hash_id(id)) {
+            return Ok(None);
+        }
+        let i = self.dir.partition_point(|d| d.first <= *id);
+        let Some(d) = i.checked_sub(1).and_then(|i| self.dir.get(i)) else {
+            return Ok(None);
+        };
+        let Some((seq, block, pos)) = self.find_in_index_block(d, id)? else {
+            return Ok(None);
+        };
+        let h = self.blocks.get(block as usize).ok_or_else(|| {
+            corrupt(
+                &self.path,
+                d.offset,
+                format!(
+                    "id index points to block {block}, the file has {}",
+                    self.blocks.len()
+                ),
+            )
+        })?;
+        if pos >= h.rows {
+            return Err(corrupt(
+                &self.path,
+                d.offset,
+                format!(
+                    "id index points to row {pos} of block {block}, which has {} rows",
+                    h.rows
+                ),
+            ));
+        }
+        let raw = self.read_block(block as usize)?;
+        let mut rows = BlockRows::new(self, block as usize, &raw);
+        let mut found = None;
+        for _ in 0..=pos {
+            found = rows.next_row()?;
+        }
+        let body = found.ok_or_else(|| {
+            corrupt(
+                &self.path,
+                h.offset,
+                format!("block {block} ended before row {pos}"),
+            )
+        })?;
+        let head = crate::rowkey::parse_head(body).map_err(|e| {
+            corrupt(
+                &self.path,
+                h.offset,
+                format!("row {pos} of block {block} does not decode: {e}"),
+            )
+        })?;
+        if head.seq != seq || !head.id.matches(id) {
+            return Err(corrupt(&self.path, h.offset, format!("row {pos} of block {block} is seq {} id {:?}, the id index says seq {seq} id {id}", head.seq, head.id)));
+        }
+        Ok(Some(body.to_vec()))
+    }
+
+    fn find_in_index_block(&self, d: &DirEntry, id: &Id) -> Result<Option<(u64, u32, u32)>> {
+        let mut b = vec![0u8; d.len as usize];
+        pread(&self.file, &mut b, d.offset).map_err(|e| SegmentError::io(&self.path, "read", e))?;
+        self.index_blocks_read.fetch_add(1, Ordering::Relaxed);
+        let got = crc32c::crc32c(&b);
+        if got != d.crc {
+            return Err(corrupt(&self.path, d.offset, format!("id index block checksum mismatch: directory says {:#010x}, computed {got:#010x}", d.crc)));
+        }
+        let mut c = Cur::new(&b);
+        let bad = |p: usize| corrupt(&self.path, d.offset + p as u64, "malformed id index entry");
+        for _ in 0..d.count {
+            let key = c.key().map_err(bad)?;
+            let seq = c.u64().map_err(bad)?;
+            let block = c.u32().map_err(bad)?;
+            let pos = c.u32().map_err(bad)?;
+            match key.cmp(id) {
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Equal => return Ok(Some((seq, block, pos))),
+                std::cmp::Ordering::Greater => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Reads data block `i`, checks its CRC32C and decompresses it.
+    pub(crate) fn read_block(&self, i: usize) -> Result<Vec<u8>> {
+        let h = self
+            .blocks
+            .get(i)
+            .ok_or_else(|| corrupt(&self.path, 0, format!("no block {i}")))?;
+        let mut stored = vec![0u8; h.stored_len as usize];
+        pread(&self.file, &mut stored, h.offset)
+            .map_err(|e| SegmentError::io(&self.path, "read", e))?;
+        self.blocks_read.fetch_add(1, Ordering::Relaxed);
+        let got = crc32c::crc32c(&stored);
+        if got != h.crc {
+            return Err(corrupt(
+                &self.path,
+                h.offset,
+                format!(
+                    "block {i} checksum mismatch: block index says {:#010x}, computed {got:#010x}",
+                    h.crc
+                ),
+            ));
+        }
+        decompress(h.codec, stored, h.raw_len as usize)
+            .map_err(|reason| corrupt(&self.path, h.offset, format!("block {i}: {reason}")))
+    }
+
+    /// All rows in sequence order, block by block; each block is CRC-checked when read.
+    /// After the first error the iterator ends.
+    pub fn iter(&self) -> SegmentIter<'_> {
+        SegmentIter::new(self, None)
+    }
+
+    /// Rows whose event timestamp lies in `[from, to)`, in sequence order. Blocks whose
+    /// timestamp range misses the interval are not read. Rows without a timestamp (plain
+    /// records, tombstones) are never returned.
+    pub fn scan_time_range(&self, from: i64, to: i64) -> SegmentIter<'_> {
+        SegmentIter::new(self, Some((from, to)))
+    }
+
+    /// Reads and checks the whole file: every data block and row, and every id-index entry
+    /// (keys strictly increasing, each pointing at a row with that id and seq, and that seq
+    /// being the id's newest in the segment). Costs a full read of the file and memory
+    /// proportional to the number of distinct ids.
+    pub fn verify(&self) -> Result<()> {
+        use std::collections::HashMap;
+        let mut index: HashMap<Id, (u64, u32, u32)> = HashMap::new();
+        let mut prev: Option<Id> = None;
+        for d in &self.dir {
+            let mut b = vec![0u8; d.len as usize];
+            pread(&self.file, &mut b, d.offset)
+                .map_err(|e| SegmentError::io(&self.path, "read", e))?;
+            let got = crc32c::crc32c(&b);
+            if got != d.crc {
+                return Err(corrupt(&self.path, d.offset, format!("id index block checksum mismatch: directory says {:#010x}, computed {got:#010x}", d.crc)));
+            }
+            let mut c = Cur::new(&b);
+            let bad =
+                |p: usize| corrupt(&self.path, d.offset + p as u64, "malformed id index entry");
+            for n in 0..d.count {
+                let at = d.offset + c.pos as u64;
+                let key = c.key().map_err(bad)?;
+                let entry = (
+                    c.u64().map_err(bad)?,
+                    c.u32().map_err(bad)?,
+                    c.u32().map_err(bad)?,
+                );
+                if (n == 0 && key != d.first) || prev.as_ref().is_some_and(|p| *p >= key) {
+                    return Err(corrupt(
+                        &self.path,
+                        at,
+                        format!("id index key {key} out of order"),
+                    ));
+                }
+                prev = Some(key.clone());
+                index.insert(key, entry);
+            }
+            if !c.is_empty() {
+                return Err(corrupt(
+                    &self.path,
+                    d.offset + c.pos as u64,
+                    "bytes after the last id index entry",
+                ));
+            }
+        }
+        let mut rows = 0u64;
+        let mut matched = 0u64;
+        for block in 0..self.blocks.len() {
+            let raw = self.read_block(block)?;
+            let mut it = BlockRows::new(self, block, &raw);
+            let mut pos = 0u32;
+            while let Some(body) = it.next_row()? {
+                let off = self.blocks[block].offset;
+                let head = crate::rowkey::parse_head(body).map_err(|e| {
+                    corrupt(
+                        &self.path,
+                        off,
+                        format!("row {pos} of block {block} does not decode: {e}"),
+                    )
+                })?;
+                let id = head.id.to_id();
+                match index.get(&id) {
+                    Some(&(seq, b, p)) if seq == head.seq && (b as usize, p) == (block, pos) => {
+                        matched += 1
+                    }
+                    Some(&(seq, _, _)) if seq > head.seq => {}
+                    other => {
+                        return Err(corrupt(&self.path, off, format!("row {pos} of block {block} (id {id}, seq {}) disagrees with the id index entry {other:?}", head.seq)));
+                    }
+                }
+                pos += 1;
+                rows += 1;
+            }
+        }
+        if rows != self.meta.rows || matched != index.len() as u64 {
+            return Err(corrupt(&self.path, 0, format!("read {rows} rows (footer {}), {matched} of {} id index entries point at their rows", self.meta.rows, index.len())));
+        }
+        Ok(())
+    }
+}
+
+fn parse_block_index(path: &Path, b: &[u8], f: &Footer) -> Result<Vec<BlockHandle>> {
+    if b.len() % BLOCK_HANDLE_LEN != 0 || b.is_empty() {
+        return Err(corrupt(
+            path,
+            f.block_index_offset,
+            format!(
+                "block index is {} bytes, not a positive multiple of {BLOCK_HANDLE_LEN}",
+                b.len()
+            ),
+        ));
+    }
+    let mut c = Cur::new(b);
+    let mut out: Vec<BlockHandle> = Vec::with_capacity(b.len() / BLOCK_HANDLE_LEN);
+    let mut rows = 0u64;
+    let mut next_off = HEADER_LEN as u64;
+    while !c.is_empty() {
+        let at = f.block_index_offset + c.pos as u64;
+        let i = out.len();
+        let (h, reserved) = BlockHandle::decode(&mut c)
+            .map_err(|p| corrupt(path, f.block_index_offset + p as u64, "short block handle"))?;
+        let why = if reserved != 0 {
+            Some("reserved bytes are not zero".to_string())
+        } else if h.offset != next_off {
+            Some(format!(
+                "starts at {}, the previous block ends at {next_off}",
+                h.offset
+            ))
+        } else if h.codec > CODEC_ZSTD {
+            Some(format!("unknown codec {}", h.codec))
+        } else if h.codec == CODEC_NONE && h.stored_len != h.raw_len {
+            Some("uncompressed block with stored length != raw length".to_string())
+        } else if h.raw_len as usize > MAX_BLOCK_RAW || h.rows == 0 || h.min_seq > h.max_seq {
+            Some(format!(
+                "raw length {}, {} rows, seqs {}..={}",
+                h.raw_len, h.rows, h.min_seq, h.max_seq
+            ))
+        } else if out.last().is_some_and(|p| p.max_seq >= h.min_seq) {
+            Some("sequence numbers overlap the previous block".to_string())
+        } else if h.flags > 1 || (h.has_ts() && h.min_ts > h.max_ts) {
+            Some(format!(
+                "bad flags {} or timestamp range {}..={}",
+                h.flags, h.min_ts, h.max_ts
+            ))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(corrupt(path, at, format!("block handle {i}: {why}")));
+        }
+        rows += u64::from(h.rows);
+        next_off = h.end();
+        out.push(h);
+    }
+    let (first, last) = (out[0], out[out.len() - 1]);
+    if next_off != f.id_index_offset
+        || rows != f.rows
+        || first.min_seq != f.min_seq
+        || last.max_seq != f.max_seq
+    {
+        return Err(corrupt(path, f.block_index_offset, format!("block index disagrees with the footer: blocks end at {next_off} (id index at {}), {rows} rows (footer {}), seqs {}..={} (footer {}..={})", f.id_index_offset, f.rows, first.min_seq, last.max_seq, f.min_seq, f.max_seq)));
+    }
+    Ok(out)
+}
+
+fn parse_dir(path: &Path, b: &[u8], f: &Footer) -> Result<Vec<DirEntry>> {
+    let mut c = Cur::new(b);
+    let mut out: Vec<DirEntry> = Vec::new();
+    let mut next_off = f.id_index_offset;
+    let mut ids = 0u64;
+    while !c.is_empty() {
+        let at = f.id_dir_offset + c.pos as u64;
+        let d = DirEntry::decode(&mut c).map_err(|p| {
+            corrupt(
+                path,
+                f.id_dir_offset + p as u64,
+                "malformed id directory entry",
+            )
+        })?;
+        if d.offset != next_off || d.count == 0 || out.last().is_some_and(|p| p.first >= d.first) {
+            return Err(corrupt(path, at, format!("id directory entry {}: offset {} (expected {next_off}), {} ids, keys out of order?", out.len(), d.offset, d.count)));
+        }
+        next_off = d.offset + u64::from(d.len);
+        ids += u64::from(d.count);
+        out.push(d);
+    }
+    if next_off != f.id_dir_offset || ids != f.distinct_ids {
+        return Err(corrupt(
+            path,
+            f.id_dir_offset,
+            format!(
+                "id directory covers up to {next_off} and {ids} ids; footer says {} and {}",
+                f.id_dir_offset, f.distinct_ids
+            ),
+        ));
+    }
+    Ok(out)
+}

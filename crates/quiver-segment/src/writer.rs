@@ -1,0 +1,272 @@
+//! Building a segment file from rows in sequence order.
+
+use crate::{
+    bloom::{hash_id, Bloom},
+    compress::compress,
+    format::{
+        encode_header, put_key, put_u32, put_u64, BlockHandle, DirEntry, Footer, BLOCK_HAS_TS,
+        FOOTER_HAS_TS, HEADER_LEN, ID_INDEX_BLOCK_BYTES, MAX_BLOCK_RAW,
+    },
+    rowkey::parse_head,
+    Result, SegmentError, SegmentMeta, SegmentOptions,
+};
+use quiver_core::{Id, SeqNo};
+use std::{
+    fs::{File, OpenOptions},
+    io::{BufWriter, Write},
+    path::Path,
+};
+
+/// One id-index entry before sorting: id, seq, block number, row position in the block.
+type KeyEntry = (Id, SeqNo, u32, u32);
+
+struct Out<'p> {
+    w: BufWriter<File>,
+    path: &'p Path,
+    pos: u64,
+}
+
+impl Out<'_> {
+    fn write(&mut self, b: &[u8]) -> Result<()> {
+        self.w
+            .write_all(b)
+            .map_err(|e| SegmentError::io(self.path, "write", e))?;
+        self.pos += b.len() as u64;
+        Ok(())
+    }
+}
+
+struct BlockBuilder {
+    raw: Vec<u8>,
+    rows: u32,
+    min_seq: SeqNo,
+    max_seq: SeqNo,
+    ts: Option<(i64, i64)>,
+}
+
+impl BlockBuilder {
+    fn new(cap: usize) -> Self {
+        BlockBuilder {
+            raw: Vec::with_capacity(cap),
+            rows: 0,
+            min_seq: 0,
+            max_seq: 0,
+            ts: None,
+        }
+    }
+}
+
+/// Writes a segment file at `path` (created or truncated) from encoded entries in strictly
+/// increasing sequence order, then fsyncs the file. The directory is not fsynced: the
+/// caller does that before publishing the file (manifest swap).
+///
+/// Errors: [`SegmentError::Empty`] for no rows, [`SegmentError::OutOfOrder`],
+/// [`SegmentError::InvalidRow`], [`SegmentError::RowTooLarge`], [`SegmentError::Io`].
+/// On error the partial file is removed (best effort).
+pub fn write_segment(
+    path: &Path,
+    rows: impl Iterator<Item = impl AsRef<[u8]>>,
+    opts: &SegmentOptions,
+) -> Result<SegmentMeta> {
+    opts.validate()?;
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .map_err(|e| SegmentError::io(path, "create", e))?;
+    let mut out = Out {
+        w: BufWriter::with_capacity(1 << 20, file),
+        path,
+        pos: 0,
+    };
+    match write_all(&mut out, rows, opts) {
+        Ok(meta) => Ok(meta),
+        Err(e) => {
+            drop(out);
+            let _ = std::fs::remove_file(path);
+            Err(e)
+        }
+    }
+}
+
+fn write_all(
+    out: &mut Out<'_>,
+    rows: impl Iterator<Item = impl AsRef<[u8]>>,
+    opts: &SegmentOptions,
+) -> Result<SegmentMeta> {
+    out.write(&encode_header())?;
+    let mut blocks: Vec<BlockHandle> = Vec::new();
+    let mut keys: Vec<KeyEntry> = Vec::new();
+    let mut cur = BlockBuilder::new(opts.block_bytes + 1024);
+    let mut last_seq: Option<SeqNo> = None;
+    let mut seg_ts: Option<(i64, i64)> = None;
+    let mut nrows = 0u64;
+    for (index, row) in rows.enumerate() {
+        let body = row.as_ref();
+        let head = parse_head(body).map_err(|source| SegmentError::InvalidRow {
+            index: index as u64,
+            source,
+        })?;
+        if let Some(last) = last_seq {
+            if head.seq <= last {
+                return Err(SegmentError::OutOfOrder {
+                    last,
+                    got: head.seq,
+                });
+            }
+        }
+        last_seq = Some(head.seq);
+        let need = 4 + body.len();
+        if need > MAX_BLOCK_RAW || u32::try_from(body.len()).is_err() {
+            return Err(SegmentError::RowTooLarge {
+                size: body.len(),
+                max: MAX_BLOCK_RAW - 4,
+            });
+        }
+        if cur.rows > 0 && cur.raw.len() + need > opts.block_bytes {
+            finish_block(out, &mut cur, &mut blocks, opts)?;
+        }
+        if cur.rows == 0 {
+            cur.min_seq = head.seq;
+        }
+        cur.max_seq = head.seq;
+        keys.push((head.id.to_id(), head.seq, blocks.len() as u32, cur.rows));
+        cur.rows += 1;
+        put_u32(&mut cur.raw, body.len() as u32);
+        cur.raw.extend_from_slice(body);
+        if let Some(t) = head.ts {
+            cur.ts = Some(cur.ts.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
+            seg_ts = Some(seg_ts.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
+        }
+        nrows += 1;
+    }
+    if nrows == 0 {
+        return Err(SegmentError::Empty {
+            path: out.path.to_path_buf(),
+        });
+    }
+    finish_block(out, &mut cur, &mut blocks, opts)?;
+
+    // Id index: newest version of each id, in Id order.
+    keys.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    keys.dedup_by(|later, first| later.0 == first.0);
+    let hashes: Vec<u64> = keys.iter().map(|k| hash_id(&k.0)).collect();
+    let id_index_offset = out.pos;
+    let mut dir = Vec::new();
+    let mut buf = Vec::with_capacity(ID_INDEX_BLOCK_BYTES + 1100);
+    let mut first: Option<&Id> = None;
+    let mut count = 0u32;
+    for (i, (id, seq, block, pos)) in keys.iter().enumerate() {
+        if first.is_none() {
+            first = Some(id);
+        }
+        put_key(&mut buf, id);
+        put_u64(&mut buf, *seq);
+        put_u32(&mut buf, *block);
+        put_u32(&mut buf, *pos);
+        count += 1;
+        if buf.len() >= ID_INDEX_BLOCK_BYTES || i + 1 == keys.len() {
+            if let Some(f) = first.take() {
+                let e = DirEntry {
+                    offset: out.pos,
+                    len: buf.len() as u32,
+                    crc: crc32c::crc32c(&buf),
+                    count,
+                    first: f.clone(),
+                };
+                out.write(&buf)?;
+                dir.push(e);
+            }
+            buf.clear();
+            count = 0;
+        }
+    }
+    let distinct_ids = keys.len() as u64;
+    drop(keys);
+
+    let mut dir_bytes = Vec::new();
+    for e in &dir {
+        e.encode(&mut dir_bytes);
+    }
+    let id_dir_offset = out.pos;
+    out.write(&dir_bytes)?;
+    let mut bi = Vec::with_capacity(blocks.len() * crate::format::BLOCK_HANDLE_LEN);
+    for b in &blocks {
+        b.encode(&mut bi);
+    }
+    let block_index_offset = out.pos;
+    out.write(&bi)?;
+    let bloom = Bloom::build(&hashes, opts.bloom_bits_per_key).encode();
+    let bloom_offset = out.pos;
+    out.write(&bloom)?;
+    let first_block = blocks.first();
+    let last_block = blocks.last();
+    let footer = Footer {
+        id_index_offset,
+        id_dir_offset,
+        id_dir_len: dir_bytes.len() as u64,
+        block_index_offset,
+        block_index_len: bi.len() as u64,
+        bloom_offset,
+        bloom_len: bloom.len() as u64,
+        id_dir_crc: crc32c::crc32c(&dir_bytes),
+        block_index_crc: crc32c::crc32c(&bi),
+        bloom_crc: crc32c::crc32c(&bloom),
+        flags: if seg_ts.is_some() { FOOTER_HAS_TS } else { 0 },
+        rows: nrows,
+        distinct_ids,
+        min_seq: first_block.map_or(0, |b| b.min_seq),
+        max_seq: last_block.map_or(0, |b| b.max_seq),
+        min_ts: seg_ts.map_or(0, |t| t.0),
+        max_ts: seg_ts.map_or(0, |t| t.1),
+    };
+    out.write(&footer.encode())?;
+    out.w
+        .flush()
+        .map_err(|e| SegmentError::io(out.path, "write", e))?;
+    out.w
+        .get_ref()
+        .sync_all()
+        .map_err(|e| SegmentError::io(out.path, "fsync", e))?;
+    debug_assert_eq!(HEADER_LEN as u64, blocks.first().map_or(0, |b| b.offset));
+    Ok(SegmentMeta {
+        rows: nrows,
+        min_seq: footer.min_seq,
+        max_seq: footer.max_seq,
+        bytes: out.pos,
+        min_ts: seg_ts.map(|t| t.0),
+        max_ts: seg_ts.map(|t| t.1),
+    })
+}
+
+fn finish_block(
+    out: &mut Out<'_>,
+    cur: &mut BlockBuilder,
+    blocks: &mut Vec<BlockHandle>,
+    opts: &SegmentOptions,
+) -> Result<()> {
+    if cur.rows == 0 {
+        return Ok(());
+    }
+    let (codec, stored) = compress(opts.compression, &cur.raw);
+    let h = BlockHandle {
+        offset: out.pos,
+        stored_len: stored.len() as u32,
+        raw_len: cur.raw.len() as u32,
+        crc: crc32c::crc32c(&stored),
+        codec,
+        flags: if cur.ts.is_some() { BLOCK_HAS_TS } else { 0 },
+        rows: cur.rows,
+        min_seq: cur.min_seq,
+        max_seq: cur.max_seq,
+        min_ts: cur.ts.map_or(0, |t| t.0),
+        max_ts: cur.ts.map_or(0, |t| t.1),
+    };
+    out.write(&stored)?;
+    blocks.push(h);
+    cur.raw.clear();
+    cur.rows = 0;
+    cur.ts = None;
+    Ok(())
+}
