@@ -12,6 +12,12 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+caller="$(pwd)"
+# Paths given relative to where run.sh was started from stay valid after the cd below.
+if [[ -n "${QUIVER_BIN:-}" && "$QUIVER_BIN" == */* && "$QUIVER_BIN" != /* ]]; then
+  QUIVER_BIN="$caller/$QUIVER_BIN"
+fi
+if [[ -n "${DATA_ROOT:-}" && "$DATA_ROOT" != /* ]]; then DATA_ROOT="$caller/$DATA_ROOT"; fi
 cd "$here"
 
 export ROCKSDB_LIB_DIR="${ROCKSDB_LIB_DIR:-/usr/lib/x86_64-linux-gnu}"
@@ -30,7 +36,7 @@ cargo build --release --locked ${CARGO_FEATURES:-} >&2
 bin="$CARGO_TARGET_DIR/release/quiver-compare"
 mkdir -p "$DATA_ROOT"
 
-echo "# $(date -u +%FT%TZ) nproc=$(nproc) cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')" >&2
+echo "# $(date -u +%FT%TZ) nproc=$(nproc) cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//') loadavg=$(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
 # mode preset writers batch events
 workloads=(
@@ -46,13 +52,17 @@ for w in "${workloads[@]}"; do
     rm -rf "$qdir"
     echo "[quiver] $events events, $writers writers, batch $batch, preset $preset -> $qdir" >&2
     # quiver's line has no engine field; add one so all lines have the same shape.
-    "$QUIVER_BIN" bench ingest --preset "$preset" --events "$events" --batch "$batch" \
+    if ! "$QUIVER_BIN" bench ingest --preset "$preset" --events "$events" --batch "$batch" \
       --writers "$writers" --payload-bytes "$PAYLOAD_BYTES" --data "$qdir" \
-      | sed -u 's/^{"bench":"ingest","preset"/{"bench":"ingest","engine":"quiver","preset"/'
+      | sed -u 's/^{"bench":"ingest","preset"/{"bench":"ingest","engine":"quiver","preset"/'; then
+      echo "[quiver] FAILED (preset $preset); continuing with the peers" >&2
+    fi
     rm -rf "$qdir"
   fi
   for engine in $ENGINES; do
     "$bin" --engine "$engine" --mode "$mode" --events "$events" --batch "$batch" \
-      --writers "$writers" --payload-bytes "$PAYLOAD_BYTES" --data "$DATA_ROOT"
+      --writers "$writers" --payload-bytes "$PAYLOAD_BYTES" --data "$DATA_ROOT" \
+      || echo "[$engine] FAILED ($mode)" >&2
   done
 done
+echo "# done $(date -u +%FT%TZ) loadavg=$(cut -d' ' -f1-3 /proc/loadavg)" >&2
