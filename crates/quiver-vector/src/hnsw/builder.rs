@@ -1,0 +1,176 @@
+//! Graph construction: INSERT (Alg. 1) with the neighbour-selection heuristic
+//! SELECT-NEIGHBORS-HEURISTIC (Alg. 4, without candidate extension and without keeping
+//! pruned connections, as in the reference implementation), run in parallel with one lock
+//! per node.
+
+use super::graph::{GraphRead, Locked, MemGraph, MAX_LEVEL};
+use super::search::{greedy, search_layer, with_ctx, SearchCtx};
+use crate::space::{QueryScorer, VectorSpace};
+use crate::Neighbor;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Scores stored points against stored point `q` (used while inserting `q`).
+pub(crate) struct PairScorer<'a, S: VectorSpace> {
+    pub space: &'a S,
+    pub q: u32,
+}
+
+impl<S: VectorSpace> QueryScorer for PairScorer<'_, S> {
+    #[inline]
+    fn distance(&self, i: u32) -> f32 {
+        self.space.pair_distance(self.q, i)
+    }
+    #[inline]
+    fn prefetch(&self, i: u32) {
+        self.space.prefetch(i)
+    }
+}
+
+/// Levels for nodes `first .. first + count`: `l = ⌊-ln(U) · mL⌋` with `mL = 1 / ln(m)`,
+/// drawn from a ChaCha8 stream keyed by `seed` and the node id (so `extend` in pieces
+/// draws the same levels as one build).
+pub(crate) fn draw_levels(seed: u64, m: usize, first: usize, count: usize) -> Vec<u8> {
+    let ml = 1.0 / (m.max(2) as f64).ln();
+    (first..first + count)
+        .map(|i| {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let u: f64 = 1.0 - rng.gen::<f64>(); // (0, 1]
+            ((-u.ln() * ml).floor() as usize).min(MAX_LEVEL) as u8
+        })
+        .collect()
+}
+
+/// SELECT-NEIGHBORS-HEURISTIC: from `cands` (sorted by distance to the base point), keep a
+/// candidate only if it is closer to the base than to every already kept one; at most `m`.
+pub(crate) fn select_heuristic<S: VectorSpace>(space: &S, cands: &[Neighbor], m: usize, out: &mut Vec<Neighbor>) {
+    out.clear();
+    if cands.len() <= m {
+        out.extend_from_slice(cands);
+        return;
+    }
+    for c in cands {
+        if out.len() >= m {
+            break;
+        }
+        if out.iter().all(|r| space.pair_distance(c.id, r.id) >= c.distance) {
+            out.push(*c);
+        }
+    }
+}
+
+/// Adds `q` as a neighbour of `e` at `level`; shrinks `e`'s list by the heuristic when full.
+fn connect<S: VectorSpace>(g: &MemGraph, space: &S, level: usize, e: u32, q: u32, d_eq: f32, ctx: &mut SearchCtx) {
+    let mmax = if level == 0 { g.m0 } else { g.m };
+    let Some(lock) = g.locks.get(e as usize) else { return };
+    let _guard = lock.lock();
+    if g.try_append(level, e, q) {
+        return;
+    }
+    let mut ids = std::mem::take(&mut ctx.buf);
+    ids.clear();
+    g.neighbors(level, e, &mut ids);
+    if ids.contains(&q) {
+        ctx.buf = ids;
+        return;
+    }
+    let scratch = &mut ctx.scratch;
+    scratch.clear();
+    scratch.extend(ids.iter().map(|&x| Neighbor { id: x, distance: space.pair_distance(e, x) }));
+    scratch.push(Neighbor { id: q, distance: d_eq });
+    scratch.sort_unstable();
+    select_heuristic(space, scratch, mmax, &mut ctx.selected);
+    ids.clear();
+    ids.extend(ctx.selected.iter().map(|n| n.id));
+    g.write(level, e, &ids);
+    ctx.buf = ids;
+}
+
+/// INSERT (Alg. 1) of node `q`, whose vector is already in `space`.
+pub(crate) fn insert<S: VectorSpace>(g: &MemGraph, space: &S, q: u32, ef_construction: usize, ctx: &mut SearchCtx) {
+    let lq = g.level(q);
+    let scorer = PairScorer { space, q };
+    let mut snapshot = g.entry();
+    let _grow = match snapshot {
+        Some((_, top)) if lq <= top => None,
+        _ => {
+            let guard = g.grow.lock();
+            snapshot = g.entry();
+            if snapshot.is_none() {
+                *g.entry.write() = Some((q, lq));
+                return;
+            }
+            Some(guard)
+        }
+    };
+    let Some((ep, top)) = snapshot else { return };
+    let locked = Locked(g);
+    let mut buf = std::mem::take(&mut ctx.buf);
+    let mut cur = Neighbor { id: ep, distance: scorer.distance(ep) };
+    if top > lq {
+        cur = greedy(&locked, &scorer, cur, top, lq, &mut buf);
+    }
+    ctx.buf = buf;
+    let mut eps = vec![cur];
+    for level in (0..=lq.min(top)).rev() {
+        search_layer(&locked, &scorer, level, &eps, ef_construction, ctx, |i| i != q);
+        let mut sorted = std::mem::take(&mut ctx.sorted);
+        sorted.clear();
+        sorted.extend(ctx.results.drain());
+        sorted.sort_unstable();
+        let mut selected = std::mem::take(&mut ctx.selected);
+        select_heuristic(space, &sorted, g.m, &mut selected);
+        {
+            let ids: Vec<u32> = selected.iter().map(|n| n.id).collect();
+            if let Some(lock) = g.locks.get(q as usize) {
+                let _l = lock.lock();
+                g.write(level, q, &ids);
+            }
+        }
+        for n in &selected {
+            connect(g, space, level, n.id, q, n.distance, ctx);
+        }
+        if !sorted.is_empty() {
+            eps.clear();
+            eps.extend_from_slice(&sorted[..sorted.len().min(g.m)]);
+        }
+        ctx.sorted = sorted;
+        ctx.selected = selected;
+    }
+    if lq > top {
+        *g.entry.write() = Some((q, lq));
+    }
+}
+
+/// Inserts nodes `from .. space.len()` (already grown in `g`) on the current rayon pool.
+/// `progress` is called with the number of nodes inserted so far, every 1024 nodes.
+pub(crate) fn insert_range<S: VectorSpace>(
+    g: &MemGraph,
+    space: &S,
+    from: usize,
+    ef_construction: usize,
+    progress: &(dyn Fn(usize) + Sync),
+) {
+    let n = space.len();
+    let mut start = from;
+    // The first node and a small sequential prefix seed the graph, so parallel inserts
+    // start from a connected structure.
+    let seq_end = n.min(from + if g.entry().is_none() { 1 } else { 0 });
+    with_ctx(|ctx| {
+        for q in start..seq_end {
+            insert(g, space, q as u32, ef_construction, ctx);
+        }
+    });
+    start = seq_end;
+    let done = AtomicUsize::new(start - from);
+    (start..n).into_par_iter().with_min_len(64).for_each(|q| {
+        with_ctx(|ctx| insert(g, space, q as u32, ef_construction, ctx));
+        let c = done.fetch_add(1, Ordering::Relaxed) + 1;
+        if c % 1024 == 0 {
+            progress(c);
+        }
+    });
+    progress(n - from);
+}
