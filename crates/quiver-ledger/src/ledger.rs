@@ -1,0 +1,608 @@
+//! [`Ledger`]: the append-only Merkle log, its files and its frontier.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::{SigningKey, VerifyingKey};
+use parking_lot::Mutex;
+
+use crate::error::{LedgerError, Result};
+use crate::framed::FramedLog;
+use crate::hash::{leaf_hash, node_hash, Hash, HashAlg};
+use crate::note::{self, SignedCheckpoint};
+use crate::proof::{self, ConsistencyProof, InclusionProof, NodeSource};
+use crate::receipt::Receipt;
+use crate::store::TreeStore;
+use crate::keys;
+
+pub(crate) const META_FILE: &str = "ledger.meta";
+pub(crate) const CHECKPOINTS_FILE: &str = "checkpoints.log";
+pub(crate) const RECEIPTS_FILE: &str = "receipts.log";
+const META_MAGIC: &[u8; 8] = b"QVLGMETA";
+pub(crate) const CHECKPOINT_MAGIC: &[u8; 8] = b"QVLGCKPT";
+pub(crate) const RECEIPT_MAGIC: &[u8; 8] = b"QVLGRCPT";
+
+/// Ledger settings.
+#[derive(Clone, Debug)]
+pub struct LedgerConfig {
+    /// Tree hash; fixed when the ledger is created. Default: [`HashAlg::default`] (SHA-256).
+    pub alg: HashAlg,
+    /// Log origin / database id, used as the checkpoint origin line and the key name.
+    /// No whitespace or '+'. Default: `"quiver"`.
+    pub origin: String,
+    /// A checkpoint is due after this many new leaves. Default: 100 000.
+    pub checkpoint_every: u64,
+    /// ... or after this much time with at least one new leaf. Default: 10 s.
+    pub checkpoint_interval: Duration,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        LedgerConfig {
+            alg: HashAlg::default(),
+            origin: "quiver".to_string(),
+            checkpoint_every: 100_000,
+            checkpoint_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: TreeStore,
+    pub(crate) size: u64,
+    /// `frontier[l]` is the last node of level `l`, valid where bit `l` of `size` is set.
+    frontier: [Hash; 64],
+    pub(crate) checkpoints: FramedLog,
+    pub(crate) latest: Option<SignedCheckpoint>,
+    last_checkpoint_at: Instant,
+    pub(crate) receipts: FramedLog,
+    /// Offset of receipt `id` at `receipt_offsets[id - 1]`.
+    pub(crate) receipt_offsets: Vec<u64>,
+    /// first_seq -> (last_seq, id).
+    pub(crate) receipt_by_first: BTreeMap<u64, (u64, u64)>,
+    poisoned: bool,
+}
+
+impl NodeSource for Inner {
+    fn node(&self, level: u32, index: u64) -> Result<Hash> {
+        self.store.node(level, index)
+    }
+}
+
+/// The tamper-evident log. `Send + Sync`; every method takes `&self` (one internal mutex).
+pub struct Ledger {
+    pub(crate) inner: Mutex<Inner>,
+    pub(crate) key: SigningKey,
+    pub(crate) public: VerifyingKey,
+    pub(crate) alg: HashAlg,
+    pub(crate) origin: String,
+    pub(crate) dir: PathBuf,
+    pub(crate) read_only: bool,
+    pub(crate) cfg: LedgerConfig,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("dir", &self.dir)
+            .field("alg", &self.alg)
+            .field("origin", &self.origin)
+            .field("size", &self.size())
+            .finish_non_exhaustive()
+    }
+}
+
+fn read_meta(path: &Path, read_only: bool) -> Result<Option<(HashAlg, String)>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let mut meta = None;
+    let mut each = |off: u64, b: &[u8]| {
+        let alg = b
+            .first()
+            .and_then(|c| HashAlg::from_code(*c))
+            .ok_or_else(|| LedgerError::corrupt(path, off, "unknown hash algorithm code"))?;
+        let origin = std::str::from_utf8(&b[1..])
+            .map_err(|_| LedgerError::corrupt(path, off, "origin is not UTF-8"))?;
+        meta = Some((alg, origin.to_string()));
+        Ok(())
+    };
+    FramedLog::open(path, META_MAGIC, read_only, &mut each)?;
+    match meta {
+        Some(m) => Ok(Some(m)),
+        None => Err(LedgerError::corrupt(path, 0, "no metadata record")),
+    }
+}
+
+fn write_meta(dir: &Path, alg: HashAlg, origin: &str) -> Result<()> {
+    let tmp = dir.join(format!("{META_FILE}.tmp"));
+    let _ = fs::remove_file(&tmp);
+    let mut none = |_: u64, _: &[u8]| Ok(());
+    let mut log = FramedLog::open(&tmp, META_MAGIC, false, &mut none)?;
+    let mut body = vec![alg.code()];
+    body.extend_from_slice(origin.as_bytes());
+    log.append(&body)?;
+    log.sync()?;
+    drop(log);
+    let path = dir.join(META_FILE);
+    fs::rename(&tmp, &path).map_err(|e| LedgerError::io(&path, e))?;
+    crate::store::sync_dir(dir)
+}
+
+impl Ledger {
+    /// Opens or creates the ledger in `ledger_dir` and the node key in
+    /// `<keys_dir>/node.ed25519` (created on first open with mode 0600). Repairs node files that
+    /// lag the leaf file after a crash and cuts torn tails. Reopening with another `cfg.alg` is
+    /// [`LedgerError::AlgMismatch`].
+    pub fn open(ledger_dir: &Path, keys_dir: &Path, cfg: LedgerConfig) -> Result<Ledger> {
+        note::validate_origin(&cfg.origin)?;
+        fs::create_dir_all(ledger_dir).map_err(|e| LedgerError::io(ledger_dir, e))?;
+        let key = keys::load_or_create(keys_dir)?;
+        let meta_path = ledger_dir.join(META_FILE);
+        let (alg, origin) = match read_meta(&meta_path, false)? {
+            Some((alg, origin)) => {
+                if alg != cfg.alg {
+                    return Err(LedgerError::AlgMismatch {
+                        stored: alg,
+                        requested: cfg.alg,
+                    });
+                }
+                (alg, origin)
+            }
+            None => {
+                write_meta(ledger_dir, cfg.alg, &cfg.origin)?;
+                (cfg.alg, cfg.origin.clone())
+            }
+        };
+        Self::open_inner(ledger_dir, key, alg, origin, false, cfg)
+    }
+
+    /// Opens an existing ledger without writing anything (for CLI tools and audits). Node files
+    /// that lag the leaf file are completed in memory only.
+    pub fn open_read_only(ledger_dir: &Path, keys_dir: &Path) -> Result<Ledger> {
+        let key = keys::load(keys_dir)?;
+        let meta_path = ledger_dir.join(META_FILE);
+        let (alg, origin) = read_meta(&meta_path, true)?
+            .ok_or_else(|| LedgerError::corrupt(&meta_path, 0, "ledger metadata file missing"))?;
+        let cfg = LedgerConfig {
+            alg,
+            origin: origin.clone(),
+            ..LedgerConfig::default()
+        };
+        Self::open_inner(ledger_dir, key, alg, origin, true, cfg)
+    }
+
+    fn open_inner(
+        dir: &Path,
+        key: SigningKey,
+        alg: HashAlg,
+        origin: String,
+        read_only: bool,
+        cfg: LedgerConfig,
+    ) -> Result<Ledger> {
+        let store = TreeStore::open(dir, Some(alg), read_only)?;
+        if store.alg() != alg {
+            return Err(LedgerError::corrupt(
+                store.path(0),
+                10,
+                format!("node files use {} but metadata says {alg}", store.alg()),
+            ));
+        }
+        let public = key.verifying_key();
+        let mut latest: Option<SignedCheckpoint> = None;
+        let cp_path = dir.join(CHECKPOINTS_FILE);
+        let checkpoints = {
+            let mut each = |off: u64, b: &[u8]| {
+                let text = std::str::from_utf8(b)
+                    .map_err(|_| LedgerError::corrupt(&cp_path, off, "checkpoint is not UTF-8"))?;
+                let checkpoint = note::verify_checkpoint(&public, text)?;
+                latest = Some(SignedCheckpoint {
+                    checkpoint,
+                    note: text.to_string(),
+                });
+                Ok(())
+            };
+            if read_only && !cp_path.exists() {
+                None
+            } else {
+                Some(FramedLog::open(&cp_path, CHECKPOINT_MAGIC, read_only, &mut each)?)
+            }
+        };
+        let rc_path = dir.join(RECEIPTS_FILE);
+        let mut receipt_offsets = Vec::new();
+        let mut receipt_by_first = BTreeMap::new();
+        let receipts = {
+            let mut each = |off: u64, b: &[u8]| {
+                let r = Receipt::decode(&origin, alg, b)
+                    .map_err(|reason| LedgerError::corrupt(&rc_path, off, reason))?;
+                receipt_offsets.push(off);
+                receipt_by_first.insert(r.first_seq, (r.last_seq, r.id));
+                Ok(())
+            };
+            if read_only && !rc_path.exists() {
+                None
+            } else {
+                Some(FramedLog::open(&rc_path, RECEIPT_MAGIC, read_only, &mut each)?)
+            }
+        };
+        let (Some(checkpoints), Some(receipts)) = (checkpoints, receipts) else {
+            return Err(LedgerError::corrupt(dir, 0, "checkpoints.log or receipts.log missing"));
+        };
+        let size = store.count(0);
+        let mut inner = Inner {
+            store,
+            size,
+            frontier: [Hash::default(); 64],
+            checkpoints,
+            latest,
+            last_checkpoint_at: Instant::now(),
+            receipts,
+            receipt_offsets,
+            receipt_by_first,
+            poisoned: false,
+        };
+        inner.reconcile(alg, read_only)?;
+        let ledger = Ledger {
+            inner: Mutex::new(inner),
+            key,
+            public,
+            alg,
+            origin,
+            dir: dir.to_path_buf(),
+            read_only,
+            cfg,
+        };
+        if !read_only {
+            let inner = ledger.inner.lock();
+            if let Some(cp) = &inner.latest {
+                if cp.checkpoint.size > inner.size {
+                    return Err(LedgerError::BehindCheckpoint {
+                        file: inner.store.path(0),
+                        size: inner.size,
+                        signed: cp.checkpoint.size,
+                    });
+                }
+                let root = inner.root_at(alg, cp.checkpoint.size)?;
+                if root != cp.checkpoint.root {
+                    return Err(LedgerError::corrupt(
+                        inner.store.path(0),
+                        0,
+                        format!(
+                            "stored hashes give root {root} at size {}, but the signed checkpoint says {}; run `quiver verify`",
+                            cp.checkpoint.size, cp.checkpoint.root
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(ledger)
+    }
+
+    /// Number of leaves. Leaf index = seq - 1.
+    pub fn size(&self) -> u64 {
+        self.inner.lock().size
+    }
+
+    /// Tree hash algorithm.
+    pub fn alg(&self) -> HashAlg {
+        self.alg
+    }
+
+    /// Log origin (key name).
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The node's public key.
+    pub fn public_key(&self) -> VerifyingKey {
+        self.public
+    }
+
+    /// The ledger directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn check_writable(&self, inner: &Inner) -> Result<()> {
+        if self.read_only {
+            return Err(LedgerError::ReadOnly);
+        }
+        if inner.poisoned {
+            return Err(LedgerError::Poisoned);
+        }
+        Ok(())
+    }
+
+    /// Appends leaves `H(0x00 || body)` for seqs `first_seq..`; `first_seq` must be `size() + 1`.
+    /// Hashing happens before the lock is taken.
+    pub fn append(&self, first_seq: u64, bodies: &[&[u8]]) -> Result<()> {
+        let hashes: Vec<Hash> = bodies.iter().map(|b| leaf_hash(self.alg, b)).collect();
+        self.append_hashes(first_seq, &hashes)
+    }
+
+    /// Appends precomputed leaf hashes for seqs `first_seq..`. O(log n) per leaf; buffered,
+    /// durable after [`Ledger::sync`].
+    pub fn append_hashes(&self, first_seq: u64, leaf_hashes: &[Hash]) -> Result<()> {
+        let mut inner = self.inner.lock();
+        self.check_writable(&inner)?;
+        if first_seq != inner.size + 1 {
+            return Err(LedgerError::SeqGap {
+                expected: inner.size + 1,
+                got: first_seq,
+            });
+        }
+        for h in leaf_hashes {
+            if let Err(e) = inner.push_leaf(self.alg, h) {
+                inner.poisoned = true;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Stored leaf hash at `index` (= seq - 1).
+    pub fn leaf_hash_at(&self, index: u64) -> Result<Hash> {
+        let inner = self.inner.lock();
+        if index >= inner.size {
+            return Err(LedgerError::OutOfRange {
+                what: "leaf index",
+                value: index,
+                size: inner.size,
+            });
+        }
+        inner.store.node(0, index)
+    }
+
+    /// Streams stored leaf hashes from `from` up to the size at the time of the call, reading
+    /// in chunks (memory independent of size).
+    pub fn leaf_hashes(&self, from: u64) -> LeafHashes<'_> {
+        LeafHashes {
+            ledger: self,
+            next: from,
+            end: self.size(),
+            buf: Vec::new(),
+            pos: 0,
+        }
+    }
+
+    /// Current root (`H()` for the empty tree). O(log n) hashing, no I/O.
+    pub fn root(&self) -> Hash {
+        self.inner.lock().current_root(self.alg)
+    }
+
+    /// Root of the first `size` leaves.
+    pub fn root_at(&self, size: u64) -> Result<Hash> {
+        let inner = self.inner.lock();
+        inner.check_size("tree size", size)?;
+        inner.root_at(self.alg, size)
+    }
+
+    /// Writes buffered nodes and fsyncs the node, checkpoint and receipt files. A failure
+    /// poisons the ledger.
+    pub fn sync(&self) -> Result<()> {
+        let mut inner = self.inner.lock();
+        if self.read_only {
+            return Ok(());
+        }
+        self.check_writable(&inner)?;
+        let r = inner
+            .store
+            .sync()
+            .and_then(|()| inner.checkpoints.sync())
+            .and_then(|()| inner.receipts.sync());
+        if r.is_err() {
+            inner.poisoned = true;
+        }
+        r
+    }
+
+    /// Drops leaves beyond `size` (recovery after the WAL lost unsynced records). Refuses to go
+    /// below the newest signed checkpoint.
+    pub fn truncate(&self, size: u64) -> Result<()> {
+        let mut inner = self.inner.lock();
+        self.check_writable(&inner)?;
+        inner.check_size("tree size", size)?;
+        if let Some(cp) = &inner.latest {
+            if size < cp.checkpoint.size {
+                return Err(LedgerError::BelowSigned {
+                    requested: size,
+                    signed: cp.checkpoint.size,
+                    kind: "checkpoint",
+                });
+            }
+        }
+        let levels = inner.store.level_count();
+        for level in 0..levels {
+            inner.store.truncate_level(level, size >> level)?;
+        }
+        inner.store.drop_empty_top_levels()?;
+        inner.size = size;
+        inner.rebuild_frontier()?;
+        inner.store.sync()
+    }
+
+    /// Inclusion proof for leaf `index` in the tree of `tree_size` leaves (RFC 9162 §2.1.3.1).
+    pub fn inclusion_proof(&self, index: u64, tree_size: u64) -> Result<InclusionProof> {
+        let inner = self.inner.lock();
+        inner.check_size("tree size", tree_size)?;
+        if index >= tree_size {
+            return Err(LedgerError::OutOfRange {
+                what: "leaf index",
+                value: index,
+                size: tree_size,
+            });
+        }
+        let mut path = Vec::with_capacity(64);
+        proof::inclusion_path(&*inner, self.alg, index, 0, tree_size, &mut path)?;
+        Ok(InclusionProof {
+            leaf_index: index,
+            tree_size,
+            path,
+        })
+    }
+
+    /// Consistency proof between tree sizes `from <= to` (RFC 9162 §2.1.4.1). Empty when
+    /// `from == 0` or `from == to`.
+    pub fn consistency_proof(&self, from: u64, to: u64) -> Result<ConsistencyProof> {
+        let inner = self.inner.lock();
+        inner.check_size("tree size", to)?;
+        if from > to {
+            return Err(LedgerError::OutOfRange {
+                what: "old tree size",
+                value: from,
+                size: to,
+            });
+        }
+        let mut path = Vec::new();
+        if from > 0 && from < to {
+            proof::consistency_subproof(&*inner, self.alg, from, 0, to, true, &mut path)?;
+        }
+        Ok(ConsistencyProof { from, to, path })
+    }
+
+    /// Whether a checkpoint is due: `checkpoint_every` leaves or `checkpoint_interval` since
+    /// the last one, with at least one new leaf.
+    pub fn checkpoint_due(&self) -> bool {
+        let inner = self.inner.lock();
+        let signed = inner.latest.as_ref().map_or(0, |c| c.checkpoint.size);
+        inner.size > signed
+            && (inner.size - signed >= self.cfg.checkpoint_every
+                || inner.last_checkpoint_at.elapsed() >= self.cfg.checkpoint_interval)
+    }
+
+    pub(crate) fn mark_checkpointed(inner: &mut Inner) {
+        inner.last_checkpoint_at = Instant::now();
+    }
+
+    pub(crate) fn poison(inner: &mut Inner) {
+        inner.poisoned = true;
+    }
+}
+
+impl Inner {
+    fn check_size(&self, what: &'static str, size: u64) -> Result<()> {
+        if size > self.size {
+            return Err(LedgerError::OutOfRange {
+                what,
+                value: size,
+                size: self.size,
+            });
+        }
+        Ok(())
+    }
+
+    fn push_leaf(&mut self, alg: HashAlg, h: &Hash) -> Result<()> {
+        self.store.push(0, h)?;
+        let mut node = *h;
+        let mut level = 0u32;
+        let mut idx = self.size;
+        while idx & 1 == 1 {
+            node = node_hash(alg, &self.frontier[level as usize], &node);
+            level += 1;
+            idx >>= 1;
+            self.store.push(level, &node)?;
+        }
+        self.frontier[level as usize] = node;
+        self.size += 1;
+        Ok(())
+    }
+
+    pub(crate) fn current_root(&self, alg: HashAlg) -> Hash {
+        let mut acc: Option<Hash> = None;
+        for level in 0..64 {
+            if self.size & (1u64 << level) != 0 {
+                let f = &self.frontier[level];
+                acc = Some(match acc {
+                    None => *f,
+                    Some(a) => node_hash(alg, f, &a),
+                });
+            }
+        }
+        acc.unwrap_or_else(|| alg.empty_root())
+    }
+
+    pub(crate) fn root_at(&self, alg: HashAlg, size: u64) -> Result<Hash> {
+        if size == 0 {
+            return Ok(alg.empty_root());
+        }
+        if size == self.size {
+            return Ok(self.current_root(alg));
+        }
+        proof::range_hash(self, alg, 0, size)
+    }
+
+    fn rebuild_frontier(&mut self) -> Result<()> {
+        for level in 0..64u32 {
+            if self.size & (1u64 << level) != 0 {
+                self.frontier[level as usize] = self.store.node(level, (self.size >> level) - 1)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes every level hold exactly `size >> level` nodes: cuts stale extra nodes and
+    /// recomputes nodes whose write was lost in a crash (in memory only when read-only).
+    fn reconcile(&mut self, alg: HashAlg, read_only: bool) -> Result<()> {
+        for level in 1..64u32 {
+            let want = self.size >> level;
+            let have = self.store.count(level);
+            if have > want && !read_only {
+                self.store.truncate_level(level, want)?;
+            }
+            for i in have.min(want)..want {
+                let l = self.store.node(level - 1, 2 * i)?;
+                let r = self.store.node(level - 1, 2 * i + 1)?;
+                self.store.push(level, &node_hash(alg, &l, &r))?;
+            }
+            if want == 0 && level >= self.store.level_count() {
+                break;
+            }
+        }
+        if !read_only {
+            self.store.drop_empty_top_levels()?;
+            self.store.sync()?;
+        }
+        self.rebuild_frontier()
+    }
+}
+
+/// Iterator over stored leaf hashes, see [`Ledger::leaf_hashes`].
+pub struct LeafHashes<'a> {
+    ledger: &'a Ledger,
+    next: u64,
+    end: u64,
+    buf: Vec<Hash>,
+    pos: usize,
+}
+
+impl Iterator for LeafHashes<'_> {
+    type Item = Result<Hash>;
+
+    fn next(&mut self) -> Option<Result<Hash>> {
+        if self.pos == self.buf.len() {
+            if self.next >= self.end {
+                return None;
+            }
+            let n = (self.end - self.next).min(4096) as usize;
+            self.buf.resize(n, Hash::default());
+            self.pos = 0;
+            let r = self
+                .ledger
+                .inner
+                .lock()
+                .store
+                .read_range(0, self.next, &mut self.buf);
+            if let Err(e) = r {
+                self.next = self.end;
+                self.buf.clear();
+                return Some(Err(e));
+            }
+            self.next += n as u64;
+        }
+        let h = self.buf[self.pos];
+        self.pos += 1;
+        Some(Ok(h))
+    }
+}

@@ -1,0 +1,309 @@
+//! C2SP signed-note checkpoints (tlog-checkpoint + signed-note, Ed25519 signature type 0x01).
+//!
+//! ```text
+//! <origin>\n
+//! <tree size, decimal>\n
+//! <base64 root hash>\n
+//! hash <blake3|sha256>\n          (extension line)
+//! timestamp <unix milliseconds>\n  (extension line)
+//! \n
+//! — <key name> <base64(4-byte key id || 64-byte Ed25519 signature)>\n
+//! ```
+//!
+//! The signature covers the note body (every line above the blank line, each with its `\n`).
+//! The key id is the first 4 bytes of `SHA-256(name || "\n" || 0x01 || public key)`. See
+//! `docs/format/checkpoint.md`.
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+
+use crate::error::{LedgerError, Result};
+use crate::hash::{Hash, HashAlg};
+
+/// Signature-line prefix: U+2014 EM DASH then a space.
+const SIG_PREFIX: &str = "\u{2014} ";
+/// Signed-note signature type for Ed25519.
+const ED25519_TYPE: u8 = 0x01;
+
+/// An unsigned checkpoint: a signed tree head.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// Log origin (the database id); also the signing key's name.
+    pub origin: String,
+    /// Tree size (number of leaves).
+    pub size: u64,
+    /// Root hash of the tree of `size` leaves.
+    pub root: Hash,
+    /// Hash algorithm of the tree.
+    pub alg: HashAlg,
+    /// Signing time, Unix milliseconds.
+    pub timestamp_ms: u64,
+}
+
+/// A checkpoint with its signed-note text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedCheckpoint {
+    /// The parsed contents.
+    pub checkpoint: Checkpoint,
+    /// The full signed note, as stored and as served to verifiers.
+    pub note: String,
+}
+
+/// Checks that `name` can be a signed-note key name and checkpoint origin.
+pub fn validate_origin(name: &str) -> Result<()> {
+    if name.is_empty()
+        || name.len() > 255
+        || name.contains('+')
+        || name.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(LedgerError::Malformed {
+            what: "origin",
+            reason: format!(
+                "{name:?} must be 1..=255 bytes without whitespace, control characters or '+'"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Signed-note key id for an Ed25519 key: first 4 bytes of `SHA-256(name || "\n" || 0x01 || pk)`.
+pub fn key_id(name: &str, key: &VerifyingKey) -> [u8; 4] {
+    let mut h = sha2::Sha256::new();
+    h.update(name.as_bytes());
+    h.update(b"\n");
+    h.update([ED25519_TYPE]);
+    h.update(key.as_bytes());
+    let d = h.finalize();
+    [d[0], d[1], d[2], d[3]]
+}
+
+/// The signed-note verifier key string `<name>+<hex key id>+<base64(0x01 || pk)>`.
+pub fn vkey(name: &str, key: &VerifyingKey) -> String {
+    let mut raw = vec![ED25519_TYPE];
+    raw.extend_from_slice(key.as_bytes());
+    format!(
+        "{name}+{}+{}",
+        hex::encode(key_id(name, key)),
+        B64.encode(raw)
+    )
+}
+
+/// Parses a public key given as a signed-note vkey, 64 hex digits or base64 of 32 bytes.
+pub fn parse_public_key(s: &str) -> Result<VerifyingKey> {
+    let s = s.trim();
+    let bad = |reason: String| LedgerError::Malformed {
+        what: "public key",
+        reason,
+    };
+    let raw: Vec<u8> = if let Some((_, rest)) = s.split_once('+') {
+        let (_, b64) = rest
+            .split_once('+')
+            .ok_or_else(|| bad("vkey must be name+keyid+base64".into()))?;
+        let bytes = B64.decode(b64).map_err(|e| bad(format!("bad base64: {e}")))?;
+        match bytes.split_first() {
+            Some((&ED25519_TYPE, pk)) => pk.to_vec(),
+            _ => return Err(bad("vkey is not an Ed25519 (type 0x01) key".into())),
+        }
+    } else if s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit()) {
+        hex::decode(s).map_err(|e| bad(format!("bad hex: {e}")))?
+    } else {
+        B64.decode(s).map_err(|e| bad(format!("not hex, base64 or a vkey: {e}")))?
+    };
+    let arr: [u8; 32] = raw
+        .as_slice()
+        .try_into()
+        .map_err(|_| bad(format!("expected 32 key bytes, got {}", raw.len())))?;
+    VerifyingKey::from_bytes(&arr).map_err(|e| bad(format!("not a valid Ed25519 point: {e}")))
+}
+
+/// The note body that gets signed.
+pub(crate) fn body(cp: &Checkpoint) -> String {
+    format!(
+        "{}\n{}\n{}\nhash {}\ntimestamp {}\n",
+        cp.origin,
+        cp.size,
+        B64.encode(cp.root.0),
+        cp.alg.name(),
+        cp.timestamp_ms
+    )
+}
+
+/// Signs `cp` with `key` (key name = origin) and returns the full note.
+pub(crate) fn sign_checkpoint(key: &SigningKey, cp: &Checkpoint) -> SignedCheckpoint {
+    let text = body(cp);
+    let sig = key.sign(text.as_bytes());
+    let mut blob = key_id(&cp.origin, &key.verifying_key()).to_vec();
+    blob.extend_from_slice(&sig.to_bytes());
+    let note = format!("{text}\n{SIG_PREFIX}{} {}\n", cp.origin, B64.encode(blob));
+    SignedCheckpoint {
+        checkpoint: cp.clone(),
+        note,
+    }
+}
+
+fn parse_decimal(s: &str) -> Result<u64> {
+    if s.is_empty() || (s.len() > 1 && s.starts_with('0')) || !s.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(LedgerError::note(format!("{s:?} is not a canonical decimal")));
+    }
+    s.parse()
+        .map_err(|_| LedgerError::note(format!("{s:?} does not fit in u64")))
+}
+
+/// Parses a checkpoint body (without signatures).
+pub(crate) fn parse_body(text: &str) -> Result<Checkpoint> {
+    let lines: Vec<&str> = text
+        .strip_suffix('\n')
+        .ok_or_else(|| LedgerError::note("body must end with a newline"))?
+        .split('\n')
+        .collect();
+    if lines.len() < 3 {
+        return Err(LedgerError::note("need origin, size and root lines"));
+    }
+    let origin = lines[0].to_string();
+    validate_origin(&origin).map_err(|e| LedgerError::note(e.to_string()))?;
+    let size = parse_decimal(lines[1])?;
+    let root_bytes = B64
+        .decode(lines[2])
+        .map_err(|e| LedgerError::note(format!("root is not base64: {e}")))?;
+    let root = Hash::from_slice(&root_bytes).map_err(|e| LedgerError::note(e.to_string()))?;
+    let (mut alg, mut ts) = (None, None);
+    for ext in &lines[3..] {
+        if ext.is_empty() {
+            return Err(LedgerError::note("empty line inside the body"));
+        }
+        if let Some(v) = ext.strip_prefix("hash ") {
+            alg = Some(v.parse::<HashAlg>().map_err(|e| LedgerError::note(e.to_string()))?);
+        } else if let Some(v) = ext.strip_prefix("timestamp ") {
+            ts = Some(parse_decimal(v)?);
+        }
+    }
+    Ok(Checkpoint {
+        origin,
+        size,
+        root,
+        alg: alg.ok_or_else(|| LedgerError::note("missing `hash` extension line"))?,
+        timestamp_ms: ts.ok_or_else(|| LedgerError::note("missing `timestamp` extension line"))?,
+    })
+}
+
+/// Verifies a signed-note checkpoint against `key` and returns its contents. At least one
+/// signature line must carry `key`'s key id (for the line's name) and verify; lines of other
+/// keys (witness cosignatures) are ignored. The key name must equal the origin.
+pub fn verify_checkpoint(key: &VerifyingKey, note: &str) -> Result<Checkpoint> {
+    let split = note
+        .find("\n\n")
+        .ok_or_else(|| LedgerError::note("no blank line before the signatures"))?;
+    let text = &note[..split + 1];
+    let sigs = &note[split + 2..];
+    let cp = parse_body(text)?;
+    if !sigs.ends_with('\n') {
+        return Err(LedgerError::note("signature block must end with a newline"));
+    }
+    for line in sigs.strip_suffix('\n').unwrap_or(sigs).split('\n') {
+        let rest = line
+            .strip_prefix(SIG_PREFIX)
+            .ok_or_else(|| LedgerError::note(format!("bad signature line {line:?}")))?;
+        let (name, b64) = rest
+            .split_once(' ')
+            .ok_or_else(|| LedgerError::note(format!("bad signature line {line:?}")))?;
+        let blob = B64
+            .decode(b64)
+            .map_err(|e| LedgerError::note(format!("signature is not base64: {e}")))?;
+        if blob.len() < 4 || blob[..4] != key_id(name, key) {
+            continue;
+        }
+        if name != cp.origin {
+            return Err(LedgerError::BadSignature {
+                what: "checkpoint",
+                reason: format!("key name {name:?} differs from origin {:?}", cp.origin),
+            });
+        }
+        let sig = Signature::from_slice(&blob[4..]).map_err(|e| LedgerError::BadSignature {
+            what: "checkpoint",
+            reason: format!("malformed Ed25519 signature: {e}"),
+        })?;
+        return key
+            .verify(text.as_bytes(), &sig)
+            .map(|()| cp)
+            .map_err(|e| LedgerError::BadSignature {
+                what: "checkpoint",
+                reason: format!("signature does not verify: {e}"),
+            });
+    }
+    Err(LedgerError::BadSignature {
+        what: "checkpoint",
+        reason: "no signature by the trusted key (key id mismatch)".into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(seed: u8) -> SigningKey {
+        SigningKey::from_bytes(&[seed; 32])
+    }
+
+    fn cp() -> Checkpoint {
+        Checkpoint {
+            origin: "quiver.example/db1".into(),
+            size: 42,
+            root: Hash([7; 32]),
+            alg: HashAlg::Sha256,
+            timestamp_ms: 1_700_000_000_000,
+        }
+    }
+
+    #[test]
+    fn sign_and_verify_round_trip() {
+        let k = key(1);
+        let s = sign_checkpoint(&k, &cp());
+        assert!(s.note.contains("\n\n\u{2014} quiver.example/db1 "));
+        let got = verify_checkpoint(&k.verifying_key(), &s.note);
+        assert_eq!(got.ok(), Some(cp()));
+    }
+
+    #[test]
+    fn wrong_key_and_tampered_body_rejected() {
+        let k = key(1);
+        let s = sign_checkpoint(&k, &cp());
+        assert!(matches!(
+            verify_checkpoint(&key(2).verifying_key(), &s.note),
+            Err(LedgerError::BadSignature { .. })
+        ));
+        let tampered = s.note.replacen("\n42\n", "\n43\n", 1);
+        assert!(matches!(
+            verify_checkpoint(&k.verifying_key(), &tampered),
+            Err(LedgerError::BadSignature { .. })
+        ));
+    }
+
+    #[test]
+    fn garbage_notes_are_errors_not_panics() {
+        let k = key(1).verifying_key();
+        for text in [
+            "",
+            "\n\n",
+            "a\n\n",
+            "o\n01\nAAAA\n\n\u{2014} o AAAA\n",
+            "o\n1\n!!!\n\n",
+            "o\n1\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\nhash sha256\ntimestamp 1\n\nnot a sig\n",
+        ] {
+            assert!(verify_checkpoint(&k, text).is_err(), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn vkey_parses_back() {
+        let k = key(3).verifying_key();
+        let v = vkey("n", &k);
+        assert_eq!(parse_public_key(&v).ok(), Some(k));
+        assert_eq!(parse_public_key(&hex::encode(k.as_bytes())).ok(), Some(k));
+        assert_eq!(parse_public_key(&B64.encode(k.as_bytes())).ok(), Some(k));
+        assert!(parse_public_key("nope").is_err());
+    }
+}

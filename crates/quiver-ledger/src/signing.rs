@@ -1,0 +1,182 @@
+//! Signed statements: checkpoints (C2SP signed notes) and batch receipts.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::error::{LedgerError, Result};
+use crate::ledger::Ledger;
+use crate::note::{self, Checkpoint, SignedCheckpoint};
+use crate::receipt::Receipt;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Ledger {
+    /// Signs a checkpoint of the current tree (origin, size, root, hash alg, timestamp), stores
+    /// it durably (the node files are synced first) and returns it. The caller guarantees the
+    /// covered records are durable. If the newest checkpoint already has the current size, it is
+    /// returned unchanged, so two checkpoints never disagree.
+    pub fn checkpoint(&self) -> Result<SignedCheckpoint> {
+        if self.read_only {
+            return Err(LedgerError::ReadOnly);
+        }
+        let mut inner = self.inner.lock();
+        if let Some(cp) = &inner.latest {
+            if cp.checkpoint.size == inner.size {
+                let cp = cp.clone();
+                Ledger::mark_checkpointed(&mut inner);
+                return Ok(cp);
+            }
+        }
+        let prev_ts = inner.latest.as_ref().map_or(0, |c| c.checkpoint.timestamp_ms);
+        let cp = Checkpoint {
+            origin: self.origin.clone(),
+            size: inner.size,
+            root: inner.current_root(self.alg),
+            alg: self.alg,
+            timestamp_ms: now_ms().max(prev_ts),
+        };
+        let signed = note::sign_checkpoint(&self.key, &cp);
+        let r = inner
+            .store
+            .sync()
+            .and_then(|()| inner.checkpoints.append(signed.note.as_bytes()).map(|_| ()))
+            .and_then(|()| inner.checkpoints.sync());
+        if let Err(e) = r {
+            Ledger::poison(&mut inner);
+            return Err(e);
+        }
+        inner.latest = Some(signed.clone());
+        Ledger::mark_checkpointed(&mut inner);
+        Ok(signed)
+    }
+
+    /// Every stored checkpoint, oldest first (each signature re-verified).
+    pub fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>> {
+        let mut out = Vec::new();
+        self.for_each_checkpoint(&mut |cp| {
+            out.push(cp);
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f` for each stored checkpoint in order until it returns `false`.
+    pub(crate) fn for_each_checkpoint(
+        &self,
+        f: &mut dyn FnMut(SignedCheckpoint) -> Result<bool>,
+    ) -> Result<()> {
+        let inner = self.inner.lock();
+        let path = inner.checkpoints.path().to_path_buf();
+        let mut stop = false;
+        inner.checkpoints.scan(&mut |off, b| {
+            if stop {
+                return Ok(());
+            }
+            let text = std::str::from_utf8(b)
+                .map_err(|_| LedgerError::corrupt(&path, off, "checkpoint is not UTF-8"))?;
+            let checkpoint = note::verify_checkpoint(&self.public, text)?;
+            stop = !f(SignedCheckpoint {
+                checkpoint,
+                note: text.to_string(),
+            })?;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// The newest checkpoint, if any.
+    pub fn latest_checkpoint(&self) -> Option<SignedCheckpoint> {
+        self.inner.lock().latest.clone()
+    }
+
+    /// The stored checkpoint of exactly `size` leaves, if any.
+    pub fn checkpoint_at_size(&self, size: u64) -> Result<Option<SignedCheckpoint>> {
+        let mut found = None;
+        self.for_each_checkpoint(&mut |cp| {
+            if cp.checkpoint.size == size {
+                found = Some(cp);
+                return Ok(false);
+            }
+            Ok(cp.checkpoint.size < size)
+        })?;
+        Ok(found)
+    }
+
+    /// Signs one receipt for the batch `first_seq..=last_seq` (already appended) against the
+    /// current tree, stores it (durable after [`Ledger::sync`]) and returns it.
+    pub fn receipt(&self, first_seq: u64, last_seq: u64) -> Result<Receipt> {
+        if self.read_only {
+            return Err(LedgerError::ReadOnly);
+        }
+        let mut inner = self.inner.lock();
+        if first_seq == 0 || first_seq > last_seq || last_seq > inner.size {
+            return Err(LedgerError::OutOfRange {
+                what: "receipt seq range end",
+                value: if first_seq == 0 || first_seq > last_seq {
+                    first_seq
+                } else {
+                    last_seq
+                },
+                size: inner.size,
+            });
+        }
+        let r = Receipt {
+            id: inner.receipt_offsets.len() as u64 + 1,
+            origin: self.origin.clone(),
+            alg: self.alg,
+            first_seq,
+            last_seq,
+            tree_size: inner.size,
+            root: inner.current_root(self.alg),
+            timestamp_ms: now_ms(),
+            signature: [0; 64],
+        }
+        .sign(&self.key);
+        match inner.receipts.append(&r.encode()) {
+            Ok(off) => {
+                inner.receipt_offsets.push(off);
+                inner.receipt_by_first.insert(first_seq, (last_seq, r.id));
+                Ok(r)
+            }
+            Err(e) => {
+                Ledger::poison(&mut inner);
+                Err(e)
+            }
+        }
+    }
+
+    /// Looks a receipt up by id.
+    pub fn receipt_by_id(&self, id: u64) -> Result<Option<Receipt>> {
+        let inner = self.inner.lock();
+        let Some(&off) = id
+            .checked_sub(1)
+            .and_then(|i| inner.receipt_offsets.get(i as usize))
+        else {
+            return Ok(None);
+        };
+        let body = inner.receipts.read_record(off)?;
+        Receipt::decode(&self.origin, self.alg, &body)
+            .map(Some)
+            .map_err(|reason| LedgerError::corrupt(inner.receipts.path(), off, reason))
+    }
+
+    /// The newest receipt whose range contains `seq`.
+    pub fn receipt_for_seq(&self, seq: u64) -> Result<Option<Receipt>> {
+        let id = {
+            let inner = self.inner.lock();
+            match inner.receipt_by_first.range(..=seq).next_back() {
+                Some((_, &(last, id))) if last >= seq => id,
+                _ => return Ok(None),
+            }
+        };
+        self.receipt_by_id(id)
+    }
+
+    /// Number of stored receipts.
+    pub fn receipt_count(&self) -> u64 {
+        self.inner.lock().receipt_offsets.len() as u64
+    }
+}

@@ -1,0 +1,310 @@
+//! Per-level append-only node files: `level-NN.hashes` holds the 32-byte roots of the complete
+//! perfect subtrees of height NN, in index order (level 0 = leaf hashes).
+//!
+//! Header (32 bytes): magic `QVLGNODE` | version u16 = 1 | alg u8 | level u8 |
+//! 16 reserved zero bytes | crc32c u32 of bytes 0..28. Node `i` lives at `32 + 32 * i`.
+//! Writes are buffered in memory per level and written in level order (leaves first) so that on
+//! disk an upper level never runs ahead of the level below; `sync` makes them durable.
+
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use crate::error::{LedgerError, Result};
+use crate::hash::{Hash, HashAlg};
+
+const MAGIC: &[u8; 8] = b"QVLGNODE";
+const VERSION: u16 = 1;
+/// Size of the node-file header in bytes.
+pub(crate) const HEADER: u64 = 32;
+/// Flush pending writes once this many bytes are buffered.
+const FLUSH_BYTES: usize = 256 * 1024;
+
+/// File name of the node file for `level`.
+pub(crate) fn level_file_name(level: u32) -> String {
+    format!("level-{level:02}.hashes")
+}
+
+/// fsyncs a directory so renames and creations in it are durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| LedgerError::io(dir, e))
+}
+
+fn header(alg: HashAlg, level: u32) -> [u8; HEADER as usize] {
+    let mut h = [0u8; HEADER as usize];
+    h[..8].copy_from_slice(MAGIC);
+    h[8..10].copy_from_slice(&VERSION.to_le_bytes());
+    h[10] = alg.code();
+    h[11] = level as u8;
+    let crc = crc32c::crc32c(&h[..28]);
+    h[28..32].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+fn check_header(path: &Path, h: &[u8], level: u32) -> Result<HashAlg> {
+    if h.len() < HEADER as usize {
+        return Err(LedgerError::corrupt(path, 0, "file shorter than its 32-byte header"));
+    }
+    if &h[..8] != MAGIC {
+        return Err(LedgerError::corrupt(path, 0, "bad magic: not a quiver ledger node file"));
+    }
+    let stored = u32::from_le_bytes([h[28], h[29], h[30], h[31]]);
+    let got = crc32c::crc32c(&h[..28]);
+    if stored != got {
+        return Err(LedgerError::Checksum {
+            file: path.to_path_buf(),
+            offset: 0,
+            expected: stored,
+            got,
+        });
+    }
+    let version = u16::from_le_bytes([h[8], h[9]]);
+    if version != VERSION {
+        return Err(LedgerError::corrupt(path, 8, format!("unsupported version {version}")));
+    }
+    if u32::from(h[11]) != level {
+        return Err(LedgerError::corrupt(
+            path,
+            11,
+            format!("header says level {}, file name says {level}", h[11]),
+        ));
+    }
+    HashAlg::from_code(h[10])
+        .ok_or_else(|| LedgerError::corrupt(path, 10, format!("unknown hash algorithm code {}", h[10])))
+}
+
+struct LevelFile {
+    path: PathBuf,
+    /// `None` only in read-only mode for a level that has no file yet.
+    file: Option<File>,
+    on_disk: u64,
+    pending: Vec<u8>,
+    dirty: bool,
+}
+
+/// The node files of one ledger.
+pub(crate) struct TreeStore {
+    dir: PathBuf,
+    alg: HashAlg,
+    read_only: bool,
+    levels: Vec<LevelFile>,
+    pending_bytes: usize,
+}
+
+impl TreeStore {
+    /// Opens every existing `level-NN.hashes` in `dir`. `create_alg` creates level 0 if absent.
+    /// Returns the store; the caller reconciles level counts.
+    pub(crate) fn open(dir: &Path, create_alg: Option<HashAlg>, read_only: bool) -> Result<TreeStore> {
+        let mut levels = Vec::new();
+        let mut alg = None;
+        for level in 0..64u32 {
+            let path = dir.join(level_file_name(level));
+            if !path.exists() {
+                break;
+            }
+            let file = OpenOptions::new()
+                .read(true)
+                .write(!read_only)
+                .open(&path)
+                .map_err(|e| LedgerError::io(&path, e))?;
+            let len = file.metadata().map_err(|e| LedgerError::io(&path, e))?.len();
+            let mut h = vec![0u8; HEADER.min(len) as usize];
+            file.read_exact_at(&mut h, 0).map_err(|e| LedgerError::io(&path, e))?;
+            let a = check_header(&path, &h, level)?;
+            if let Some(prev) = alg {
+                if prev != a {
+                    return Err(LedgerError::corrupt(&path, 10, format!("algorithm {a} differs from level 0's {prev}")));
+                }
+            }
+            alg = Some(a);
+            let whole = (len - HEADER) / 32;
+            if !read_only && (len - HEADER) % 32 != 0 {
+                // A torn final hash from a crash mid-write: drop it.
+                file.set_len(HEADER + whole * 32).map_err(|e| LedgerError::io(&path, e))?;
+            }
+            levels.push(LevelFile { path, file: Some(file), on_disk: whole, pending: Vec::new(), dirty: false });
+        }
+        let alg = match (alg, create_alg) {
+            (Some(a), _) => a,
+            (None, Some(a)) if !read_only => a,
+            _ => {
+                return Err(LedgerError::corrupt(dir.join(level_file_name(0)), 0, "missing leaf-hash file"));
+            }
+        };
+        let mut store = TreeStore { dir: dir.to_path_buf(), alg, read_only, levels, pending_bytes: 0 };
+        if store.levels.is_empty() {
+            store.add_level()?;
+        }
+        Ok(store)
+    }
+
+    pub(crate) fn alg(&self) -> HashAlg {
+        self.alg
+    }
+
+    pub(crate) fn path(&self, level: u32) -> PathBuf {
+        self.dir.join(level_file_name(level))
+    }
+
+    fn add_level(&mut self) -> Result<()> {
+        let level = self.levels.len() as u32;
+        let path = self.path(level);
+        let file = if self.read_only {
+            None
+        } else {
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)
+                .map_err(|e| LedgerError::io(&path, e))?;
+            f.write_all_at(&header(self.alg, level), 0).map_err(|e| LedgerError::io(&path, e))?;
+            Some(f)
+        };
+        self.levels.push(LevelFile { path, file, on_disk: 0, pending: Vec::new(), dirty: true });
+        Ok(())
+    }
+
+    /// Number of levels with a file (or buffer).
+    pub(crate) fn level_count(&self) -> u32 {
+        self.levels.len() as u32
+    }
+
+    /// Number of nodes stored at `level` (on disk + pending).
+    pub(crate) fn count(&self, level: u32) -> u64 {
+        self.levels
+            .get(level as usize)
+            .map_or(0, |l| l.on_disk + (l.pending.len() / 32) as u64)
+    }
+
+    /// Node `index` of `level`.
+    pub(crate) fn node(&self, level: u32, index: u64) -> Result<Hash> {
+        let l = self.levels.get(level as usize).ok_or_else(|| {
+            LedgerError::corrupt(self.path(level), 0, format!("level {level} missing (node {index})"))
+        })?;
+        if index < l.on_disk {
+            let mut b = [0u8; 32];
+            let off = HEADER + index * 32;
+            let f = l.file.as_ref().ok_or_else(|| LedgerError::corrupt(&l.path, off, "file missing"))?;
+            f.read_exact_at(&mut b, off).map_err(|e| LedgerError::io(&l.path, e))?;
+            return Ok(Hash(b));
+        }
+        let at = ((index - l.on_disk) * 32) as usize;
+        match l.pending.get(at..at + 32) {
+            Some(s) => Hash::from_slice(s),
+            None => Err(LedgerError::corrupt(
+                &l.path,
+                HEADER + index * 32,
+                format!("node {index} of level {level} is beyond the {} stored", self.count(level)),
+            )),
+        }
+    }
+
+    /// Reads nodes `[start, start + out.len())` of `level` (must all exist).
+    pub(crate) fn read_range(&self, level: u32, start: u64, out: &mut [Hash]) -> Result<()> {
+        let Some(l) = self.levels.get(level as usize) else {
+            return Err(LedgerError::corrupt(self.path(level), 0, "level missing"));
+        };
+        let disk_n = l.on_disk.saturating_sub(start).min(out.len() as u64) as usize;
+        if disk_n > 0 {
+            let mut buf = vec![0u8; disk_n * 32];
+            let off = HEADER + start * 32;
+            let f = l.file.as_ref().ok_or_else(|| LedgerError::corrupt(&l.path, off, "file missing"))?;
+            f.read_exact_at(&mut buf, off).map_err(|e| LedgerError::io(&l.path, e))?;
+            for (o, c) in out.iter_mut().zip(buf.chunks_exact(32)) {
+                o.0.copy_from_slice(c);
+            }
+        }
+        for (i, o) in out.iter_mut().enumerate().skip(disk_n) {
+            *o = self.node(level, start + i as u64)?;
+        }
+        Ok(())
+    }
+
+    /// Appends a node to `level`, creating the level's file when needed.
+    pub(crate) fn push(&mut self, level: u32, h: &Hash) -> Result<()> {
+        while self.levels.len() <= level as usize {
+            self.add_level()?;
+        }
+        let l = &mut self.levels[level as usize];
+        l.pending.extend_from_slice(&h.0);
+        l.dirty = true;
+        self.pending_bytes += 32;
+        if self.pending_bytes >= FLUSH_BYTES && !self.read_only {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes every pending node, lowest level first.
+    pub(crate) fn flush(&mut self) -> Result<()> {
+        if self.read_only {
+            return Ok(());
+        }
+        for l in &mut self.levels {
+            if l.pending.is_empty() {
+                continue;
+            }
+            let off = HEADER + l.on_disk * 32;
+            let f = l.file.as_ref().ok_or_else(|| LedgerError::corrupt(&l.path, off, "file missing"))?;
+            f.write_all_at(&l.pending, off).map_err(|e| LedgerError::io(&l.path, e))?;
+            l.on_disk += (l.pending.len() / 32) as u64;
+            l.pending.clear();
+        }
+        self.pending_bytes = 0;
+        Ok(())
+    }
+
+    /// Flushes and fdatasyncs every level written since the last sync.
+    pub(crate) fn sync(&mut self) -> Result<()> {
+        self.flush()?;
+        let mut created = false;
+        for l in &mut self.levels {
+            if !l.dirty {
+                continue;
+            }
+            if let Some(f) = &l.file {
+                f.sync_data().map_err(|e| LedgerError::io(&l.path, e))?;
+            }
+            created |= l.on_disk == 0;
+            l.dirty = false;
+        }
+        if created {
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    /// Keeps only the first `count` nodes of `level` (on disk and pending).
+    pub(crate) fn truncate_level(&mut self, level: u32, count: u64) -> Result<()> {
+        if self.read_only {
+            return Err(LedgerError::ReadOnly);
+        }
+        self.flush()?;
+        let Some(l) = self.levels.get_mut(level as usize) else {
+            return Ok(());
+        };
+        if count < l.on_disk {
+            if let Some(f) = &l.file {
+                f.set_len(HEADER + count * 32).map_err(|e| LedgerError::io(&l.path, e))?;
+            }
+            l.on_disk = count;
+            l.dirty = true;
+        }
+        Ok(())
+    }
+
+    /// Removes the file of the top level when it is empty (after a truncate).
+    pub(crate) fn drop_empty_top_levels(&mut self) -> Result<()> {
+        while self.levels.len() > 1 && self.count(self.levels.len() as u32 - 1) == 0 {
+            if let Some(l) = self.levels.pop() {
+                drop(l.file);
+                fs::remove_file(&l.path).map_err(|e| LedgerError::io(&l.path, e))?;
+            }
+        }
+        Ok(())
+    }
+}
