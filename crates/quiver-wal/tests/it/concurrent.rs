@@ -1,0 +1,152 @@
+//! Concurrent writers: disjoint gap-free ranges, replay equals what was acked, shared syncs.
+
+use crate::{body, cfg, mem, replay_all, stamped};
+use quiver_core::{SeqRange, SyncMode};
+use quiver_wal::{MemStorage, Storage, Wal, WalFile};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Runs `threads` writers doing `commits` commits each of 1..=4 records; returns every acked
+/// (range, bodies) pair.
+fn run_writers(wal: &Wal, threads: u64, commits: u64) -> Vec<(SeqRange, Vec<Vec<u8>>)> {
+    std::thread::scope(|sc| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                sc.spawn(move || {
+                    let mut acked = Vec::new();
+                    for i in 0..commits {
+                        let n = 1 + ((t + i) % 4) as usize;
+                        let bodies: Vec<Vec<u8>> = (0..n)
+                            .map(|j| {
+                                body(t << 32 | i << 8 | j as u64, 10 + (i as usize * 7 + j) % 90)
+                            })
+                            .collect();
+                        let r = wal.commit(bodies.clone()).unwrap();
+                        assert_eq!(r.len(), n as u64);
+                        acked.push((r, bodies));
+                    }
+                    acked
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    })
+}
+
+fn check(wal: &Wal, acked: Vec<(SeqRange, Vec<Vec<u8>>)>) {
+    let mut by_seq = BTreeMap::new();
+    for (r, bodies) in acked {
+        for (k, b) in bodies.into_iter().enumerate() {
+            let seq = r.first + k as u64;
+            assert!(
+                by_seq.insert(seq, stamped(seq, b)).is_none(),
+                "seq {seq} acked twice"
+            );
+        }
+    }
+    let n = by_seq.len() as u64;
+    assert_eq!(
+        by_seq.keys().copied().collect::<Vec<_>>(),
+        (1..=n).collect::<Vec<_>>(),
+        "gap"
+    );
+    assert_eq!(wal.last_seq(), n);
+    let expected: Vec<_> = by_seq.into_iter().collect();
+    assert_eq!(replay_all(wal, 0), expected);
+}
+
+#[test]
+fn eight_writers_per_group_with_rotation() {
+    let (_m, s) = mem();
+    let wal = Wal::open(s.clone(), cfg(SyncMode::PerGroup, 8192, false), None).unwrap();
+    let acked = run_writers(&wal, 8, 60);
+    check(&wal, acked.clone());
+    drop(wal);
+    let wal = Wal::open(s, cfg(SyncMode::PerGroup, 8192, false), None).unwrap();
+    check(&wal, acked);
+}
+
+#[test]
+fn writers_with_gather_delay_and_small_groups() {
+    let (_m, s) = mem();
+    let mut c = cfg(SyncMode::PerGroup, 1 << 20, false);
+    c.gather_delay = Duration::from_micros(300);
+    c.max_group_entries = 5;
+    let wal = Wal::open(s, c, None).unwrap();
+    let acked = run_writers(&wal, 4, 40);
+    check(&wal, acked);
+}
+
+#[test]
+fn no_sync_mode_concurrent() {
+    let (_m, s) = mem();
+    let wal = Wal::open(s, cfg(SyncMode::None, 4096, false), None).unwrap();
+    let acked = run_writers(&wal, 6, 50);
+    check(&wal, acked);
+    assert_eq!(
+        wal.stats().syncs as usize,
+        wal.stats().files.saturating_sub(1) * 2 + 1
+    );
+}
+
+/// Storage whose fdatasync takes a while, like a real disk.
+struct SlowSync(MemStorage);
+struct SlowFile(Box<dyn WalFile>);
+
+impl WalFile for SlowFile {
+    fn write_all_at(&mut self, off: u64, buf: &[u8]) -> std::io::Result<()> {
+        self.0.write_all_at(off, buf)
+    }
+    fn sync_data(&mut self) -> std::io::Result<()> {
+        std::thread::sleep(Duration::from_millis(3));
+        self.0.sync_data()
+    }
+    fn preallocate(&mut self, len: u64) -> std::io::Result<()> {
+        self.0.preallocate(len)
+    }
+}
+
+impl Storage for SlowSync {
+    fn list(&self) -> quiver_wal::Result<Vec<String>> {
+        self.0.list()
+    }
+    fn open_append(&self, name: &str) -> quiver_wal::Result<Box<dyn WalFile>> {
+        Ok(Box::new(SlowFile(self.0.open_append(name)?)))
+    }
+    fn read_all(&self, name: &str) -> quiver_wal::Result<Vec<u8>> {
+        self.0.read_all(name)
+    }
+    fn remove(&self, name: &str) -> quiver_wal::Result<()> {
+        self.0.remove(name)
+    }
+    fn sync_dir(&self) -> quiver_wal::Result<()> {
+        self.0.sync_dir()
+    }
+    fn truncate(&self, name: &str, len: u64) -> quiver_wal::Result<()> {
+        self.0.truncate(name, len)
+    }
+}
+
+#[test]
+fn per_write_writers_share_fdatasyncs() {
+    let s: Arc<dyn Storage> = Arc::new(SlowSync(MemStorage::new()));
+    let wal = Wal::open(s, cfg(SyncMode::PerWrite, 1 << 20, true), None).unwrap();
+    let threads = 8;
+    let commits = 25;
+    let acked = run_writers(&wal, threads, commits);
+    check(&wal, acked);
+    let st = wal.stats();
+    let total = threads * commits;
+    // Every group was synced (plus the one sync of creating the file)...
+    assert_eq!(st.syncs, st.groups + 1);
+    // ...and while one leader sleeps in fdatasync the others queue up and share the next one.
+    assert!(
+        st.groups * 2 < total,
+        "{} groups for {total} commits: no sharing",
+        st.groups
+    );
+}

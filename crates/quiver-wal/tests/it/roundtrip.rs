@@ -1,0 +1,187 @@
+//! Commit/replay roundtrip, rotation, reopen, remove_before, set_next_seq_at_least.
+
+use crate::{body, cfg, mem, replay_all, stamped, wal_files};
+use quiver_core::{SeqRange, SyncMode};
+use quiver_wal::{format, FsStorage, Storage, Wal, WalError};
+use std::sync::Arc;
+
+/// Commits `n` batches of varied sizes; returns the expected records.
+fn fill(wal: &Wal, batches: u64, tag0: u64) -> Vec<(u64, Vec<u8>)> {
+    let mut expected = Vec::new();
+    for i in 0..batches {
+        let n = 1 + (i % 5) as usize;
+        let bodies: Vec<Vec<u8>> = (0..n)
+            .map(|j| body(tag0 + i * 10 + j as u64, 30 + j * 17))
+            .collect();
+        let r = wal.commit(bodies.clone()).unwrap();
+        assert_eq!(r.len(), n as u64);
+        for (k, b) in bodies.into_iter().enumerate() {
+            expected.push((r.first + k as u64, stamped(r.first + k as u64, b)));
+        }
+    }
+    expected
+}
+
+#[test]
+fn roundtrip_across_rotation_and_reopen() {
+    let (m, s) = mem();
+    let wal = Wal::open(s.clone(), cfg(SyncMode::PerGroup, 4096, false), None).unwrap();
+    assert_eq!(wal.last_seq(), 0);
+    let expected = fill(&wal, 200, 0);
+    assert_eq!(expected[0].0, 1);
+    assert_eq!(wal.last_seq(), expected.len() as u64);
+    let files = wal_files(&*s);
+    assert!(files.len() > 5, "expected rotation, got {files:?}");
+    assert_eq!(wal.stats().files, files.len());
+    for f in &files {
+        assert!(
+            m.file(f).unwrap().len() as u64 <= 4096,
+            "{f} exceeds file_size"
+        );
+    }
+    assert_eq!(replay_all(&wal, 0), expected);
+    assert_eq!(replay_all(&wal, 1), expected);
+    let mid = expected.len() as u64 / 2;
+    assert_eq!(replay_all(&wal, mid), expected[mid as usize - 1..].to_vec());
+    assert!(replay_all(&wal, expected.len() as u64 + 1).is_empty());
+    drop(wal);
+
+    let wal = Wal::open(s.clone(), cfg(SyncMode::PerGroup, 4096, false), None).unwrap();
+    assert_eq!(replay_all(&wal, 0), expected);
+    assert_eq!(wal.last_seq(), expected.len() as u64);
+    let more = fill(&wal, 10, 10_000);
+    assert_eq!(more[0].0, expected.len() as u64 + 1);
+    let all: Vec<_> = expected.into_iter().chain(more).collect();
+    assert_eq!(replay_all(&wal, 0), all);
+}
+
+#[test]
+fn a_batch_never_splits_across_files() {
+    let (_m, s) = mem();
+    let wal = Wal::open(s.clone(), cfg(SyncMode::None, 4096, false), None).unwrap();
+    wal.commit(vec![body(1, 100)]).unwrap();
+    // 40 records of ~208 bytes: larger than a whole file, still one file.
+    let big: Vec<Vec<u8>> = (0..40).map(|i| body(100 + i, 200)).collect();
+    let r = wal.commit(big).unwrap();
+    assert_eq!(r, SeqRange { first: 2, last: 41 });
+    let files = wal_files(&*s);
+    assert_eq!(files, vec![format::file_name(1), format::file_name(2)]);
+    wal.commit(vec![body(2, 10)]).unwrap();
+    assert_eq!(wal_files(&*s).last().unwrap(), &format::file_name(42));
+    assert_eq!(replay_all(&wal, 0).len(), 42);
+}
+
+#[test]
+fn bad_batches_are_user_errors() {
+    let (_m, s) = mem();
+    let wal = Wal::open(s, cfg(SyncMode::None, 4096, false), None).unwrap();
+    assert!(matches!(wal.commit(vec![]), Err(WalError::EmptyBatch)));
+    assert!(matches!(
+        wal.commit(vec![body(1, 4), vec![0; 7]]),
+        Err(WalError::BodyTooShort { index: 1, len: 7 })
+    ));
+    // The log is not poisoned by user errors.
+    assert_eq!(
+        wal.commit(vec![vec![0; 8]]).unwrap(),
+        SeqRange { first: 1, last: 1 }
+    );
+}
+
+#[test]
+fn remove_before_keeps_everything_at_or_after_seq() {
+    let (_m, s) = mem();
+    let wal = Wal::open(s.clone(), cfg(SyncMode::None, 4096, false), None).unwrap();
+    let expected = fill(&wal, 150, 0);
+    let n = expected.len() as u64;
+    let before = wal_files(&*s).len();
+    for cut in [1, 50, n / 2, n - 3, n + 5] {
+        wal.remove_before(cut).unwrap();
+        let kept = replay_all(&wal, cut.min(n + 1));
+        assert_eq!(
+            kept,
+            expected[(cut.min(n + 1) - 1) as usize..].to_vec(),
+            "cut {cut}"
+        );
+        // Nothing at or after `cut` was lost, and files were really removed.
+        let first_kept = replay_all(&wal, 0).first().map(|r| r.0);
+        assert!(
+            first_kept.is_none_or(|f| f <= cut),
+            "cut {cut}: first kept {first_kept:?}"
+        );
+    }
+    let after = wal_files(&*s).len();
+    assert!(after < before, "{after} files left of {before}");
+    assert_eq!(
+        after, 1,
+        "only the active file stays once everything is flushed"
+    );
+    drop(wal);
+    // Reopen after removals: the surviving files still chain.
+    let wal = Wal::open(s.clone(), cfg(SyncMode::None, 4096, false), None).unwrap();
+    assert_eq!(wal.last_seq(), n);
+    let tail = replay_all(&wal, 0);
+    assert_eq!(tail, expected[expected.len() - tail.len()..].to_vec());
+}
+
+#[test]
+fn next_seq_floor_survives_removal_of_every_file() {
+    let (_m, s) = mem();
+    let wal = Wal::open(s.clone(), cfg(SyncMode::PerGroup, 4096, false), None).unwrap();
+    fill(&wal, 5, 0);
+    let last = wal.last_seq();
+    wal.set_next_seq_at_least(1000);
+    wal.set_next_seq_at_least(10); // never lowers
+    assert_eq!(wal.last_seq(), 999);
+    let r = wal.commit(vec![body(7, 20), body(8, 20)]).unwrap();
+    assert_eq!(
+        r,
+        SeqRange {
+            first: 1000,
+            last: 1001
+        }
+    );
+    wal.remove_before(1000).unwrap();
+    let got = replay_all(&wal, 0);
+    assert_eq!(
+        got.iter().map(|r| r.0).collect::<Vec<_>>(),
+        vec![1000, 1001]
+    );
+    assert!(last < 1000);
+    drop(wal);
+    let wal = Wal::open(s, cfg(SyncMode::PerGroup, 4096, false), None).unwrap();
+    assert_eq!(wal.last_seq(), 1001);
+    assert_eq!(wal.commit(vec![body(9, 3)]).unwrap().first, 1002);
+}
+
+#[test]
+fn fs_storage_roundtrip_with_preallocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wal");
+    let s: Arc<dyn Storage> = Arc::new(FsStorage::new(&path).unwrap());
+    let c = cfg(SyncMode::PerWrite, 8192, true);
+    let wal = Wal::open(s.clone(), c.clone(), None).unwrap();
+    let expected = fill(&wal, 60, 0);
+    for f in wal_files(&*s) {
+        let len = std::fs::metadata(path.join(&f)).unwrap().len();
+        assert!(len >= 8192, "{f} is {len} bytes: not preallocated");
+    }
+    assert!(wal.stats().bytes < 8192 * wal.stats().files as u64);
+    drop(wal);
+    let wal = Wal::open(s.clone(), c.clone(), None).unwrap();
+    assert_eq!(replay_all(&wal, 0), expected);
+    let more = fill(&wal, 3, 500);
+    drop(wal);
+    let wal = Wal::open(s, c, None).unwrap();
+    let all: Vec<_> = expected.into_iter().chain(more).collect();
+    assert_eq!(replay_all(&wal, 0), all);
+}
+
+#[test]
+fn foreign_files_are_ignored() {
+    let (m, s) = mem();
+    m.put_file("README", b"not a wal".to_vec());
+    m.put_file("123.log", b"junk".to_vec());
+    let wal = Wal::open(s, cfg(SyncMode::None, 4096, false), None).unwrap();
+    wal.commit(vec![body(1, 1)]).unwrap();
+    assert_eq!(replay_all(&wal, 0).len(), 1);
+}
