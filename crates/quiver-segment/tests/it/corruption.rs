@@ -1,0 +1,172 @@
+//! Damaged files: every flipped byte and every truncation is a typed error (or, for reads
+//! that do not touch the damage, the exact original data) — never a panic.
+
+use crate::common::{gen_rows, newest};
+use proptest::prelude::*;
+use quiver_core::Compression;
+use quiver_segment::{write_segment, Segment, SegmentError, SegmentOptions};
+use std::path::Path;
+
+fn small_segment(dir: &Path, c: Compression) -> (Vec<Vec<u8>>, Vec<u8>) {
+    let rows = gen_rows(21, 40, 1, 20);
+    let path = dir.join("orig");
+    write_segment(
+        &path,
+        rows.iter(),
+        &SegmentOptions {
+            block_bytes: 512,
+            compression: c,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    (rows, std::fs::read(&path).unwrap())
+}
+
+/// Opens `bytes` as a segment and reads it every way, stopping at the first error; checks
+/// that whatever is returned without error is exactly the original data.
+fn read_everything(path: &Path, bytes: &[u8], rows: &[Vec<u8>]) -> Result<(), SegmentError> {
+    std::fs::write(path, bytes).unwrap();
+    let seg = Segment::open(path)?;
+    for (i, r) in seg.iter().enumerate() {
+        assert_eq!(
+            r?, rows[i],
+            "iteration returned a wrong row {i} instead of an error"
+        );
+    }
+    for (id, body) in newest(rows) {
+        match seg.get(&id)? {
+            Some(b) => assert_eq!(b, body, "get({id}) returned wrong data"),
+            None => panic!("get({id}) silently missed a present id"),
+        }
+    }
+    for r in seg.scan_time_range(i64::MIN, i64::MAX) {
+        r?;
+    }
+    seg.verify()
+}
+
+fn assert_corruption(e: &SegmentError, path: &Path, len: usize) {
+    match e {
+        SegmentError::Corruption {
+            file,
+            offset,
+            reason,
+        } => {
+            assert_eq!(file, &path.display().to_string());
+            assert!(
+                *offset <= len as u64,
+                "offset {offset} beyond file of {len} bytes ({reason})"
+            );
+            let msg = e.to_string();
+            assert!(
+                msg.contains(file) && msg.contains(&offset.to_string()),
+                "{msg}"
+            );
+        }
+        SegmentError::UnsupportedVersion { .. } => {}
+        other => panic!("expected a corruption error, got {other:?}"),
+    }
+}
+
+#[test]
+fn every_single_byte_flip_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("damaged");
+    for c in [Compression::None, Compression::Lz4, Compression::Zstd] {
+        let (rows, orig) = small_segment(dir.path(), c);
+        assert_eq!(read_everything(&path, &orig, &rows).ok(), Some(()));
+        for i in 0..orig.len() {
+            let mut b = orig.clone();
+            b[i] ^= 1 << (i % 8);
+            match read_everything(&path, &b, &rows) {
+                Ok(()) => panic!("{c:?}: flip at byte {i} of {} went unnoticed", orig.len()),
+                Err(e) => assert_corruption(&e, &path, b.len()),
+            }
+        }
+    }
+}
+
+#[test]
+fn every_truncation_is_detected_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("short");
+    let (_rows, orig) = small_segment(dir.path(), Compression::Lz4);
+    for n in 0..orig.len() {
+        std::fs::write(&path, &orig[..n]).unwrap();
+        let e = Segment::open(&path).unwrap_err();
+        assert_corruption(&e, &path, n);
+    }
+    // Appended garbage is detected too (the footer is no longer at the end).
+    let mut longer = orig.clone();
+    longer.extend_from_slice(&[0u8; 7]);
+    std::fs::write(&path, &longer).unwrap();
+    assert!(Segment::open(&path).unwrap_err().is_corruption());
+}
+
+#[test]
+fn a_flipped_data_block_byte_names_the_block_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rows, orig) = small_segment(dir.path(), Compression::None);
+    let path = dir.path().join("damaged");
+    let mut b = orig.clone();
+    b[16 + 30] ^= 0xff; // inside the first data block, which starts after the 16-byte header
+    std::fs::write(&path, &b).unwrap();
+    let seg = Segment::open(&path).expect("data blocks are checked when read, not at open");
+    let e = seg.iter().find_map(Result::err).unwrap();
+    match &e {
+        SegmentError::Corruption { offset, reason, .. } => {
+            assert_eq!(*offset, 16, "{reason}");
+            assert!(reason.contains("checksum"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // After the error the iterator ends rather than skipping the block.
+    let mut it = seg.iter();
+    assert!(it.next().unwrap().is_err());
+    assert!(it.next().is_none());
+    let _ = rows;
+}
+
+#[test]
+fn garbage_files_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("junk");
+    for junk in [
+        vec![],
+        vec![0u8; 10],
+        vec![0u8; 4096],
+        b"QVSEGMT\0 not really a segment".repeat(20),
+    ] {
+        std::fs::write(&path, &junk).unwrap();
+        let e = Segment::open(&path).unwrap_err();
+        assert!(e.is_corruption(), "{e}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #[test]
+    fn random_damage_is_an_error_or_exact_data(
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 1..6),
+        cut in proptest::option::of(any::<prop::sample::Index>()),
+        c in 0usize..3,
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let comp = [Compression::None, Compression::Lz4, Compression::Zstd][c];
+        let (rows, orig) = small_segment(dir.path(), comp);
+        let mut b = orig.clone();
+        for (i, x) in &flips {
+            let i = i.index(b.len());
+            b[i] ^= x;
+        }
+        if let Some(cut) = cut {
+            b.truncate(cut.index(b.len()));
+        }
+        let path = dir.path().join("damaged");
+        match read_everything(&path, &b, &rows) {
+            Ok(()) => prop_assert_eq!(b, orig),
+            Err(e) => assert_corruption(&e, &path, b.len()),
+        }
+    }
+}

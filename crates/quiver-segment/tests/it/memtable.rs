@@ -1,0 +1,119 @@
+//! Memtable behaviour, and memtable → segment flush agreeing with the memtable.
+
+use crate::common::{encode, gen_rows, newest, put, ts_of, Rng};
+use proptest::prelude::*;
+use quiver_core::{Id, Op};
+use quiver_segment::{write_segment, Memtable, Segment, SegmentError, SegmentOptions};
+
+#[test]
+fn insert_get_iter_and_order() {
+    let mut m = Memtable::new();
+    assert!(m.is_empty());
+    assert_eq!(
+        (m.first_seq(), m.last_seq(), m.approx_bytes()),
+        (None, None, 0)
+    );
+    let rows = vec![
+        put(3, Id::U64(1), None, 10),
+        put(4, Id::from("a"), Some(50), 10),
+        put(7, Id::U64(1), Some(10), 10),
+        encode(9, Op::Delete(Id::from("a"))),
+    ];
+    let mut last_bytes = 0;
+    for r in &rows {
+        m.insert(r.clone()).unwrap();
+        assert!(m.approx_bytes() > last_bytes + r.len() - 1);
+        last_bytes = m.approx_bytes();
+    }
+    assert_eq!(m.len(), 4);
+    assert_eq!(m.distinct_ids(), 2);
+    assert_eq!((m.first_seq(), m.last_seq()), (Some(3), Some(9)));
+    assert_eq!(m.get(&Id::U64(1)), Some(&rows[2][..]));
+    assert_eq!(
+        m.get(&Id::from("a")),
+        Some(&rows[3][..]),
+        "tombstone is returned"
+    );
+    assert_eq!(m.get(&Id::U64(2)), None);
+    assert_eq!(m.get_seq(&Id::U64(1)), Some(7));
+    let all: Vec<&[u8]> = m.iter().collect();
+    assert_eq!(all, rows.iter().map(|r| &r[..]).collect::<Vec<_>>());
+    let ev: Vec<&[u8]> = m.scan_time_range(10, 50).collect();
+    assert_eq!(ev, vec![&rows[2][..]]);
+    let ev: Vec<&[u8]> = m.scan_time_range(0, 51).collect();
+    assert_eq!(ev, vec![&rows[1][..], &rows[2][..]]);
+}
+
+#[test]
+fn rejects_out_of_order_and_garbage_without_change() {
+    let mut m = Memtable::new();
+    m.insert(put(5, Id::U64(1), None, 1)).unwrap();
+    let bytes = m.approx_bytes();
+    for seq in [5, 4, 0] {
+        let e = m.insert(put(seq, Id::U64(2), None, 1)).unwrap_err();
+        assert!(
+            matches!(e, SegmentError::OutOfOrder { last: 5, got } if got == seq),
+            "{e}"
+        );
+    }
+    let e = m.insert(vec![9, 0, 0]).unwrap_err();
+    assert!(matches!(e, SegmentError::Core(_)), "{e}");
+    let mut bad_flags = put(6, Id::U64(2), None, 1);
+    bad_flags[8] = 0x80;
+    assert!(m.insert(bad_flags).is_err());
+    assert_eq!(
+        (m.len(), m.approx_bytes(), m.get(&Id::U64(2))),
+        (1, bytes, None)
+    );
+}
+
+fn flush_and_compare(rows: &[Vec<u8>], block_bytes: usize) {
+    let mut m = Memtable::new();
+    for r in rows {
+        m.insert(r.clone()).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("seg");
+    let meta = write_segment(
+        &path,
+        m.iter(),
+        &SegmentOptions {
+            block_bytes,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        (Some(meta.min_seq), Some(meta.max_seq), meta.rows),
+        (m.first_seq(), m.last_seq(), m.len() as u64)
+    );
+    let seg = Segment::open(&path).unwrap();
+    for (id, body) in newest(rows) {
+        assert_eq!(m.get(&id), Some(&body[..]));
+        assert_eq!(seg.get(&id).unwrap().as_deref(), Some(&body[..]));
+    }
+    let mut rng = Rng(rows.len() as u64 + 1);
+    for _ in 0..10 {
+        let a = rng.below(4_000_000) as i64;
+        let b = a + rng.below(1_000_000) as i64;
+        let from_mem: Vec<Vec<u8>> = m.scan_time_range(a, b).map(<[u8]>::to_vec).collect();
+        let from_seg: Vec<Vec<u8>> = seg.scan_time_range(a, b).collect::<Result<_, _>>().unwrap();
+        assert_eq!(from_mem, from_seg);
+        assert!(from_mem
+            .iter()
+            .all(|r| ts_of(r).is_some_and(|t| t >= a && t < b)));
+    }
+}
+
+#[test]
+fn flush_of_a_memtable_reads_back_the_same() {
+    flush_and_compare(&gen_rows(11, 3_000, 1, 800), 1500);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+    #[test]
+    fn memtable_and_segment_agree(seed in any::<u64>(), n in 1usize..500, space in 1u64..100, bb in 64usize..2000) {
+        flush_and_compare(&gen_rows(seed, n, 1, space), bb);
+    }
+}
