@@ -1,0 +1,160 @@
+//! PQ tests: ADC against reconstructions, recall after re-rank, the rescore knob, errors.
+
+use super::adc;
+use super::{PqCodes, ProductQuantizer, KSUB};
+use crate::quant::testdata::{clustered, exact_distance, mean_recall};
+use crate::space::{QueryScorer, VectorSpace};
+use crate::{Metric, VectorError};
+
+#[test]
+fn adc_equals_distance_to_reconstruction() {
+    let seed = 21;
+    println!("seed {seed}");
+    let dim = 24;
+    let data = clustered(1500, dim, 10, 0.3, true, seed);
+    let query = &clustered(1, dim, 1, 0.3, true, seed + 1)[..];
+    for metric in [Metric::L2, Metric::Dot, Metric::Cosine] {
+        let pq = ProductQuantizer::train_with(&data, dim, 6, metric, seed, 1500, 4).expect("train");
+        assert_eq!((pq.m(), pq.dsub(), pq.dim()), (6, 4, 24));
+        let codes = pq.encode_all(&data).expect("encode");
+        let scorer = codes.scorer(query);
+        let mut scanned = Vec::new();
+        let q = super::PqQuery::new(&pq, query);
+        adc::scan(q.tables(), codes.codes(), &mut scanned);
+        assert_eq!(scanned.len(), 1500);
+        for i in 0..1500u32 {
+            let rec = pq.decode(codes.code(i).expect("code")).expect("decode");
+            let want = exact_distance(metric, query, &rec);
+            let got = scorer.distance(i);
+            assert!(
+                (got - want).abs() <= 1e-4 * want.abs().max(1.0),
+                "{metric} {i}: {got} vs {want}"
+            );
+            assert!((scanned[i as usize] - got).abs() <= 1e-5 * got.abs().max(1.0));
+        }
+        assert_eq!(scorer.distance(1500), f32::INFINITY);
+        assert_eq!(codes.pair_distance(3, 1500), f32::INFINITY);
+        assert!(codes.pair_distance(3, 4).is_finite());
+    }
+}
+
+#[test]
+fn training_is_deterministic() {
+    let seed = 4;
+    println!("seed {seed}");
+    let data = clustered(600, 16, 5, 0.3, false, seed);
+    let a = ProductQuantizer::train_with(&data, 16, 4, Metric::L2, seed, 600, 3).expect("train");
+    let b = ProductQuantizer::train_with(&data, 16, 4, Metric::L2, seed, 600, 3).expect("train");
+    assert_eq!(a, b);
+    assert_eq!(a.centroids().len(), 4 * KSUB * 4);
+}
+
+#[test]
+fn pq_rerank_recall_and_rescore_knob() {
+    let seed = 1234;
+    println!("seed {seed}");
+    let (n, dim, m, nq, k) = (12_000, 32, 8, 50, 10);
+    for (metric, normalise) in [(Metric::L2, false), (Metric::Cosine, true)] {
+        let data = clustered(n, dim, 60, 0.3, normalise, seed);
+        let queries = clustered(nq, dim, 60, 0.3, normalise, seed + 1);
+        let pq = ProductQuantizer::train_with(&data, dim, m, metric, seed, 8192, 8).expect("train");
+        let codes = pq.encode_all(&data).expect("encode");
+        let mut recalls = Vec::new();
+        for factor in [1usize, 4, 16] {
+            let r = mean_recall(&data, &queries, dim, metric, k, |q| {
+                codes
+                    .search_rerank(q, k, &data, factor)
+                    .expect("search")
+                    .iter()
+                    .map(|x| x.0)
+                    .collect()
+            });
+            println!("{metric}: pq m={m} + rerank x{factor}: recall@10 {r:.4}");
+            recalls.push(r);
+        }
+        assert!(
+            recalls[2] >= 0.9,
+            "{metric}: pq+rerank recall {}",
+            recalls[2]
+        );
+        assert!(recalls[1] >= recalls[0] && recalls[2] >= recalls[1]);
+        assert!(recalls[2] > recalls[0], "the rescore factor had no effect");
+        let ratio = codes.memory_bytes() as f64 / (n * dim * 4) as f64;
+        println!(
+            "{metric}: pq memory {} B = {ratio:.3} of f32",
+            codes.memory_bytes()
+        );
+        assert!(ratio <= 0.3);
+    }
+}
+
+#[test]
+fn bad_input_is_a_typed_error() {
+    let data = clustered(300, 12, 3, 0.3, false, 2);
+    assert!(matches!(
+        ProductQuantizer::train(&data, 12, 5, Metric::L2, 1),
+        Err(VectorError::InvalidParameter { name: "m", .. })
+    ));
+    assert!(matches!(
+        ProductQuantizer::train(&data, 12, 0, Metric::L2, 1),
+        Err(VectorError::InvalidParameter { name: "m", .. })
+    ));
+    assert!(matches!(
+        ProductQuantizer::train(&data[..12 * 100], 12, 3, Metric::L2, 1),
+        Err(VectorError::NotEnoughTrainingData {
+            need: 256,
+            got: 100,
+            ..
+        })
+    ));
+    assert!(matches!(
+        ProductQuantizer::train(&[], 12, 3, Metric::L2, 1),
+        Err(VectorError::NotEnoughTrainingData { got: 0, .. })
+    ));
+    let mut nan = data.clone();
+    nan[40] = f32::NAN;
+    assert!(matches!(
+        ProductQuantizer::train(&nan, 12, 3, Metric::L2, 1),
+        Err(VectorError::NonFinite { index: 4, .. })
+    ));
+    let pq = ProductQuantizer::train_with(&data, 12, 3, Metric::L2, 1, 300, 2).expect("train");
+    assert!(matches!(
+        pq.encode(&data[..11]),
+        Err(VectorError::DimensionMismatch {
+            expected: 12,
+            got: 11
+        })
+    ));
+    assert!(matches!(
+        pq.decode(&[1, 2]),
+        Err(VectorError::DimensionMismatch {
+            expected: 3,
+            got: 2
+        })
+    ));
+    let mut codes = PqCodes::new(pq.clone());
+    assert_eq!(codes.push(&data[12..24]).expect("push"), 0);
+    assert!(matches!(
+        codes.search_flat(&[1.0; 13], 1),
+        Err(VectorError::DimensionMismatch { .. })
+    ));
+    let codes = pq.encode_all(&data).expect("encode");
+    assert!(matches!(
+        codes.search_rerank(&data[..12], 1, &data[..24], 2),
+        Err(VectorError::InvalidParameter { name: "rows", .. })
+    ));
+    // k larger than the collection returns every point; every point finds itself after re-rank.
+    assert_eq!(
+        codes
+            .search_flat(&data[..12], 10_000)
+            .expect("search")
+            .len(),
+        300
+    );
+    for i in [0usize, 150, 299] {
+        let top = codes
+            .search_rerank(&data[i * 12..(i + 1) * 12], 1, &data, 20)
+            .expect("search");
+        assert_eq!(top[0].0, i as u32);
+    }
+}

@@ -1,0 +1,133 @@
+//! Tests of the shared pieces: k-means, top-k selection and exact re-rank.
+
+use super::kmeans::{self, KMeans};
+use super::rerank;
+use super::testdata::{brute_force, clustered, exact_distance};
+use super::topk::TopK;
+use crate::{Metric, VectorError};
+
+#[test]
+fn kmeans_recovers_separated_clusters() {
+    let seed = 7;
+    println!("seed {seed}");
+    // 8 tight clusters: every point must share its centroid with its cluster mates.
+    let dim = 16;
+    let data = clustered(2000, dim, 8, 0.01, false, seed);
+    let centroids = KMeans::new(8, seed).train(&data, dim).expect("train");
+    assert_eq!(centroids.len(), 8 * dim);
+    let assign = kmeans::assign(&data, dim, &centroids);
+    // Mean squared distance to the assigned centroid is close to the noise (dim · σ²).
+    let mse: f32 = data
+        .chunks_exact(dim)
+        .zip(&assign)
+        .map(|(x, &a)| exact_distance(Metric::L2, x, &centroids[a as usize * dim..][..dim]))
+        .sum::<f32>()
+        / 2000.0;
+    assert!(mse < 0.05, "k-means did not converge: mse {mse}");
+    // Deterministic for a fixed seed.
+    assert_eq!(
+        centroids,
+        KMeans::new(8, seed).train(&data, dim).expect("train")
+    );
+    // nearest() agrees with assign().
+    for (x, &a) in data.chunks_exact(dim).zip(&assign).take(50) {
+        assert_eq!(kmeans::nearest(x, &centroids, dim).0, a);
+    }
+}
+
+#[test]
+fn kmeans_small_dim_path_matches_dot_path() {
+    let seed = 11;
+    println!("seed {seed}");
+    for dim in [4usize, 40] {
+        let data = clustered(600, dim, 5, 0.2, false, seed);
+        let centroids = KMeans::new(32, seed).train(&data, dim).expect("train");
+        let assign = kmeans::assign(&data, dim, &centroids);
+        for (x, &a) in data.chunks_exact(dim).zip(&assign) {
+            let (best, d) = kmeans::nearest(x, &centroids, dim);
+            let got = exact_distance(Metric::L2, x, &centroids[a as usize * dim..][..dim]);
+            assert!(
+                best == a || (got - d).abs() <= 1e-4 * d.max(1.0),
+                "dim {dim}"
+            );
+        }
+    }
+}
+
+#[test]
+fn kmeans_errors() {
+    assert!(matches!(
+        KMeans::new(10, 1).train(&[0.0; 5 * 4], 4),
+        Err(VectorError::NotEnoughTrainingData {
+            need: 10,
+            got: 5,
+            ..
+        })
+    ));
+    assert!(matches!(
+        KMeans::new(0, 1).train(&[0.0; 8], 4),
+        Err(VectorError::InvalidParameter { name: "k", .. })
+    ));
+    assert!(matches!(
+        KMeans::new(1, 1).train(&[0.0; 7], 4),
+        Err(VectorError::InvalidParameter { name: "data", .. })
+    ));
+    // Identical points (every cluster but one empty after assignment) do not panic.
+    let same = vec![1.0f32; 100 * 3];
+    let c = KMeans::new(4, 1).train(&same, 3).expect("train");
+    assert!(c.iter().all(|x| x.is_finite()));
+}
+
+#[test]
+fn topk_keeps_smallest_sorted() {
+    let mut t = TopK::new(3);
+    for (i, d) in [5.0, 1.0, 4.0, 2.0, 3.0, 1.0].into_iter().enumerate() {
+        t.push(i as u32, d);
+    }
+    assert_eq!(t.into_sorted(), vec![(1, 1.0), (5, 1.0), (3, 2.0)]);
+    let mut empty = TopK::new(0);
+    empty.push(1, 1.0);
+    assert!(empty.into_sorted().is_empty());
+}
+
+#[test]
+fn rerank_is_exact_and_checked() {
+    let seed = 3;
+    println!("seed {seed}");
+    let dim = 24;
+    let data = clustered(500, dim, 10, 0.3, true, seed);
+    let query = &clustered(1, dim, 1, 0.3, true, seed + 1)[..];
+    let all: Vec<u32> = (0..500).rev().collect();
+    for metric in [Metric::L2, Metric::Dot, Metric::Cosine] {
+        let got = rerank(&all, query, &data, dim, metric, 10).expect("rerank");
+        let ids: Vec<u32> = got.iter().map(|g| g.0).collect();
+        assert_eq!(ids, brute_force(&data, dim, metric, query, 10), "{metric}");
+        for (id, d) in got {
+            let row = &data[id as usize * dim..][..dim];
+            assert!((d - exact_distance(metric, query, row)).abs() <= 1e-4);
+        }
+    }
+    // Duplicates are scored once; k beyond the candidates returns them all.
+    let got = rerank(&[4, 4, 9], query, &data, dim, Metric::L2, 10).expect("rerank");
+    assert_eq!(got.len(), 2);
+    assert!(matches!(
+        rerank(&[500], query, &data, dim, Metric::L2, 1),
+        Err(VectorError::InvalidParameter {
+            name: "candidates",
+            ..
+        })
+    ));
+    assert!(matches!(
+        rerank(&[0], &query[..3], &data, dim, Metric::L2, 1),
+        Err(VectorError::DimensionMismatch {
+            expected: 24,
+            got: 3
+        })
+    ));
+    let mut nan = query.to_vec();
+    nan[2] = f32::NAN;
+    assert!(matches!(
+        rerank(&[0], &nan, &data, dim, Metric::L2, 1),
+        Err(VectorError::NonFinite { index: 2, .. })
+    ));
+}
