@@ -15,7 +15,7 @@
 
 pub mod kmeans;
 pub mod pq;
-mod rerank;
+pub(crate) mod rerank;
 pub mod sq8;
 pub(crate) mod topk;
 pub(crate) mod validate;
