@@ -137,6 +137,7 @@ impl Wal {
     /// Writes one group: stamp, frame, rotate if needed, one pwrite, one fdatasync per the sync
     /// mode, observer. Returns each batch's range.
     fn write_group(&self, group: &mut [Pending]) -> Result<Vec<SeqRange>> {
+        self.check_seal_error()?;
         let mut io = self.io.lock();
         let first: SeqNo = self.next_seq.load(Ordering::SeqCst);
         let mut seq = first;

@@ -89,6 +89,13 @@ impl Header {
                 format!("header checksum mismatch: stored {expected:#010x}, computed {got:#010x}"),
             ));
         }
+        if h[36..40] != [0; 4] {
+            return Err(WalError::corrupt(
+                file,
+                36,
+                "reserved header bytes are not zero",
+            ));
+        }
         let flags = u32::from_le_bytes(arr(&h[12..16]));
         if flags != 0 {
             return Err(WalError::corrupt(
@@ -161,7 +168,7 @@ mod tests {
             Header::decode("x", &bad),
             Err(WalError::UnsupportedVersion { got: 2, .. })
         ));
-        for i in 16..32 {
+        for i in (16..32).chain(36..40) {
             let mut bad = b;
             bad[i] ^= 0x10;
             assert!(

@@ -5,7 +5,7 @@ use crate::format::{file_name, parse_file_name, Header, HEADER_LEN};
 use crate::scan::{scan_file, ScanOutcome};
 use crate::storage::{Storage, WalFile};
 use parking_lot::{Condvar, Mutex};
-use quiver_core::{SeqNo, WalConfig};
+use quiver_core::{SeqNo, SyncMode, WalConfig};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -102,6 +102,19 @@ pub struct Wal {
     pub(crate) groups: AtomicU64,
     pub(crate) syncs: AtomicU64,
     pub(crate) records: AtomicU64,
+    /// In `SyncMode::None`, files sealed at rotation are fdatasynced on a background thread
+    /// (so a rotation does not stall writers behind 64 MiB of dirty pages); their handles.
+    pub(crate) seals: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// The first failure of a background seal; poisons the log at the next group.
+    pub(crate) seal_error: Arc<Mutex<Option<String>>>,
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        for h in self.seals.get_mut().drain(..) {
+            let _ = h.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for Wal {
@@ -200,6 +213,8 @@ impl Wal {
             groups: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
             records: AtomicU64::new(0),
+            seals: Mutex::new(Vec::new()),
+            seal_error: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -269,10 +284,12 @@ impl Wal {
         self.storage.sync_dir()
     }
 
-    /// `fdatasync`s the active file now. A failure poisons the log.
+    /// `fdatasync`s the active file now (and waits for background syncs of files sealed at
+    /// rotation), so everything committed so far is durable. A failure poisons the log.
     pub fn sync(&self) -> Result<()> {
         self.check_poisoned()?;
         let mut io = self.io.lock();
+        self.join_seals()?;
         let Io { files, active, .. } = &mut *io;
         if let (Some(h), Some(meta)) = (active.as_mut(), files.last()) {
             self.syncs.fetch_add(1, Ordering::Relaxed);
@@ -303,6 +320,32 @@ impl Wal {
         &self.config
     }
 
+    /// Waits for background seal syncs; their first failure poisons the log.
+    pub(crate) fn join_seals(&self) -> Result<()> {
+        let handles: Vec<_> = self.seals.lock().drain(..).collect();
+        for h in handles {
+            if h.join().is_err() {
+                self.seal_error
+                    .lock()
+                    .get_or_insert_with(|| "background fdatasync panicked".into());
+            }
+        }
+        self.check_seal_error()
+    }
+
+    /// Fails (and poisons) if a background seal sync failed.
+    pub(crate) fn check_seal_error(&self) -> Result<()> {
+        let failed = self.seal_error.lock().clone();
+        match failed {
+            Some(reason) => {
+                let err = WalError::Poisoned { reason };
+                self.poison(&err);
+                Err(err)
+            }
+            None => Ok(()),
+        }
+    }
+
     pub(crate) fn check_poisoned(&self) -> Result<()> {
         match &self.queue.lock().poisoned {
             Some(reason) => Err(WalError::Poisoned {
@@ -321,8 +364,25 @@ impl Wal {
     pub(crate) fn rotate(&self, io: &mut Io, first_seq: SeqNo) -> Result<()> {
         if let (Some(mut old), Some(meta)) = (io.active.take(), io.files.last()) {
             self.syncs.fetch_add(1, Ordering::Relaxed);
-            old.sync_data()
-                .map_err(|e| WalError::io("fdatasync", &meta.name, e))?;
+            if self.config.sync == SyncMode::None {
+                let (name, cell) = (meta.name.clone(), self.seal_error.clone());
+                let h = std::thread::Builder::new()
+                    .name("quiver-wal-seal".into())
+                    .spawn(move || {
+                        if let Err(e) = old.sync_data() {
+                            cell.lock().get_or_insert(format!(
+                                "background fdatasync of {name} failed: {e}"
+                            ));
+                        }
+                    })
+                    .map_err(|e| WalError::io("spawn seal thread", &meta.name, e))?;
+                let mut seals = self.seals.lock();
+                seals.retain(|h| !h.is_finished());
+                seals.push(h);
+            } else {
+                old.sync_data()
+                    .map_err(|e| WalError::io("fdatasync", &meta.name, e))?;
+            }
         }
         let prev_seq = io.files.last().map_or(0, FileMeta::log_end);
         let name = file_name(first_seq);

@@ -175,3 +175,78 @@ fn concurrent_writers_all_see_poison() {
         assert!(have.contains(&s), "acked seq {s} lost");
     }
 }
+
+/// Fails the second fdatasync of the first WAL file: in `SyncMode::None` that is the
+/// background seal at its rotation (the first is its header sync at creation).
+struct FailSeal(MemStorage);
+struct FailSealFile(Box<dyn quiver_wal::WalFile>, bool, u32);
+
+impl quiver_wal::WalFile for FailSealFile {
+    fn write_all_at(&mut self, off: u64, buf: &[u8]) -> std::io::Result<()> {
+        self.0.write_all_at(off, buf)
+    }
+    fn sync_data(&mut self) -> std::io::Result<()> {
+        self.2 += 1;
+        if self.1 && self.2 == 2 {
+            return Err(std::io::Error::other("injected seal failure"));
+        }
+        self.0.sync_data()
+    }
+    fn preallocate(&mut self, len: u64) -> std::io::Result<()> {
+        self.0.preallocate(len)
+    }
+}
+
+impl Storage for FailSeal {
+    fn list(&self) -> quiver_wal::Result<Vec<String>> {
+        self.0.list()
+    }
+    fn open_append(&self, name: &str) -> quiver_wal::Result<Box<dyn quiver_wal::WalFile>> {
+        let first = name == quiver_wal::format::file_name(1);
+        Ok(Box::new(FailSealFile(self.0.open_append(name)?, first, 0)))
+    }
+    fn read_all(&self, name: &str) -> quiver_wal::Result<Vec<u8>> {
+        self.0.read_all(name)
+    }
+    fn remove(&self, name: &str) -> quiver_wal::Result<()> {
+        self.0.remove(name)
+    }
+    fn sync_dir(&self) -> quiver_wal::Result<()> {
+        self.0.sync_dir()
+    }
+    fn truncate(&self, name: &str, len: u64) -> quiver_wal::Result<()> {
+        self.0.truncate(name, len)
+    }
+}
+
+#[test]
+fn failed_background_seal_sync_poisons_in_no_sync_mode() {
+    let (m, _) = mem();
+    let wal = Wal::open(
+        Arc::new(FailSeal(m.clone())),
+        cfg(SyncMode::None, 512, false),
+        None,
+    )
+    .unwrap();
+    let mut acked = 0;
+    while wal.stats().files < 2 {
+        wal.commit(vec![body(acked, 40)]).unwrap();
+        acked += 1;
+    }
+    match wal.sync() {
+        Err(WalError::Poisoned { reason }) => {
+            assert!(
+                reason.contains("background fdatasync") && reason.contains("injected seal"),
+                "{reason}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        wal.commit(vec![body(0, 1)]),
+        Err(WalError::Poisoned { .. })
+    ));
+    drop(wal);
+    let wal = Wal::open(Arc::new(m), cfg(SyncMode::None, 512, false), None).unwrap();
+    assert_eq!(wal.last_seq(), acked, "a process crash loses nothing acked");
+}
