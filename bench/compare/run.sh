@@ -8,7 +8,8 @@
 # Tunables (env): ENGINES (default "redb fjall rocksdb sled"), DATA_ROOT (default
 # bench/compare/target/data, i.e. the same filesystem as the repository), NOSYNC_EVENTS,
 # SYNC_BATCH_EVENTS, SYNC_WRITE_EVENTS, PAYLOAD_BYTES (default 200), CARGO_FEATURES
-# (e.g. "--no-default-features --features sled" when librocksdb-dev is missing).
+# (e.g. "--no-default-features --features sled" when librocksdb-dev is missing), VERIFY (default 1:
+# after each peer run, reopen its store and check it holds every event; not timed).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -30,6 +31,8 @@ NOSYNC_EVENTS="${NOSYNC_EVENTS:-2000000}"
 SYNC_BATCH_EVENTS="${SYNC_BATCH_EVENTS:-1000000}"
 SYNC_WRITE_EVENTS="${SYNC_WRITE_EVENTS:-10000}"
 PAYLOAD_BYTES="${PAYLOAD_BYTES:-200}"
+verify=()
+[[ "${VERIFY:-1}" == 1 ]] && verify=(--verify)
 
 # shellcheck disable=SC2086
 cargo build --release --locked ${CARGO_FEATURES:-} >&2
@@ -61,7 +64,7 @@ for w in "${workloads[@]}"; do
   fi
   for engine in $ENGINES; do
     "$bin" --engine "$engine" --mode "$mode" --events "$events" --batch "$batch" \
-      --writers "$writers" --payload-bytes "$PAYLOAD_BYTES" --data "$DATA_ROOT" \
+      --writers "$writers" --payload-bytes "$PAYLOAD_BYTES" --data "$DATA_ROOT" "${verify[@]}" \
       || echo "[$engine] FAILED ($mode)" >&2
   done
 done

@@ -73,10 +73,11 @@ struct Args {
     mode: Mode,
     data: PathBuf,
     keep: bool,
+    verify: bool,
 }
 
 const USAGE: &str = "usage: quiver-compare [--engine redb|fjall|rocksdb|sled|all] [--events N] [--batch B] \
-[--writers W] [--payload-bytes P] [--mode nosync|sync-batch|sync-write] [--data DIR] [--keep]";
+[--writers W] [--payload-bytes P] [--mode nosync|sync-batch|sync-write] [--data DIR] [--keep] [--verify]";
 
 fn parse_args() -> Res<Args> {
     let mut a = Args {
@@ -88,6 +89,7 @@ fn parse_args() -> Res<Args> {
         mode: Mode::NoSync,
         data: PathBuf::from("quiver-compare-data"),
         keep: false,
+        verify: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -101,6 +103,7 @@ fn parse_args() -> Res<Args> {
             "--mode" | "--preset" => a.mode = Mode::parse(&val()?)?,
             "--data" => a.data = PathBuf::from(val()?),
             "--keep" => a.keep = true,
+            "--verify" => a.verify = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -276,6 +279,37 @@ impl Engine for Sled {
     }
 }
 
+/// Reopens a closed data directory and counts the stored keys (for `--verify`; not timed).
+fn count_keys(name: &str, dir: &Path) -> Res<u64> {
+    Ok(match name {
+        "redb" => {
+            use redb::{ReadableDatabase, ReadableTableMetadata};
+            let db = redb::Database::create(dir.join("events.redb"))?;
+            let tx = db.begin_read()?;
+            let t = tx.open_table(REDB_TABLE)?;
+            t.len()?
+        }
+        "fjall" => {
+            let db = fjall::Database::builder(dir).open()?;
+            let ks = db.keyspace("events", fjall::KeyspaceCreateOptions::default)?;
+            ks.len()? as u64
+        }
+        #[cfg(feature = "rocksdb")]
+        "rocksdb" => {
+            let db = rocksdb::DB::open_default(dir)?;
+            let mut n = 0u64;
+            for kv in db.iterator(rocksdb::IteratorMode::Start) {
+                kv?;
+                n += 1;
+            }
+            n
+        }
+        #[cfg(feature = "sled")]
+        "sled" => sled::Config::new().path(dir).open()?.len() as u64,
+        other => return Err(format!("engine {other:?} not available").into()),
+    })
+}
+
 fn open_engine(name: &str, dir: &Path, mode: Mode) -> Res<Arc<dyn Engine>> {
     Ok(match name {
         "redb" => Arc::new(Redb::open(dir, mode)?),
@@ -420,7 +454,7 @@ fn run_one(a: &Args) -> Res<()> {
     let close_s = t_close.elapsed().as_secs_f64();
     r.latencies_ns.sort_unstable();
     let bytes = bytes_on_disk(&dir);
-    let rss = peak_rss_bytes();
+    let rss = peak_rss_bytes(); // before --verify, which would add its own memory
     println!(
         "{{\"bench\":\"ingest\",\"engine\":\"{}\",\"preset\":\"{}\",\"events\":{},\"writers\":{},\"batch\":{},\
 \"seconds\":{:.3},\"events_per_sec\":{:.0},\"batch_p50_ms\":{:.3},\"batch_p99_ms\":{:.3},\"bytes_on_disk\":{},\"peak_rss_bytes\":{}}}",
@@ -437,6 +471,13 @@ fn run_one(a: &Args) -> Res<()> {
         rss
     );
     eprintln!("[{}] done in {:.3} s (+ close {:.3} s)", a.engine, r.seconds, close_s);
+    if a.verify {
+        let n = count_keys(&a.engine, &dir)?;
+        if n != a.events {
+            return Err(format!("[{}] verify: reopened store holds {n} keys, expected {}", a.engine, a.events).into());
+        }
+        eprintln!("[{}] verify: reopened, {n} keys present", a.engine);
+    }
     if !a.keep {
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -478,6 +519,9 @@ fn run_all(a: &Args) -> Res<()> {
             .arg(&a.data);
         if a.keep {
             cmd.arg("--keep");
+        }
+        if a.verify {
+            cmd.arg("--verify");
         }
         let status = cmd.status()?; // stdout/stderr inherited: the child prints its JSON line
         if !status.success() {
