@@ -104,3 +104,116 @@ fn process_crash_keeps_every_acked_record_without_sync() {
     let got: BTreeMap<u64, Vec<u8>> = replay_all(&wal, 0).into_iter().collect();
     assert_eq!(got, all);
 }
+
+/// Child side of [`sigkill_child_keeps_every_acked_record`]: writes until killed, printing
+/// `ACK <tag> <first> <count> <len>` after each acknowledged commit. Ignored unless spawned.
+#[test]
+#[ignore = "spawned by sigkill_child_keeps_every_acked_record"]
+fn child_writer() {
+    use std::io::Write;
+    let Ok(dir) = std::env::var("QUIVER_WAL_CHILD_DIR") else {
+        return;
+    };
+    let mode = std::env::var("QUIVER_WAL_CHILD_MODE").unwrap();
+    let c = match mode.as_str() {
+        "none" => cfg(SyncMode::None, 64 << 10, false),
+        "group" => cfg(SyncMode::PerGroup, 64 << 10, false),
+        _ => cfg(SyncMode::PerWrite, 64 << 10, true),
+    };
+    let s: Arc<dyn quiver_wal::Storage> = Arc::new(quiver_wal::FsStorage::new(&dir).unwrap());
+    let wal = Wal::open(s, c, None).unwrap();
+    let base = wal.last_seq() << 20;
+    let out = Mutex::new(std::io::stdout());
+    std::thread::scope(|sc| {
+        for t in 0..3u64 {
+            let (wal, out) = (&wal, &out);
+            sc.spawn(move || {
+                for i in 0..200_000u64 {
+                    let tag = base | t << 40 | i << 8;
+                    let (n, len) = (1 + (i % 4) as usize, 16 + (i as usize % 40));
+                    let r = wal
+                        .commit((0..n).map(|j| body(tag + j as u64, len)).collect())
+                        .unwrap();
+                    let mut o = out.lock();
+                    writeln!(o, "ACK {tag} {} {n} {len}", r.first).unwrap();
+                    o.flush().unwrap();
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn sigkill_child_keeps_every_acked_record() {
+    use std::io::Read;
+    for (rep, mode) in ["none", "group", "write"]
+        .iter()
+        .cycle()
+        .take(9)
+        .enumerate()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let mut acked: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+        // Two lives per directory: the second reopens what the first left behind.
+        for life in 0..2 {
+            let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "crash::child_writer",
+                    "--exact",
+                    "--ignored",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env("QUIVER_WAL_CHILD_DIR", dir.path())
+                .env("QUIVER_WAL_CHILD_MODE", mode)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(
+                60 + 37 * ((rep * 2 + life) % 5) as u64,
+            ));
+            child.kill().unwrap(); // SIGKILL
+            let mut text = String::new();
+            child
+                .stdout
+                .take()
+                .unwrap()
+                .read_to_string(&mut text)
+                .unwrap();
+            child.wait().unwrap();
+            for line in text.lines().filter_map(|l| l.strip_prefix("ACK ")) {
+                let v: Vec<u64> = line.split(' ').map(|x| x.parse().unwrap()).collect();
+                for j in 0..v[2] {
+                    let seq = v[1] + j;
+                    acked.insert(seq, stamped(seq, body(v[0] + j, v[3] as usize)));
+                }
+            }
+        }
+        let s: Arc<dyn quiver_wal::Storage> =
+            Arc::new(quiver_wal::FsStorage::new(dir.path()).unwrap());
+        let wal = Wal::open(s, cfg(SyncMode::PerGroup, 64 << 10, false), None).unwrap();
+        let got: BTreeMap<u64, Vec<u8>> = replay_all(&wal, 0).into_iter().collect();
+        assert!(!acked.is_empty(), "{mode}: the child acknowledged nothing");
+        for (seq, b) in &acked {
+            assert_eq!(
+                got.get(seq),
+                Some(b),
+                "{mode}: acked seq {seq} lost after SIGKILL"
+            );
+        }
+        // Every recovered record is one the child really wrote (self-describing bodies), gap-free.
+        assert_eq!(
+            got.keys().copied().collect::<Vec<_>>(),
+            (1..=got.len() as u64).collect::<Vec<_>>()
+        );
+        for (seq, b) in &got {
+            let tag = u64::from_le_bytes(b[8..16].try_into().unwrap());
+            assert_eq!(
+                b,
+                &stamped(*seq, body(tag, b.len() - 8)),
+                "{mode}: seq {seq} was never written"
+            );
+        }
+    }
+}
