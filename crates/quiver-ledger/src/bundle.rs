@@ -117,7 +117,12 @@ impl ConsistencyBundle {
             )));
         }
         verify_consistency(
-            self.alg, self.from, self.to, &self.proof, &old.root, &new.root,
+            self.alg,
+            self.from,
+            self.to,
+            &self.proof,
+            &old.root,
+            &new.root,
         )?;
         Ok((old, new))
     }
@@ -128,9 +133,11 @@ impl Ledger {
     /// newest checkpoint when `None`.
     pub fn inclusion_bundle(&self, seq: u64, tree_size: Option<u64>) -> Result<InclusionBundle> {
         let cp = match tree_size {
-            Some(t) => self.checkpoint_at_size(t)?.ok_or_else(|| LedgerError::NoCheckpoint {
-                reason: format!("no checkpoint of size {t} is stored"),
-            })?,
+            Some(t) => self
+                .checkpoint_at_size(t)?
+                .ok_or_else(|| LedgerError::NoCheckpoint {
+                    reason: format!("no checkpoint of size {t} is stored"),
+                })?,
             None => self
                 .latest_checkpoint()
                 .ok_or_else(|| LedgerError::NoCheckpoint {

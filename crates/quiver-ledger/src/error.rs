@@ -140,7 +140,9 @@ pub enum LedgerError {
     },
 
     /// A newly presented checkpoint is older than the trusted one.
-    #[error("rollback: trusted checkpoint has size {trusted_size}, presented one has size {got_size}")]
+    #[error(
+        "rollback: trusted checkpoint has size {trusted_size}, presented one has size {got_size}"
+    )]
     Rollback {
         /// Size of the trusted checkpoint.
         trusted_size: u64,
@@ -193,7 +195,11 @@ impl LedgerError {
         }
     }
 
-    pub(crate) fn corrupt(file: impl Into<PathBuf>, offset: u64, reason: impl Into<String>) -> Self {
+    pub(crate) fn corrupt(
+        file: impl Into<PathBuf>,
+        offset: u64,
+        reason: impl Into<String>,
+    ) -> Self {
         LedgerError::Corrupt {
             file: file.into(),
             offset,

@@ -78,7 +78,9 @@ impl FramedLog {
             Err(e) => return Err(e),
         };
         if log.len < file_len && !read_only {
-            log.file.set_len(log.len).map_err(|e| LedgerError::io(path, e))?;
+            log.file
+                .set_len(log.len)
+                .map_err(|e| LedgerError::io(path, e))?;
         }
         Ok(log)
     }
@@ -101,14 +103,22 @@ impl FramedLog {
         let file_len = self.file_len()?;
         let mut h = [0u8; 16];
         if file_len < HEADER {
-            return Err(LedgerError::corrupt(&self.path, 0, "shorter than the 16-byte header"));
+            return Err(LedgerError::corrupt(
+                &self.path,
+                0,
+                "shorter than the 16-byte header",
+            ));
         }
         self.read_at(&mut h, 0)?;
         if h[..8] != self.magic {
             return Err(LedgerError::corrupt(&self.path, 0, "bad magic"));
         }
         if h != header(&self.magic) {
-            return Err(LedgerError::corrupt(&self.path, 8, "bad version or header checksum"));
+            return Err(LedgerError::corrupt(
+                &self.path,
+                8,
+                "bad version or header checksum",
+            ));
         }
         let mut off = HEADER;
         let mut body = Vec::new();
@@ -118,7 +128,11 @@ impl FramedLog {
             let n = u32::from_le_bytes([rh[0], rh[1], rh[2], rh[3]]);
             let crc = u32::from_le_bytes([rh[4], rh[5], rh[6], rh[7]]);
             if n > MAX_BODY {
-                return Err(LedgerError::corrupt(&self.path, off, format!("record length {n} is too large")));
+                return Err(LedgerError::corrupt(
+                    &self.path,
+                    off,
+                    format!("record length {n} is too large"),
+                ));
             }
             if off + 8 + u64::from(n) > file_len {
                 break; // torn final record
@@ -147,7 +161,11 @@ impl FramedLog {
         let n = u32::from_le_bytes([rh[0], rh[1], rh[2], rh[3]]);
         let crc = u32::from_le_bytes([rh[4], rh[5], rh[6], rh[7]]);
         if n > MAX_BODY || off + 8 + u64::from(n) > self.len {
-            return Err(LedgerError::corrupt(&self.path, off, "record runs past the end"));
+            return Err(LedgerError::corrupt(
+                &self.path,
+                off,
+                "record runs past the end",
+            ));
         }
         let mut body = vec![0u8; n as usize];
         self.read_at(&mut body, off + 8)?;
@@ -236,9 +254,15 @@ mod tests {
 
         // A flipped body byte is a checksum error naming the offset.
         f.write_all_at(b"J", HEADER + 8).expect("flip");
-        let r = FramedLog::open(&p, magic, true, &mut none);
+        let r = FramedLog::open(&p, magic, false, &mut none);
         assert!(matches!(r, Err(LedgerError::Checksum { offset, .. }) if offset == HEADER));
+        // Read-only audits still open it; scanning reports the damage.
+        let ro = FramedLog::open(&p, magic, true, &mut none).expect("tolerant open");
+        assert!(matches!(
+            ro.scan(&mut none),
+            Err(LedgerError::Checksum { .. })
+        ));
         // Wrong magic.
-        assert!(FramedLog::open(&p, b"QVOTHER1", true, &mut none).is_err());
+        assert!(FramedLog::open(&p, b"QVOTHER1", false, &mut none).is_err());
     }
 }

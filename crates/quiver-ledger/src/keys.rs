@@ -42,7 +42,10 @@ fn encode(key: &SigningKey) -> [u8; LEN] {
 
 fn decode(file: &Path, b: &[u8]) -> Result<SigningKey> {
     if b.len() != LEN {
-        return Err(key_err(file, format!("expected {LEN} bytes, found {}", b.len())));
+        return Err(key_err(
+            file,
+            format!("expected {LEN} bytes, found {}", b.len()),
+        ));
     }
     if &b[..8] != MAGIC {
         return Err(key_err(file, "bad magic: not a quiver node key"));

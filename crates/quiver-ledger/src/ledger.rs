@@ -11,11 +11,11 @@ use parking_lot::Mutex;
 use crate::error::{LedgerError, Result};
 use crate::framed::FramedLog;
 use crate::hash::{leaf_hash, node_hash, Hash, HashAlg};
+use crate::keys;
 use crate::note::{self, SignedCheckpoint};
 use crate::proof::{self, ConsistencyProof, InclusionProof, NodeSource};
 use crate::receipt::Receipt;
 use crate::store::TreeStore;
-use crate::keys;
 
 pub(crate) const META_FILE: &str = "ledger.meta";
 pub(crate) const CHECKPOINTS_FILE: &str = "checkpoints.log";
@@ -207,7 +207,12 @@ impl Ledger {
             if read_only && !cp_path.exists() {
                 None
             } else {
-                Some(FramedLog::open(&cp_path, CHECKPOINT_MAGIC, read_only, &mut each)?)
+                Some(FramedLog::open(
+                    &cp_path,
+                    CHECKPOINT_MAGIC,
+                    read_only,
+                    &mut each,
+                )?)
             }
         };
         let rc_path = dir.join(RECEIPTS_FILE);
@@ -224,11 +229,20 @@ impl Ledger {
             if read_only && !rc_path.exists() {
                 None
             } else {
-                Some(FramedLog::open(&rc_path, RECEIPT_MAGIC, read_only, &mut each)?)
+                Some(FramedLog::open(
+                    &rc_path,
+                    RECEIPT_MAGIC,
+                    read_only,
+                    &mut each,
+                )?)
             }
         };
         let (Some(checkpoints), Some(receipts)) = (checkpoints, receipts) else {
-            return Err(LedgerError::corrupt(dir, 0, "checkpoints.log or receipts.log missing"));
+            return Err(LedgerError::corrupt(
+                dir,
+                0,
+                "checkpoints.log or receipts.log missing",
+            ));
         };
         let size = store.count(0);
         let mut inner = Inner {
@@ -243,6 +257,17 @@ impl Ledger {
             receipt_by_first,
             poisoned: false,
         };
+        if !read_only {
+            if let Some(cp) = &inner.latest {
+                if cp.checkpoint.size > inner.size {
+                    return Err(LedgerError::BehindCheckpoint {
+                        file: inner.store.path(0),
+                        size: inner.size,
+                        signed: cp.checkpoint.size,
+                    });
+                }
+            }
+        }
         inner.reconcile(alg, read_only)?;
         let ledger = Ledger {
             inner: Mutex::new(inner),
@@ -257,13 +282,6 @@ impl Ledger {
         if !read_only {
             let inner = ledger.inner.lock();
             if let Some(cp) = &inner.latest {
-                if cp.checkpoint.size > inner.size {
-                    return Err(LedgerError::BehindCheckpoint {
-                        file: inner.store.path(0),
-                        size: inner.size,
-                        signed: cp.checkpoint.size,
-                    });
-                }
                 let root = inner.root_at(alg, cp.checkpoint.size)?;
                 if root != cp.checkpoint.root {
                     return Err(LedgerError::corrupt(
@@ -478,6 +496,16 @@ impl Ledger {
 
     pub(crate) fn poison(inner: &mut Inner) {
         inner.poisoned = true;
+    }
+}
+
+impl Drop for Ledger {
+    /// Best effort: hands buffered nodes to the OS (not fsynced). A process crash loses them;
+    /// the engine re-appends lost leaves from the WAL on recovery.
+    fn drop(&mut self) {
+        if !self.read_only {
+            let _ = self.inner.get_mut().store.flush();
+        }
     }
 }
 

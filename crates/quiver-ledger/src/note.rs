@@ -102,7 +102,9 @@ pub fn parse_public_key(s: &str) -> Result<VerifyingKey> {
         let (_, b64) = rest
             .split_once('+')
             .ok_or_else(|| bad("vkey must be name+keyid+base64".into()))?;
-        let bytes = B64.decode(b64).map_err(|e| bad(format!("bad base64: {e}")))?;
+        let bytes = B64
+            .decode(b64)
+            .map_err(|e| bad(format!("bad base64: {e}")))?;
         match bytes.split_first() {
             Some((&ED25519_TYPE, pk)) => pk.to_vec(),
             _ => return Err(bad("vkey is not an Ed25519 (type 0x01) key".into())),
@@ -110,7 +112,8 @@ pub fn parse_public_key(s: &str) -> Result<VerifyingKey> {
     } else if s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit()) {
         hex::decode(s).map_err(|e| bad(format!("bad hex: {e}")))?
     } else {
-        B64.decode(s).map_err(|e| bad(format!("not hex, base64 or a vkey: {e}")))?
+        B64.decode(s)
+            .map_err(|e| bad(format!("not hex, base64 or a vkey: {e}")))?
     };
     let arr: [u8; 32] = raw
         .as_slice()
@@ -147,7 +150,9 @@ pub(crate) fn sign_checkpoint(key: &SigningKey, cp: &Checkpoint) -> SignedCheckp
 fn parse_decimal(s: &str) -> Result<u64> {
     if s.is_empty() || (s.len() > 1 && s.starts_with('0')) || !s.bytes().all(|b| b.is_ascii_digit())
     {
-        return Err(LedgerError::note(format!("{s:?} is not a canonical decimal")));
+        return Err(LedgerError::note(format!(
+            "{s:?} is not a canonical decimal"
+        )));
     }
     s.parse()
         .map_err(|_| LedgerError::note(format!("{s:?} does not fit in u64")))
@@ -176,7 +181,10 @@ pub(crate) fn parse_body(text: &str) -> Result<Checkpoint> {
             return Err(LedgerError::note("empty line inside the body"));
         }
         if let Some(v) = ext.strip_prefix("hash ") {
-            alg = Some(v.parse::<HashAlg>().map_err(|e| LedgerError::note(e.to_string()))?);
+            alg = Some(
+                v.parse::<HashAlg>()
+                    .map_err(|e| LedgerError::note(e.to_string()))?,
+            );
         } else if let Some(v) = ext.strip_prefix("timestamp ") {
             ts = Some(parse_decimal(v)?);
         }
@@ -226,13 +234,12 @@ pub fn verify_checkpoint(key: &VerifyingKey, note: &str) -> Result<Checkpoint> {
             what: "checkpoint",
             reason: format!("malformed Ed25519 signature: {e}"),
         })?;
-        return key
-            .verify(text.as_bytes(), &sig)
-            .map(|()| cp)
-            .map_err(|e| LedgerError::BadSignature {
+        return key.verify(text.as_bytes(), &sig).map(|()| cp).map_err(|e| {
+            LedgerError::BadSignature {
                 what: "checkpoint",
                 reason: format!("signature does not verify: {e}"),
-            });
+            }
+        });
     }
     Err(LedgerError::BadSignature {
         what: "checkpoint",

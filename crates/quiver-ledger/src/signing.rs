@@ -30,7 +30,10 @@ impl Ledger {
                 return Ok(cp);
             }
         }
-        let prev_ts = inner.latest.as_ref().map_or(0, |c| c.checkpoint.timestamp_ms);
+        let prev_ts = inner
+            .latest
+            .as_ref()
+            .map_or(0, |c| c.checkpoint.timestamp_ms);
         let cp = Checkpoint {
             origin: self.origin.clone(),
             size: inner.size,

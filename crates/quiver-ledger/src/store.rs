@@ -45,10 +45,18 @@ fn header(alg: HashAlg, level: u32) -> [u8; HEADER as usize] {
 
 fn check_header(path: &Path, h: &[u8], level: u32) -> Result<HashAlg> {
     if h.len() < HEADER as usize {
-        return Err(LedgerError::corrupt(path, 0, "file shorter than its 32-byte header"));
+        return Err(LedgerError::corrupt(
+            path,
+            0,
+            "file shorter than its 32-byte header",
+        ));
     }
     if &h[..8] != MAGIC {
-        return Err(LedgerError::corrupt(path, 0, "bad magic: not a quiver ledger node file"));
+        return Err(LedgerError::corrupt(
+            path,
+            0,
+            "bad magic: not a quiver ledger node file",
+        ));
     }
     let stored = u32::from_le_bytes([h[28], h[29], h[30], h[31]]);
     let got = crc32c::crc32c(&h[..28]);
@@ -62,7 +70,11 @@ fn check_header(path: &Path, h: &[u8], level: u32) -> Result<HashAlg> {
     }
     let version = u16::from_le_bytes([h[8], h[9]]);
     if version != VERSION {
-        return Err(LedgerError::corrupt(path, 8, format!("unsupported version {version}")));
+        return Err(LedgerError::corrupt(
+            path,
+            8,
+            format!("unsupported version {version}"),
+        ));
     }
     if u32::from(h[11]) != level {
         return Err(LedgerError::corrupt(
@@ -71,8 +83,9 @@ fn check_header(path: &Path, h: &[u8], level: u32) -> Result<HashAlg> {
             format!("header says level {}, file name says {level}", h[11]),
         ));
     }
-    HashAlg::from_code(h[10])
-        .ok_or_else(|| LedgerError::corrupt(path, 10, format!("unknown hash algorithm code {}", h[10])))
+    HashAlg::from_code(h[10]).ok_or_else(|| {
+        LedgerError::corrupt(path, 10, format!("unknown hash algorithm code {}", h[10]))
+    })
 }
 
 struct LevelFile {
@@ -96,7 +109,11 @@ pub(crate) struct TreeStore {
 impl TreeStore {
     /// Opens every existing `level-NN.hashes` in `dir`. `create_alg` creates level 0 if absent.
     /// Returns the store; the caller reconciles level counts.
-    pub(crate) fn open(dir: &Path, create_alg: Option<HashAlg>, read_only: bool) -> Result<TreeStore> {
+    pub(crate) fn open(
+        dir: &Path,
+        create_alg: Option<HashAlg>,
+        read_only: bool,
+    ) -> Result<TreeStore> {
         let mut levels = Vec::new();
         let mut alg = None;
         for level in 0..64u32 {
@@ -109,31 +126,56 @@ impl TreeStore {
                 .write(!read_only)
                 .open(&path)
                 .map_err(|e| LedgerError::io(&path, e))?;
-            let len = file.metadata().map_err(|e| LedgerError::io(&path, e))?.len();
+            let len = file
+                .metadata()
+                .map_err(|e| LedgerError::io(&path, e))?
+                .len();
             let mut h = vec![0u8; HEADER.min(len) as usize];
-            file.read_exact_at(&mut h, 0).map_err(|e| LedgerError::io(&path, e))?;
+            file.read_exact_at(&mut h, 0)
+                .map_err(|e| LedgerError::io(&path, e))?;
             let a = check_header(&path, &h, level)?;
             if let Some(prev) = alg {
                 if prev != a {
-                    return Err(LedgerError::corrupt(&path, 10, format!("algorithm {a} differs from level 0's {prev}")));
+                    return Err(LedgerError::corrupt(
+                        &path,
+                        10,
+                        format!("algorithm {a} differs from level 0's {prev}"),
+                    ));
                 }
             }
             alg = Some(a);
             let whole = (len - HEADER) / 32;
             if !read_only && (len - HEADER) % 32 != 0 {
                 // A torn final hash from a crash mid-write: drop it.
-                file.set_len(HEADER + whole * 32).map_err(|e| LedgerError::io(&path, e))?;
+                file.set_len(HEADER + whole * 32)
+                    .map_err(|e| LedgerError::io(&path, e))?;
             }
-            levels.push(LevelFile { path, file: Some(file), on_disk: whole, pending: Vec::new(), dirty: false });
+            levels.push(LevelFile {
+                path,
+                file: Some(file),
+                on_disk: whole,
+                pending: Vec::new(),
+                dirty: false,
+            });
         }
         let alg = match (alg, create_alg) {
             (Some(a), _) => a,
             (None, Some(a)) if !read_only => a,
             _ => {
-                return Err(LedgerError::corrupt(dir.join(level_file_name(0)), 0, "missing leaf-hash file"));
+                return Err(LedgerError::corrupt(
+                    dir.join(level_file_name(0)),
+                    0,
+                    "missing leaf-hash file",
+                ));
             }
         };
-        let mut store = TreeStore { dir: dir.to_path_buf(), alg, read_only, levels, pending_bytes: 0 };
+        let mut store = TreeStore {
+            dir: dir.to_path_buf(),
+            alg,
+            read_only,
+            levels,
+            pending_bytes: 0,
+        };
         if store.levels.is_empty() {
             store.add_level()?;
         }
@@ -161,10 +203,17 @@ impl TreeStore {
                 .truncate(true)
                 .open(&path)
                 .map_err(|e| LedgerError::io(&path, e))?;
-            f.write_all_at(&header(self.alg, level), 0).map_err(|e| LedgerError::io(&path, e))?;
+            f.write_all_at(&header(self.alg, level), 0)
+                .map_err(|e| LedgerError::io(&path, e))?;
             Some(f)
         };
-        self.levels.push(LevelFile { path, file, on_disk: 0, pending: Vec::new(), dirty: true });
+        self.levels.push(LevelFile {
+            path,
+            file,
+            on_disk: 0,
+            pending: Vec::new(),
+            dirty: true,
+        });
         Ok(())
     }
 
@@ -183,13 +232,21 @@ impl TreeStore {
     /// Node `index` of `level`.
     pub(crate) fn node(&self, level: u32, index: u64) -> Result<Hash> {
         let l = self.levels.get(level as usize).ok_or_else(|| {
-            LedgerError::corrupt(self.path(level), 0, format!("level {level} missing (node {index})"))
+            LedgerError::corrupt(
+                self.path(level),
+                0,
+                format!("level {level} missing (node {index})"),
+            )
         })?;
         if index < l.on_disk {
             let mut b = [0u8; 32];
             let off = HEADER + index * 32;
-            let f = l.file.as_ref().ok_or_else(|| LedgerError::corrupt(&l.path, off, "file missing"))?;
-            f.read_exact_at(&mut b, off).map_err(|e| LedgerError::io(&l.path, e))?;
+            let f = l
+                .file
+                .as_ref()
+                .ok_or_else(|| LedgerError::corrupt(&l.path, off, "file missing"))?;
+            f.read_exact_at(&mut b, off)
+                .map_err(|e| LedgerError::io(&l.path, e))?;
             return Ok(Hash(b));
         }
         let at = ((index - l.on_disk) * 32) as usize;
@@ -198,7 +255,10 @@ impl TreeStore {
             None => Err(LedgerError::corrupt(
                 &l.path,
                 HEADER + index * 32,
-                format!("node {index} of level {level} is beyond the {} stored", self.count(level)),
+                format!(
+                    "node {index} of level {level} is beyond the {} stored",
+                    self.count(level)
+                ),
             )),
         }
     }
@@ -212,8 +272,12 @@ impl TreeStore {
         if disk_n > 0 {
             let mut buf = vec![0u8; disk_n * 32];
             let off = HEADER + start * 32;
-            let f = l.file.as_ref().ok_or_else(|| LedgerError::corrupt(&l.path, off, "file missing"))?;
-            f.read_exact_at(&mut buf, off).map_err(|e| LedgerError::io(&l.path, e))?;
+            let f = l
+                .file
+                .as_ref()
+                .ok_or_else(|| LedgerError::corrupt(&l.path, off, "file missing"))?;
+            f.read_exact_at(&mut buf, off)
+                .map_err(|e| LedgerError::io(&l.path, e))?;
             for (o, c) in out.iter_mut().zip(buf.chunks_exact(32)) {
                 o.0.copy_from_slice(c);
             }
@@ -249,8 +313,12 @@ impl TreeStore {
                 continue;
             }
             let off = HEADER + l.on_disk * 32;
-            let f = l.file.as_ref().ok_or_else(|| LedgerError::corrupt(&l.path, off, "file missing"))?;
-            f.write_all_at(&l.pending, off).map_err(|e| LedgerError::io(&l.path, e))?;
+            let f = l
+                .file
+                .as_ref()
+                .ok_or_else(|| LedgerError::corrupt(&l.path, off, "file missing"))?;
+            f.write_all_at(&l.pending, off)
+                .map_err(|e| LedgerError::io(&l.path, e))?;
             l.on_disk += (l.pending.len() / 32) as u64;
             l.pending.clear();
         }
@@ -289,7 +357,8 @@ impl TreeStore {
         };
         if count < l.on_disk {
             if let Some(f) = &l.file {
-                f.set_len(HEADER + count * 32).map_err(|e| LedgerError::io(&l.path, e))?;
+                f.set_len(HEADER + count * 32)
+                    .map_err(|e| LedgerError::io(&l.path, e))?;
             }
             l.on_disk = count;
             l.dirty = true;

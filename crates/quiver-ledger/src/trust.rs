@@ -123,15 +123,27 @@ impl TrustStore {
 
     /// Checks an inclusion bundle: proof and signature, then the rollback/fork rules against
     /// the trusted checkpoint. Trusts the checkpoint on first use.
-    pub fn check_inclusion(&mut self, key: &VerifyingKey, b: &InclusionBundle) -> Result<TrustOutcome> {
+    pub fn check_inclusion(
+        &mut self,
+        key: &VerifyingKey,
+        b: &InclusionBundle,
+    ) -> Result<TrustOutcome> {
         self.check_key(key)?;
         let cp = b.verify(key)?;
         let Some((t, _)) = &self.trusted else {
             self.save(key, cp.clone(), &b.checkpoint)?;
-            return Ok(TrustOutcome { trusted: cp, advanced: true, first_use: true });
+            return Ok(TrustOutcome {
+                trusted: cp,
+                advanced: true,
+                first_use: true,
+            });
         };
         compare_same_or_fail(t, &cp)?;
-        Ok(TrustOutcome { trusted: t.clone(), advanced: false, first_use: false })
+        Ok(TrustOutcome {
+            trusted: t.clone(),
+            advanced: false,
+            first_use: false,
+        })
     }
 
     /// Checks a consistency bundle and, when it starts at the trusted checkpoint, advances the
@@ -145,12 +157,20 @@ impl TrustStore {
         let (old, new) = b.verify(key)?;
         let Some((t, _)) = &self.trusted else {
             self.save(key, new.clone(), &b.new_checkpoint)?;
-            return Ok(TrustOutcome { trusted: new, advanced: true, first_use: true });
+            return Ok(TrustOutcome {
+                trusted: new,
+                advanced: true,
+                first_use: true,
+            });
         };
         let t = t.clone();
         if new.size <= t.size {
             compare_same_or_fail(&t, &new)?;
-            return Ok(TrustOutcome { trusted: t, advanced: false, first_use: false });
+            return Ok(TrustOutcome {
+                trusted: t,
+                advanced: false,
+                first_use: false,
+            });
         }
         if old.size == t.size {
             if old.root != t.root {
@@ -161,16 +181,26 @@ impl TrustStore {
                 });
             }
             self.save(key, new.clone(), &b.new_checkpoint)?;
-            return Ok(TrustOutcome { trusted: new, advanced: true, first_use: false });
+            return Ok(TrustOutcome {
+                trusted: new,
+                advanced: true,
+                first_use: false,
+            });
         }
-        Err(LedgerError::Unproven { trusted_size: t.size, got_size: new.size })
+        Err(LedgerError::Unproven {
+            trusted_size: t.size,
+            got_size: new.size,
+        })
     }
 }
 
 /// `cp` must not be older than, and must agree with, the trusted checkpoint `t`.
 fn compare_same_or_fail(t: &Checkpoint, cp: &Checkpoint) -> Result<()> {
     if cp.size < t.size {
-        return Err(LedgerError::Rollback { trusted_size: t.size, got_size: cp.size });
+        return Err(LedgerError::Rollback {
+            trusted_size: t.size,
+            got_size: cp.size,
+        });
     }
     if cp.size == t.size {
         if cp.root != t.root {
@@ -182,5 +212,8 @@ fn compare_same_or_fail(t: &Checkpoint, cp: &Checkpoint) -> Result<()> {
         }
         return Ok(());
     }
-    Err(LedgerError::Unproven { trusted_size: t.size, got_size: cp.size })
+    Err(LedgerError::Unproven {
+        trusted_size: t.size,
+        got_size: cp.size,
+    })
 }

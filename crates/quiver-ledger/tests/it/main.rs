@@ -1,0 +1,9 @@
+//! Integration tests for quiver-ledger, one module per suite.
+
+mod common;
+mod persistence;
+mod props;
+mod signing;
+mod tamper;
+mod trust;
+mod vectors;

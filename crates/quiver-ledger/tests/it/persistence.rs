@@ -1,0 +1,242 @@
+//! Restart, torn writes, truncate, key persistence.
+
+use std::fs;
+
+use quiver_ledger::{HashAlg, Ledger, LedgerError};
+
+use crate::common;
+
+fn level_files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = fs::read_dir(dir.join("ledger"))
+        .expect("read_dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("level-"))
+        .map(|n| {
+            let b = fs::read(dir.join("ledger").join(&n)).expect("read");
+            (n, b)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn restart_mid_run_gives_identical_tree() {
+    let a = tempfile::tempdir().expect("a");
+    let b = tempfile::tempdir().expect("b");
+    let n = 1500u64;
+    {
+        let l = common::open(b.path(), HashAlg::Blake3);
+        common::append_range(&l, 1, n);
+        l.sync().expect("sync");
+    }
+    // Interrupted run: reopen at odd points, sometimes without an explicit sync (Drop flushes).
+    let mut next = 1u64;
+    let mut round = 0;
+    while next <= n {
+        let l = common::open(a.path(), HashAlg::Blake3);
+        assert_eq!(l.size(), next - 1);
+        let end = (next + 137 + round * 11).min(n);
+        common::append_range(&l, next, end);
+        if round % 2 == 0 {
+            l.sync().expect("sync");
+        }
+        next = end + 1;
+        round += 1;
+    }
+    let la = common::open(a.path(), HashAlg::Blake3);
+    let lb = common::open(b.path(), HashAlg::Blake3);
+    assert_eq!(la.size(), n);
+    assert_eq!(la.root(), lb.root());
+    for s in [1, 2, 3, 255, 256, 257, 1024, 1499, 1500] {
+        assert_eq!(la.root_at(s).expect("a"), lb.root_at(s).expect("b"));
+    }
+    assert_eq!(
+        la.inclusion_proof(700, n).expect("pa"),
+        lb.inclusion_proof(700, n).expect("pb")
+    );
+    drop((la, lb));
+    assert_eq!(
+        level_files(a.path()),
+        level_files(b.path()),
+        "node files byte-identical"
+    );
+}
+
+#[test]
+fn lagging_and_torn_node_files_are_repaired() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = 300u64;
+    {
+        let l = common::open(dir.path(), HashAlg::Sha256);
+        common::append_range(&l, 1, n);
+        l.sync().expect("sync");
+    }
+    let ld = dir.path().join("ledger");
+    // Torn final leaf hash (5 bytes short) and level 1..3 files behind (a crash between writes).
+    let cut = |name: &str, by: u64| {
+        let p = ld.join(name);
+        let len = fs::metadata(&p).expect("meta").len();
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .expect("open")
+            .set_len(len - by)
+            .expect("cut");
+    };
+    cut("level-00.hashes", 5);
+    cut("level-01.hashes", 32 * 7);
+    cut("level-03.hashes", 32 * 2);
+    let l = common::open(dir.path(), HashAlg::Sha256);
+    assert_eq!(l.size(), n - 1);
+    let want = common::mth(HashAlg::Sha256, &common::leaves(HashAlg::Sha256, n - 1));
+    assert_eq!(l.root(), want);
+    assert_eq!(l.root_at(n - 1).expect("root_at"), want);
+    let report = l.verify_tree(&mut |_| {}).expect("verify");
+    assert!(report.ok(), "{:?}", report.failure);
+    // And appending continues seamlessly.
+    common::append_range(&l, n, n);
+    assert_eq!(
+        l.root(),
+        common::mth(HashAlg::Sha256, &common::leaves(HashAlg::Sha256, n))
+    );
+}
+
+#[test]
+fn read_only_open_sees_synced_state_and_refuses_writes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let l = common::open(dir.path(), HashAlg::Sha256);
+    common::append_range(&l, 1, 50);
+    l.checkpoint().expect("checkpoint");
+    let ro = common::open_ro(dir.path());
+    assert_eq!(ro.size(), 50);
+    assert_eq!(ro.root(), l.root());
+    assert_eq!(ro.alg(), HashAlg::Sha256);
+    assert_eq!(ro.public_key(), l.public_key());
+    assert!(matches!(
+        ro.append(51, &[b"x".as_slice()]),
+        Err(LedgerError::ReadOnly)
+    ));
+    assert!(matches!(ro.checkpoint(), Err(LedgerError::ReadOnly)));
+    let leaves: Vec<_> = ro.leaf_hashes(10).map(|h| h.expect("leaf")).collect();
+    assert_eq!(leaves, common::leaves(HashAlg::Sha256, 50)[10..].to_vec());
+}
+
+#[test]
+fn seq_gap_and_alg_mismatch_are_typed_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let l = common::open(dir.path(), HashAlg::Sha256);
+        common::append_range(&l, 1, 5);
+        assert!(matches!(
+            l.append(7, &[b"x".as_slice()]),
+            Err(LedgerError::SeqGap {
+                expected: 6,
+                got: 7
+            })
+        ));
+        assert!(matches!(
+            l.append(5, &[b"x".as_slice()]),
+            Err(LedgerError::SeqGap { .. })
+        ));
+        assert!(matches!(
+            l.leaf_hash_at(5),
+            Err(LedgerError::OutOfRange { .. })
+        ));
+        assert!(l.inclusion_proof(5, 5).is_err());
+        assert!(l.inclusion_proof(0, 6).is_err());
+        assert!(l.consistency_proof(4, 3).is_err());
+        assert!(l.root_at(6).is_err());
+    }
+    let (ld, kd) = common::dirs(dir.path());
+    let r = Ledger::open(&ld, &kd, common::cfg(HashAlg::Blake3));
+    assert!(matches!(
+        r,
+        Err(LedgerError::AlgMismatch {
+            stored: HashAlg::Sha256,
+            requested: HashAlg::Blake3
+        })
+    ));
+}
+
+#[test]
+fn truncate_drops_unsigned_tail_but_refuses_below_checkpoint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let l = common::open(dir.path(), HashAlg::Blake3);
+    common::append_range(&l, 1, 40);
+    let cp = l.checkpoint().expect("checkpoint");
+    assert_eq!(cp.checkpoint.size, 40);
+    common::append_range(&l, 41, 77);
+    assert!(matches!(
+        l.truncate(39),
+        Err(LedgerError::BelowSigned {
+            requested: 39,
+            signed: 40,
+            ..
+        })
+    ));
+    assert_eq!(l.size(), 77);
+    l.truncate(50).expect("truncate");
+    assert_eq!(l.size(), 50);
+    assert_eq!(
+        l.root(),
+        common::mth(HashAlg::Blake3, &common::leaves(HashAlg::Blake3, 50))
+    );
+    // Appending after a truncate continues with the same seqs and reaches the same tree.
+    common::append_range(&l, 51, 77);
+    drop(l);
+    let l = common::open(dir.path(), HashAlg::Blake3);
+    assert_eq!(
+        l.root(),
+        common::mth(HashAlg::Blake3, &common::leaves(HashAlg::Blake3, 77))
+    );
+    l.truncate(40).expect("truncate to the checkpoint itself");
+    assert!(l.verify_tree(&mut |_| {}).expect("verify").ok());
+}
+
+#[test]
+fn key_file_is_0600_and_persisted() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pk = common::open(dir.path(), HashAlg::Sha256).public_key();
+    let (_, kd) = common::dirs(dir.path());
+    let path = quiver_ledger::key_path(&kd);
+    let mode = fs::metadata(&path).expect("key meta").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert_eq!(fs::metadata(&path).expect("meta").len(), 80);
+    assert_eq!(common::open(dir.path(), HashAlg::Sha256).public_key(), pk);
+    assert_eq!(common::open_ro(dir.path()).public_key(), pk);
+    // The secret never shows in Debug output.
+    let dbg = format!("{:?}", common::open(dir.path(), HashAlg::Sha256));
+    assert!(!dbg.to_lowercase().contains("secret"));
+}
+
+#[test]
+fn concurrent_appenders_serialise_by_seq() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Mutex;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let l = common::open(dir.path(), HashAlg::Blake3);
+    let next = Mutex::new(1u64);
+    let done = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..50 {
+                    // The caller's critical section assigns seqs and appends in order.
+                    let mut g = next.lock().expect("lock");
+                    let seq = *g;
+                    common::append_range(&l, seq, seq + 2);
+                    *g = seq + 3;
+                    done.fetch_add(3, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    assert_eq!(l.size(), done.load(Ordering::Relaxed));
+    assert_eq!(
+        l.root(),
+        common::mth(HashAlg::Blake3, &common::leaves(HashAlg::Blake3, 600))
+    );
+}

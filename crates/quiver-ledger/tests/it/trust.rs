@@ -1,0 +1,170 @@
+//! TrustStore: rollback and fork rejected, proven extension accepted, state kept on disk.
+
+use std::fs;
+use std::path::Path;
+
+use quiver_ledger::{HashAlg, Ledger, LedgerError, TrustStore};
+
+use crate::common;
+
+/// A second ledger signed with the same key (a malicious or split-brain node): same first
+/// `common_prefix` leaves, different ones after.
+fn forked(root: &Path, key_from: &Path, common_prefix: u64, n: u64) -> Ledger {
+    fs::create_dir_all(root.join("keys")).expect("mkdir");
+    fs::copy(
+        key_from.join("keys/node.ed25519"),
+        root.join("keys/node.ed25519"),
+    )
+    .expect("copy key");
+    let l = common::open(root, HashAlg::Sha256);
+    common::append_range(&l, 1, common_prefix);
+    let bodies: Vec<Vec<u8>> = (common_prefix + 1..=n)
+        .map(|i| format!("evil-{i}").into_bytes())
+        .collect();
+    let refs: Vec<&[u8]> = bodies.iter().map(|b| b.as_slice()).collect();
+    l.append(common_prefix + 1, &refs).expect("append");
+    l
+}
+
+#[test]
+fn rollback_fork_and_extension() {
+    let a_dir = tempfile::tempdir().expect("a");
+    let b_dir = tempfile::tempdir().expect("b");
+    let t_dir = tempfile::tempdir().expect("trust");
+    let trust_path = t_dir.path().join("sub/trusted.json");
+
+    let a = common::open(a_dir.path(), HashAlg::Sha256);
+    common::append_range(&a, 1, 10);
+    a.checkpoint().expect("a10");
+    common::append_range(&a, 11, 20);
+    a.checkpoint().expect("a20");
+    common::append_range(&a, 21, 30);
+    a.checkpoint().expect("a30");
+    let pk = a.public_key();
+
+    let b = forked(b_dir.path(), a_dir.path(), 15, 20);
+    b.checkpoint().expect("b20");
+    let extra: Vec<Vec<u8>> = (21..=30u64)
+        .map(|i| format!("evil-{i}").into_bytes())
+        .collect();
+    let refs: Vec<&[u8]> = extra.iter().map(|x| x.as_slice()).collect();
+    b.append(21, &refs).expect("b append");
+    b.checkpoint().expect("b30");
+
+    // First use: trust a@20 via an inclusion bundle.
+    let mut ts = TrustStore::open(&trust_path).expect("open");
+    assert!(ts.trusted().is_none());
+    let out = ts
+        .check_inclusion(&pk, &a.inclusion_bundle(5, Some(20)).expect("inc"))
+        .expect("first use");
+    assert!(out.first_use && out.advanced);
+    assert_eq!(out.trusted.size, 20);
+
+    // State survives reopening the trust store.
+    let mut ts = TrustStore::open(&trust_path).expect("reopen");
+    assert_eq!(ts.trusted().map(|c| c.size), Some(20));
+
+    // Rollback: a valid but older checkpoint.
+    let old = a.inclusion_bundle(5, Some(10)).expect("inc10");
+    assert!(matches!(
+        ts.check_inclusion(&pk, &old),
+        Err(LedgerError::Rollback {
+            trusted_size: 20,
+            got_size: 10
+        })
+    ));
+    let old_con = a.consistency_bundle(10, Some(10)).expect("c10");
+    assert!(matches!(
+        ts.check_consistency(&pk, &old_con),
+        Err(LedgerError::Rollback { .. })
+    ));
+
+    // Fork: same size, different root, validly signed by the same key.
+    let fork = b.inclusion_bundle(3, Some(20)).expect("b inc20");
+    assert!(matches!(
+        ts.check_inclusion(&pk, &fork),
+        Err(LedgerError::Fork { size: 20, .. })
+    ));
+
+    // Newer checkpoint without a consistency proof: not accepted.
+    let newer = a.inclusion_bundle(25, Some(30)).expect("inc30");
+    assert!(matches!(
+        ts.check_inclusion(&pk, &newer),
+        Err(LedgerError::Unproven { .. })
+    ));
+
+    // The forked log's extension 20 -> 30 starts from another root at 20: fork.
+    let b_con = b.consistency_bundle(20, Some(30)).expect("b con");
+    assert!(matches!(
+        ts.check_consistency(&pk, &b_con),
+        Err(LedgerError::Fork { .. })
+    ));
+    // Splicing the trusted old checkpoint onto the fork's new one fails the proof.
+    let mut spliced = b_con.clone();
+    spliced.old_checkpoint = a.checkpoint_at_size(20).expect("a20").expect("some").note;
+    assert!(matches!(
+        ts.check_consistency(&pk, &spliced),
+        Err(LedgerError::InvalidProof { .. })
+    ));
+    // A proof that does not start at the trusted size proves nothing about it.
+    let from10 = a.consistency_bundle(10, Some(30)).expect("a 10-30");
+    assert!(matches!(
+        ts.check_consistency(&pk, &from10),
+        Err(LedgerError::Unproven { .. })
+    ));
+    assert_eq!(
+        ts.trusted().map(|c| c.size),
+        Some(20),
+        "failed checks change nothing"
+    );
+
+    // Proven extension 20 -> 30 is accepted and persisted; then the newer inclusion passes.
+    let ext = a.consistency_bundle(20, Some(30)).expect("a 20-30");
+    let out = ts.check_consistency(&pk, &ext).expect("extension");
+    assert!(out.advanced && !out.first_use);
+    assert_eq!(out.trusted.size, 30);
+    ts.check_inclusion(&pk, &newer).expect("now trusted");
+    let ts2 = TrustStore::open(&trust_path).expect("reopen");
+    assert_eq!(ts2.trusted().map(|c| c.size), Some(30));
+    // And the fork's 30 is now a fork too.
+    let b30 = b.inclusion_bundle(3, Some(30)).expect("b30");
+    let mut ts = ts2;
+    assert!(matches!(
+        ts.check_inclusion(&pk, &b30),
+        Err(LedgerError::Fork { size: 30, .. })
+    ));
+}
+
+#[test]
+fn trust_file_for_another_key_is_refused() {
+    let a_dir = tempfile::tempdir().expect("a");
+    let c_dir = tempfile::tempdir().expect("c");
+    let t_dir = tempfile::tempdir().expect("t");
+    let path = t_dir.path().join("t.json");
+    let a = common::open(a_dir.path(), HashAlg::Sha256);
+    common::append_range(&a, 1, 4);
+    a.checkpoint().expect("cp");
+    let c = common::open(c_dir.path(), HashAlg::Sha256);
+    common::append_range(&c, 1, 4);
+    c.checkpoint().expect("cp");
+    let mut ts = TrustStore::open(&path).expect("open");
+    ts.check_inclusion(&a.public_key(), &a.inclusion_bundle(1, None).expect("b"))
+        .expect("ok");
+    let e = ts.check_inclusion(&c.public_key(), &c.inclusion_bundle(1, None).expect("b"));
+    assert!(matches!(
+        e,
+        Err(LedgerError::Malformed {
+            what: "trust file",
+            ..
+        })
+    ));
+    // A bundle signed by another key fails against the trusted key.
+    let e = ts.check_inclusion(&a.public_key(), &c.inclusion_bundle(1, None).expect("b"));
+    assert!(matches!(e, Err(LedgerError::BadSignature { .. })));
+    // Garbage trust file: typed error.
+    fs::write(&path, "{not json").expect("write");
+    assert!(matches!(
+        TrustStore::open(&path),
+        Err(LedgerError::Malformed { .. })
+    ));
+}
