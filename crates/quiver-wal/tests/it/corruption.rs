@@ -1,14 +1,17 @@
 //! Damaged files: typed errors naming file and offset; never a panic, never a silent skip.
 
-use crate::{body, cfg, mem, replay_all, stamped, wal_files};
+use crate::{body, cfg, mem, replay_all, stamped, wal_files, Records};
 use proptest::prelude::*;
 use quiver_core::SyncMode;
 use quiver_wal::{format, MemStorage, Wal, WalError};
 use std::sync::Arc;
 
+/// Each file's name and frame offsets.
+type Layout = Vec<(String, Vec<usize>)>;
+
 /// A log of `n` single-record commits over small files; returns storage, per-file frame offsets
 /// and the expected records.
-fn build(n: u64, file_size: u64) -> (MemStorage, Vec<(String, Vec<usize>)>, Vec<(u64, Vec<u8>)>) {
+fn build(n: u64, file_size: u64) -> (MemStorage, Layout, Records) {
     let (m, s) = mem();
     let wal = Wal::open(s.clone(), cfg(SyncMode::PerGroup, file_size, false), None).unwrap();
     let mut expected = Vec::new();
@@ -83,7 +86,8 @@ fn flipped_byte_in_every_position_of_a_middle_record() {
 fn bad_header_is_a_typed_error() {
     let (m0, layout, _) = build(10, 1 << 20);
     let name = &layout[0].0;
-    let cases: [(usize, fn(&WalError) -> bool); 4] = [
+    type Check = fn(&WalError) -> bool;
+    let cases: [(usize, Check); 4] = [
         (0, |e| matches!(e, WalError::BadMagic { .. })),
         (
             8,

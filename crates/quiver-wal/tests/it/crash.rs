@@ -1,6 +1,6 @@
 //! Crash images: power failure (unsynced bytes dropped) and process crash (page cache kept).
 
-use crate::{body, cfg, replay_all, stamped};
+use crate::{body, cfg, replay_all, stamped, RecordMap};
 use parking_lot::Mutex;
 use quiver_core::{SyncMode, WalConfig};
 use quiver_wal::{MemStorage, Wal};
@@ -10,13 +10,7 @@ use std::sync::Arc;
 
 /// Runs 4 writers; while they run, takes crash images, each right after snapshotting the set
 /// of acked records. Returns (image, records acked before it) pairs and the final acked set.
-fn run(
-    c: WalConfig,
-) -> (
-    MemStorage,
-    Vec<(MemStorage, BTreeMap<u64, Vec<u8>>)>,
-    BTreeMap<u64, Vec<u8>>,
-) {
+fn run(c: WalConfig) -> (MemStorage, Vec<(MemStorage, RecordMap)>, RecordMap) {
     let m = MemStorage::new();
     let wal = Wal::open(Arc::new(m.clone()), c, None).unwrap();
     let acked = Mutex::new(BTreeMap::new());

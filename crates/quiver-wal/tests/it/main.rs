@@ -14,6 +14,11 @@ use quiver_wal::{MemStorage, Storage, Wal};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Expected or replayed records, in seq order.
+pub type Records = Vec<(SeqNo, Vec<u8>)>;
+/// Records by seq.
+pub type RecordMap = std::collections::BTreeMap<SeqNo, Vec<u8>>;
+
 /// A config with small files so tests rotate often.
 pub fn cfg(sync: SyncMode, file_size: u64, preallocate: bool) -> WalConfig {
     WalConfig {

@@ -1,12 +1,12 @@
 //! Torn final record: cut at every byte offset, recover exactly the records before it.
 
-use crate::{body, cfg, mem, replay_all, stamped, wal_files};
+use crate::{body, cfg, mem, replay_all, stamped, wal_files, Records};
 use quiver_core::SyncMode;
 use quiver_wal::{format, FsStorage, MemStorage, Storage, Wal};
 use std::sync::Arc;
 
 /// A one-file log of `n` records; returns (file name, bytes, frame offsets, expected records).
-fn image(n: u64) -> (String, Vec<u8>, Vec<usize>, Vec<(u64, Vec<u8>)>) {
+fn image(n: u64) -> (String, Vec<u8>, Vec<usize>, Records) {
     let (m, s) = mem();
     let wal = Wal::open(s.clone(), cfg(SyncMode::PerGroup, 1 << 20, false), None).unwrap();
     let mut expected = Vec::new();
