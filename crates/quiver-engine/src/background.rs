@@ -200,6 +200,7 @@ fn pick_window(sizes: &[u64], trigger: usize, force: bool) -> Option<(usize, usi
 /// newer row in the window overwrites, and tombstones (with what they shadow) when the window
 /// starts at the oldest segment.
 pub(crate) fn compact(inner: &Inner, force: bool) -> Result<()> {
+    let _one = inner.compaction_lock.lock();
     let segs = inner.state.read().segments.clone();
     let sizes: Vec<u64> = segs.iter().map(|s| s.seg.meta().bytes).collect();
     let Some((lo, hi)) = pick_window(&sizes, inner.config.compaction_trigger, force) else {

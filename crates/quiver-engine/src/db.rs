@@ -39,6 +39,8 @@ pub(crate) struct Inner {
     /// signs only what is durable.
     pub(crate) commit_gate: RwLock<()>,
     pub(crate) checkpoint_lock: Mutex<()>,
+    /// One compaction at a time (background or asked for).
+    pub(crate) compaction_lock: Mutex<()>,
     pub(crate) shutdown: AtomicBool,
     pub(crate) bg_error: Mutex<Option<String>>,
 }
@@ -105,14 +107,15 @@ impl Database {
                 }
                 None => HashAlg::default(),
             };
-            if m.ledger_alg.is_none() {
+            if m.ledger_alg.is_none() || m.db_id.is_none() {
                 m.ledger_alg = Some(alg_name(alg).to_owned());
+                m.db_id.get_or_insert_with(|| format!("{:016x}", rand::random::<u64>()));
                 m.number += 1;
                 manifest::store(&dir, &m)?;
             }
             let cfg = LedgerConfig {
                 alg,
-                origin: format!("quiver/{}", dir.canonicalize().unwrap_or(dir.clone()).display()),
+                origin: format!("quiver.local/{}", m.db_id.as_deref().unwrap_or("db")),
                 ..LedgerConfig::default()
             };
             Some(Arc::new(Ledger::open(&dir.join("ledger"), &dir.join("keys"), cfg)?))
@@ -151,6 +154,7 @@ impl Database {
             manifest_lock: Mutex::new(()),
             commit_gate: RwLock::new(()),
             checkpoint_lock: Mutex::new(()),
+            compaction_lock: Mutex::new(()),
             shutdown: AtomicBool::new(false),
             bg_error: Mutex::new(None),
         });
@@ -294,7 +298,7 @@ impl Database {
         background::flush_all(&self.inner)?;
         self.inner.wal.sync()?;
         if let Some(l) = &self.inner.ledger {
-            let covered = l.latest_checkpoint().map_or(0, |c| c.size());
+            let covered = l.latest_checkpoint().map_or(0, |c| c.checkpoint.size);
             if l.size() > covered {
                 l.checkpoint()?;
             }
@@ -345,7 +349,7 @@ fn recover(wal: &Wal, state: &RwLock<State>, ledger: Option<&Ledger>, flushed: S
     if let Some(l) = ledger {
         let last = wal.last_seq().max(flushed);
         if l.size() > last {
-            let cp = l.latest_checkpoint().map_or(0, |c| c.size());
+            let cp = l.latest_checkpoint().map_or(0, |c| c.checkpoint.size);
             if cp > last {
                 return Err(EngineError::LedgerAhead { ledger_size: l.size(), log_last: last, checkpoint_size: cp });
             }

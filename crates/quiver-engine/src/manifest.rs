@@ -47,6 +47,9 @@ pub struct Manifest {
     pub segments: Vec<SegmentEntry>,
     /// Hash algorithm of the ledger ("blake3"/"sha256"), fixed at creation.
     pub ledger_alg: Option<String>,
+    /// Random id of this database, fixed at creation: the ledger's checkpoint origin.
+    #[serde(default)]
+    pub db_id: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
