@@ -10,8 +10,10 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
-use rand::rngs::SmallRng;
-use rand::{RngCore, SeedableRng};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 type Res<T> = Result<T, Box<dyn Error + Send + Sync>>;
 
@@ -323,99 +325,107 @@ fn open_engine(name: &str, dir: &Path, mode: Mode) -> Res<Arc<dyn Engine>> {
 }
 
 // ---------------------------------------------------------------- workload
+//
+// Mirrors crates/quiver/src/bench_ingest.rs so both sides do the same work: the same event
+// types and sources, a JSON payload `{"d":"<random alphanumerics>"}` of exactly
+// `--payload-bytes` bytes generated the same way (StdRng, one draw per character), ids claimed
+// in runs of `batch` from one shared counter, the same percentile rule and timing boundary.
 
-const TYPES: &[&str] = &[
-    "page_view", "click", "login", "logout", "purchase", "error", "api_call", "heartbeat",
-];
-const SOURCES: &[&str] = &[
-    "web-01", "web-02", "web-03", "api-gw-eu", "api-gw-us", "worker-a", "worker-b", "ios-app",
-    "android-app", "billing", "auth", "search", "ingest-edge-1", "ingest-edge-2", "cron", "batch-etl",
-];
+const TYPES: [&str; 8] = ["click", "view", "purchase", "login", "logout", "search", "error", "heartbeat"];
+const ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 
-/// Encodes one event the way a row value would look: timestamp (ns, BE), type, source,
-/// then a random payload of `payload_bytes` (~250 bytes in total with a 200-byte payload).
-fn encode_event(rng: &mut SmallRng, id: u64, base_ts: u64, payload_bytes: usize, out: &mut Vec<u8>) {
-    let r = rng.next_u32() as usize;
-    let ty = TYPES[r % TYPES.len()];
-    let src = SOURCES[(r >> 8) % SOURCES.len()];
+/// Encodes one event as a row value: timestamp (ns, BE), type, source (`svc-NN`, 16 kinds),
+/// then the JSON payload (~240 bytes in total with a 200-byte payload).
+fn encode_event(rng: &mut StdRng, ts: i64, payload_bytes: usize, out: &mut Vec<u8>) {
+    let fixed = r#"{"d":""}"#.len();
+    let n = payload_bytes.saturating_sub(fixed);
     out.clear();
-    out.extend_from_slice(&(base_ts + id * 1_000).to_be_bytes());
+    out.extend_from_slice(&ts.to_be_bytes());
+    let ty = TYPES[rng.gen_range(0..TYPES.len())];
     out.push(ty.len() as u8);
     out.extend_from_slice(ty.as_bytes());
+    let src = format!("svc-{:02}", rng.gen_range(0..16));
     out.push(src.len() as u8);
     out.extend_from_slice(src.as_bytes());
-    out.extend_from_slice(&(payload_bytes as u32).to_be_bytes());
-    let start = out.len();
-    out.resize(start + payload_bytes, 0);
-    rng.fill_bytes(&mut out[start..]);
+    out.extend_from_slice(&((n + fixed) as u32).to_be_bytes());
+    out.extend_from_slice(br#"{"d":""#);
+    for _ in 0..n {
+        out.push(ALNUM[rng.gen_range(0..ALNUM.len())]);
+    }
+    out.extend_from_slice(br#""}"#);
 }
 
 struct RunResult {
+    /// Wall time of the writers (first write to last acknowledged batch).
     seconds: f64,
-    latencies_ns: Vec<u64>,
+    /// Time of the final sync that makes a no-sync run durable (not in `seconds`).
+    final_sync_seconds: f64,
+    latencies_ms: Vec<f64>,
 }
 
 fn run_workload(engine: Arc<dyn Engine>, a: &Args) -> Res<RunResult> {
-    let writers = a.writers as u64;
-    let base_ts: u64 = std::time::SystemTime::now()
+    let t0: i64 = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
+        .map(|d| d.as_nanos() as i64)
         .unwrap_or(0);
+    let next = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let mut handles = Vec::new();
-    for w in 0..writers {
+    for w in 0..a.writers {
         let engine = Arc::clone(&engine);
-        // Writer w owns ids w, w+W, w+2W, ... (interleaved, unique); first writers take the remainder.
-        let n = a.events / writers + u64::from(w < a.events % writers);
-        let batch = a.batch;
-        let payload_bytes = a.payload_bytes;
-        handles.push(std::thread::spawn(move || -> Res<Vec<u64>> {
-            let mut rng = SmallRng::seed_from_u64(0x9e37_79b9_7f4a_7c15 ^ w);
-            let mut lat = Vec::with_capacity((n as usize).div_ceil(batch));
-            let mut buf: Vec<([u8; 8], Vec<u8>)> = Vec::with_capacity(batch);
-            let mut i = 0u64;
-            while i < n {
-                let take = (n - i).min(batch as u64);
+        let next = Arc::clone(&next);
+        let (events, batch, payload_bytes) = (a.events, a.batch as u64, a.payload_bytes);
+        handles.push(std::thread::spawn(move || -> Res<Vec<f64>> {
+            let mut rng = StdRng::seed_from_u64(0x5eed + w as u64);
+            let mut lat = Vec::new();
+            let mut buf: Vec<([u8; 8], Vec<u8>)> = Vec::with_capacity(batch as usize);
+            loop {
+                // Unique ids, writers interleaved batch by batch (as in quiver's bench).
+                let first = next.fetch_add(batch, Ordering::Relaxed);
+                if first >= events {
+                    break;
+                }
+                let last = (first + batch).min(events);
                 buf.clear();
-                for j in 0..take {
-                    let id = (i + j) * writers + w;
+                for id in first..last {
                     let mut v = Vec::with_capacity(payload_bytes + 64);
-                    encode_event(&mut rng, id, base_ts, payload_bytes, &mut v);
+                    encode_event(&mut rng, t0 + id as i64 * 1000, payload_bytes, &mut v);
                     buf.push((id.to_be_bytes(), v));
                 }
-                let t0 = Instant::now();
+                let t = Instant::now();
                 engine.write_batch(&buf)?;
-                lat.push(t0.elapsed().as_nanos() as u64);
-                i += take;
+                lat.push(t.elapsed().as_secs_f64() * 1e3);
             }
             Ok(lat)
         }));
     }
-    let mut latencies_ns = Vec::new();
+    let mut latencies_ms = Vec::new();
     for h in handles {
         let lat = h.join().map_err(|_| "writer thread panicked")??;
-        latencies_ns.extend(lat);
+        latencies_ms.extend(lat);
     }
-    // Every mode ends with all acknowledged data durable (the no-sync runs pay one sync here).
-    engine.sync()?;
     let seconds = start.elapsed().as_secs_f64();
-    Ok(RunResult { seconds, latencies_ns })
+    // Like quiver's bench, `seconds` stops when the last batch is acknowledged; making a no-sync
+    // run durable (and closing) comes after and is reported on stderr.
+    let t_sync = Instant::now();
+    engine.sync()?;
+    let final_sync_seconds = t_sync.elapsed().as_secs_f64();
+    Ok(RunResult { seconds, final_sync_seconds, latencies_ms })
 }
 
-fn percentile_ms(sorted_ns: &[u64], p: f64) -> f64 {
-    if sorted_ns.is_empty() {
+/// Same rule as quiver's bench: element round((n-1)·q) of the sorted latencies.
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
         return 0.0;
     }
-    // nearest-rank
-    let rank = ((p / 100.0) * sorted_ns.len() as f64).ceil() as usize;
-    let idx = rank.clamp(1, sorted_ns.len()) - 1;
-    sorted_ns[idx] as f64 / 1e6
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
 }
 
-/// Bytes allocated on disk under `dir` (st_blocks * 512, like `du`), so preallocated but
-/// unwritten file tails are not counted as data and sparse files are not over-counted.
+/// Total size (apparent length) of the files below `dir` — the same rule as quiver's bench
+/// (`util::dir_bytes`), so the two `bytes_on_disk` figures mean the same thing. Sparse
+/// preallocated files (e.g. fjall's journal) count at their full length.
 fn bytes_on_disk(dir: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
     let mut total = 0;
     let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
     for e in rd.flatten() {
@@ -423,7 +433,7 @@ fn bytes_on_disk(dir: &Path) -> u64 {
         if md.is_dir() {
             total += bytes_on_disk(&e.path());
         } else {
-            total += md.blocks() * 512;
+            total += md.len();
         }
     }
     total
@@ -452,7 +462,7 @@ fn run_one(a: &Args) -> Res<()> {
     let t_close = Instant::now();
     drop(engine); // close (not part of `seconds`)
     let close_s = t_close.elapsed().as_secs_f64();
-    r.latencies_ns.sort_unstable();
+    r.latencies_ms.sort_by(|x, y| x.total_cmp(y));
     let bytes = bytes_on_disk(&dir);
     let rss = peak_rss_bytes(); // before --verify, which would add its own memory
     println!(
@@ -465,12 +475,15 @@ fn run_one(a: &Args) -> Res<()> {
         a.batch,
         r.seconds,
         a.events as f64 / r.seconds,
-        percentile_ms(&r.latencies_ns, 50.0),
-        percentile_ms(&r.latencies_ns, 99.0),
+        percentile(&r.latencies_ms, 0.5),
+        percentile(&r.latencies_ms, 0.99),
         bytes,
         rss
     );
-    eprintln!("[{}] done in {:.3} s (+ close {:.3} s)", a.engine, r.seconds, close_s);
+    eprintln!(
+        "[{}] done in {:.3} s (+ final sync {:.3} s, close {:.3} s)",
+        a.engine, r.seconds, r.final_sync_seconds, close_s
+    );
     if a.verify {
         let n = count_keys(&a.engine, &dir)?;
         if n != a.events {
