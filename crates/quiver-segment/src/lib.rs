@@ -17,6 +17,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod bloom;
+mod checks;
 mod compress;
 mod error;
 mod format;
@@ -24,6 +25,7 @@ mod iter;
 mod memtable;
 mod reader;
 mod rowkey;
+mod verify;
 mod writer;
 
 pub use error::SegmentError;

@@ -4,8 +4,8 @@ use crate::{
     bloom::{hash_id, Bloom},
     compress::decompress,
     format::{
-        BlockHandle, Cur, DirEntry, Footer, BLOCK_HANDLE_LEN, CODEC_NONE, CODEC_ZSTD,
-        FOOTER_HAS_TS, FOOTER_LEN, FOOTER_MAGIC, HEADER_LEN, HEADER_MAGIC, MAX_BLOCK_RAW, VERSION,
+        BlockHandle, Cur, DirEntry, Footer, FOOTER_HAS_TS, FOOTER_LEN, FOOTER_MAGIC, HEADER_LEN,
+        HEADER_MAGIC, VERSION,
     },
     iter::{BlockRows, SegmentIter},
     Result, SegmentError, SegmentMeta,
@@ -25,17 +25,17 @@ use std::{
 /// `Send + Sync` and every read takes `&self`.
 #[derive(Debug)]
 pub struct Segment {
-    path: PathBuf,
-    file: File,
+    pub(crate) path: PathBuf,
+    pub(crate) file: File,
     meta: SegmentMeta,
     pub(crate) blocks: Vec<BlockHandle>,
-    dir: Vec<DirEntry>,
+    pub(crate) dir: Vec<DirEntry>,
     bloom: Bloom,
     blocks_read: AtomicU64,
     index_blocks_read: AtomicU64,
 }
 
-fn corrupt(path: &Path, offset: u64, reason: impl Into<String>) -> SegmentError {
+pub(crate) fn corrupt(path: &Path, offset: u64, reason: impl Into<String>) -> SegmentError {
     SegmentError::Corruption {
         file: path.display().to_string(),
         offset,
@@ -44,12 +44,12 @@ fn corrupt(path: &Path, offset: u64, reason: impl Into<String>) -> SegmentError 
 }
 
 #[cfg(unix)]
-fn pread(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+pub(crate) fn pread(file: &File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
     std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
 }
 
 #[cfg(windows)]
-fn pread(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+pub(crate) fn pread(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::Result<()> {
     use std::os::windows::fs::FileExt;
     while !buf.is_empty() {
         match file.seek_read(buf, offset)? {
@@ -146,20 +146,13 @@ impl Segment {
             (f.id_index_offset, f.id_dir_offset),
             (
                 f.id_dir_offset,
-                f.id_dir_offset
-                    .checked_add(f.id_dir_len)
-                    .unwrap_or(u64::MAX),
+                f.id_dir_offset.saturating_add(f.id_dir_len),
             ),
             (
                 f.block_index_offset,
-                f.block_index_offset
-                    .checked_add(f.block_index_len)
-                    .unwrap_or(u64::MAX),
+                f.block_index_offset.saturating_add(f.block_index_len),
             ),
-            (
-                f.bloom_offset,
-                f.bloom_offset.checked_add(f.bloom_len).unwrap_or(u64::MAX),
-            ),
+            (f.bloom_offset, f.bloom_offset.saturating_add(f.bloom_len)),
         ];
         let ends_ok = tiles.windows(2).all(|w| w[0].1 == w[1].0) && tiles[4].1 == foff;
         if !ends_ok || tiles.iter().any(|&(a, b)| a > b) {
@@ -199,8 +192,8 @@ impl Segment {
                 ));
             }
         }
-        let blocks = parse_block_index(path, bi_b, &f)?;
-        let dir = parse_dir(path, dir_b, &f)?;
+        let blocks = crate::checks::parse_block_index(path, bi_b, &f)?;
+        let dir = crate::checks::parse_dir(path, dir_b, &f)?;
         let bloom = Bloom::decode(bloom_b)
             .map_err(|p| corrupt(path, f.bloom_offset + p as u64, "malformed bloom filter"))?;
         let has_ts = f.flags & FOOTER_HAS_TS != 0;
@@ -385,182 +378,4 @@ impl Segment {
     pub fn scan_time_range(&self, from: i64, to: i64) -> SegmentIter<'_> {
         SegmentIter::new(self, Some((from, to)))
     }
-
-    /// Reads and checks the whole file: every data block and row, and every id-index entry
-    /// (keys strictly increasing, each pointing at a row with that id and seq, and that seq
-    /// being the id's newest in the segment). Costs a full read of the file and memory
-    /// proportional to the number of distinct ids.
-    pub fn verify(&self) -> Result<()> {
-        use std::collections::HashMap;
-        let mut index: HashMap<Id, (u64, u32, u32)> = HashMap::new();
-        let mut prev: Option<Id> = None;
-        for d in &self.dir {
-            let mut b = vec![0u8; d.len as usize];
-            pread(&self.file, &mut b, d.offset)
-                .map_err(|e| SegmentError::io(&self.path, "read", e))?;
-            let got = crc32c::crc32c(&b);
-            if got != d.crc {
-                return Err(corrupt(&self.path, d.offset, format!("id index block checksum mismatch: directory says {:#010x}, computed {got:#010x}", d.crc)));
-            }
-            let mut c = Cur::new(&b);
-            let bad =
-                |p: usize| corrupt(&self.path, d.offset + p as u64, "malformed id index entry");
-            for n in 0..d.count {
-                let at = d.offset + c.pos as u64;
-                let key = c.key().map_err(bad)?;
-                let entry = (
-                    c.u64().map_err(bad)?,
-                    c.u32().map_err(bad)?,
-                    c.u32().map_err(bad)?,
-                );
-                if (n == 0 && key != d.first) || prev.as_ref().is_some_and(|p| *p >= key) {
-                    return Err(corrupt(
-                        &self.path,
-                        at,
-                        format!("id index key {key} out of order"),
-                    ));
-                }
-                prev = Some(key.clone());
-                index.insert(key, entry);
-            }
-            if !c.is_empty() {
-                return Err(corrupt(
-                    &self.path,
-                    d.offset + c.pos as u64,
-                    "bytes after the last id index entry",
-                ));
-            }
-        }
-        let mut rows = 0u64;
-        let mut matched = 0u64;
-        for block in 0..self.blocks.len() {
-            let raw = self.read_block(block)?;
-            let mut it = BlockRows::new(self, block, &raw);
-            let mut pos = 0u32;
-            while let Some(body) = it.next_row()? {
-                let off = self.blocks[block].offset;
-                let head = crate::rowkey::parse_head(body).map_err(|e| {
-                    corrupt(
-                        &self.path,
-                        off,
-                        format!("row {pos} of block {block} does not decode: {e}"),
-                    )
-                })?;
-                let id = head.id.to_id();
-                match index.get(&id) {
-                    Some(&(seq, b, p)) if seq == head.seq && (b as usize, p) == (block, pos) => {
-                        matched += 1
-                    }
-                    Some(&(seq, _, _)) if seq > head.seq => {}
-                    other => {
-                        return Err(corrupt(&self.path, off, format!("row {pos} of block {block} (id {id}, seq {}) disagrees with the id index entry {other:?}", head.seq)));
-                    }
-                }
-                pos += 1;
-                rows += 1;
-            }
-        }
-        if rows != self.meta.rows || matched != index.len() as u64 {
-            return Err(corrupt(&self.path, 0, format!("read {rows} rows (footer {}), {matched} of {} id index entries point at their rows", self.meta.rows, index.len())));
-        }
-        Ok(())
-    }
-}
-
-fn parse_block_index(path: &Path, b: &[u8], f: &Footer) -> Result<Vec<BlockHandle>> {
-    if b.len() % BLOCK_HANDLE_LEN != 0 || b.is_empty() {
-        return Err(corrupt(
-            path,
-            f.block_index_offset,
-            format!(
-                "block index is {} bytes, not a positive multiple of {BLOCK_HANDLE_LEN}",
-                b.len()
-            ),
-        ));
-    }
-    let mut c = Cur::new(b);
-    let mut out: Vec<BlockHandle> = Vec::with_capacity(b.len() / BLOCK_HANDLE_LEN);
-    let mut rows = 0u64;
-    let mut next_off = HEADER_LEN as u64;
-    while !c.is_empty() {
-        let at = f.block_index_offset + c.pos as u64;
-        let i = out.len();
-        let (h, reserved) = BlockHandle::decode(&mut c)
-            .map_err(|p| corrupt(path, f.block_index_offset + p as u64, "short block handle"))?;
-        let why = if reserved != 0 {
-            Some("reserved bytes are not zero".to_string())
-        } else if h.offset != next_off {
-            Some(format!(
-                "starts at {}, the previous block ends at {next_off}",
-                h.offset
-            ))
-        } else if h.codec > CODEC_ZSTD {
-            Some(format!("unknown codec {}", h.codec))
-        } else if h.codec == CODEC_NONE && h.stored_len != h.raw_len {
-            Some("uncompressed block with stored length != raw length".to_string())
-        } else if h.raw_len as usize > MAX_BLOCK_RAW || h.rows == 0 || h.min_seq > h.max_seq {
-            Some(format!(
-                "raw length {}, {} rows, seqs {}..={}",
-                h.raw_len, h.rows, h.min_seq, h.max_seq
-            ))
-        } else if out.last().is_some_and(|p| p.max_seq >= h.min_seq) {
-            Some("sequence numbers overlap the previous block".to_string())
-        } else if h.flags > 1 || (h.has_ts() && h.min_ts > h.max_ts) {
-            Some(format!(
-                "bad flags {} or timestamp range {}..={}",
-                h.flags, h.min_ts, h.max_ts
-            ))
-        } else {
-            None
-        };
-        if let Some(why) = why {
-            return Err(corrupt(path, at, format!("block handle {i}: {why}")));
-        }
-        rows += u64::from(h.rows);
-        next_off = h.end();
-        out.push(h);
-    }
-    let (first, last) = (out[0], out[out.len() - 1]);
-    if next_off != f.id_index_offset
-        || rows != f.rows
-        || first.min_seq != f.min_seq
-        || last.max_seq != f.max_seq
-    {
-        return Err(corrupt(path, f.block_index_offset, format!("block index disagrees with the footer: blocks end at {next_off} (id index at {}), {rows} rows (footer {}), seqs {}..={} (footer {}..={})", f.id_index_offset, f.rows, first.min_seq, last.max_seq, f.min_seq, f.max_seq)));
-    }
-    Ok(out)
-}
-
-fn parse_dir(path: &Path, b: &[u8], f: &Footer) -> Result<Vec<DirEntry>> {
-    let mut c = Cur::new(b);
-    let mut out: Vec<DirEntry> = Vec::new();
-    let mut next_off = f.id_index_offset;
-    let mut ids = 0u64;
-    while !c.is_empty() {
-        let at = f.id_dir_offset + c.pos as u64;
-        let d = DirEntry::decode(&mut c).map_err(|p| {
-            corrupt(
-                path,
-                f.id_dir_offset + p as u64,
-                "malformed id directory entry",
-            )
-        })?;
-        if d.offset != next_off || d.count == 0 || out.last().is_some_and(|p| p.first >= d.first) {
-            return Err(corrupt(path, at, format!("id directory entry {}: offset {} (expected {next_off}), {} ids, keys out of order?", out.len(), d.offset, d.count)));
-        }
-        next_off = d.offset + u64::from(d.len);
-        ids += u64::from(d.count);
-        out.push(d);
-    }
-    if next_off != f.id_dir_offset || ids != f.distinct_ids {
-        return Err(corrupt(
-            path,
-            f.id_dir_offset,
-            format!(
-                "id directory covers up to {next_off} and {ids} ids; footer says {} and {}",
-                f.id_dir_offset, f.distinct_ids
-            ),
-        ));
-    }
-    Ok(out)
 }

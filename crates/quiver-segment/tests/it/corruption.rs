@@ -107,7 +107,7 @@ fn every_truncation_is_detected_at_open() {
 #[test]
 fn a_flipped_data_block_byte_names_the_block_offset() {
     let dir = tempfile::tempdir().unwrap();
-    let (rows, orig) = small_segment(dir.path(), Compression::None);
+    let (_rows, orig) = small_segment(dir.path(), Compression::None);
     let path = dir.path().join("damaged");
     let mut b = orig.clone();
     b[16 + 30] ^= 0xff; // inside the first data block, which starts after the 16-byte header
@@ -125,7 +125,6 @@ fn a_flipped_data_block_byte_names_the_block_offset() {
     let mut it = seg.iter();
     assert!(it.next().unwrap().is_err());
     assert!(it.next().is_none());
-    let _ = rows;
 }
 
 #[test]

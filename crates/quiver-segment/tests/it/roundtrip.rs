@@ -157,7 +157,7 @@ fn writer_rejects_bad_input_and_removes_the_file() {
     ));
     assert!(!path.exists());
 
-    let rows = vec![put(5, Id::U64(1), None, 1), put(5, Id::U64(2), None, 1)];
+    let rows = [put(5, Id::U64(1), None, 1), put(5, Id::U64(2), None, 1)];
     let e = write_segment(&path, rows.iter(), &opts).unwrap_err();
     assert!(
         matches!(e, SegmentError::OutOfOrder { last: 5, got: 5 }),
@@ -165,7 +165,7 @@ fn writer_rejects_bad_input_and_removes_the_file() {
     );
     assert!(!path.exists());
 
-    let rows = vec![put(1, Id::U64(1), None, 1), vec![1, 2, 3]];
+    let rows = [put(1, Id::U64(1), None, 1), vec![1, 2, 3]];
     let e = write_segment(&path, rows.iter(), &opts).unwrap_err();
     assert!(
         matches!(e, SegmentError::InvalidRow { index: 1, .. }),

@@ -1,0 +1,91 @@
+//! Full verification of a segment file.
+
+use crate::{
+    format::Cur,
+    iter::BlockRows,
+    reader::{corrupt, pread},
+    Result, Segment, SegmentError,
+};
+use quiver_core::Id;
+
+impl Segment {
+    /// Reads and checks the whole file: every data block and row, and every id-index entry
+    /// (keys strictly increasing, each pointing at a row with that id and seq, and that seq
+    /// being the id's newest in the segment). Costs a full read of the file and memory
+    /// proportional to the number of distinct ids.
+    pub fn verify(&self) -> Result<()> {
+        let mut index: std::collections::HashMap<Id, (u64, u32, u32)> =
+            std::collections::HashMap::new();
+        let mut prev: Option<Id> = None;
+        for d in &self.dir {
+            let mut b = vec![0u8; d.len as usize];
+            pread(&self.file, &mut b, d.offset)
+                .map_err(|e| SegmentError::io(&self.path, "read", e))?;
+            let got = crc32c::crc32c(&b);
+            if got != d.crc {
+                return Err(corrupt(&self.path, d.offset, format!("id index block checksum mismatch: directory says {:#010x}, computed {got:#010x}", d.crc)));
+            }
+            let mut c = Cur::new(&b);
+            let bad =
+                |p: usize| corrupt(&self.path, d.offset + p as u64, "malformed id index entry");
+            for n in 0..d.count {
+                let at = d.offset + c.pos as u64;
+                let key = c.key().map_err(bad)?;
+                let entry = (
+                    c.u64().map_err(bad)?,
+                    c.u32().map_err(bad)?,
+                    c.u32().map_err(bad)?,
+                );
+                if (n == 0 && key != d.first) || prev.as_ref().is_some_and(|p| *p >= key) {
+                    return Err(corrupt(
+                        &self.path,
+                        at,
+                        format!("id index key {key} out of order"),
+                    ));
+                }
+                prev = Some(key.clone());
+                index.insert(key, entry);
+            }
+            if !c.is_empty() {
+                return Err(corrupt(
+                    &self.path,
+                    d.offset + c.pos as u64,
+                    "bytes after the last id index entry",
+                ));
+            }
+        }
+        let mut rows = 0u64;
+        let mut matched = 0u64;
+        for block in 0..self.blocks.len() {
+            let raw = self.read_block(block)?;
+            let mut it = BlockRows::new(self, block, &raw);
+            let mut pos = 0u32;
+            while let Some(body) = it.next_row()? {
+                let off = self.blocks[block].offset;
+                let head = crate::rowkey::parse_head(body).map_err(|e| {
+                    corrupt(
+                        &self.path,
+                        off,
+                        format!("row {pos} of block {block} does not decode: {e}"),
+                    )
+                })?;
+                let id = head.id.to_id();
+                match index.get(&id) {
+                    Some(&(seq, b, p)) if seq == head.seq && (b as usize, p) == (block, pos) => {
+                        matched += 1
+                    }
+                    Some(&(seq, _, _)) if seq > head.seq => {}
+                    other => {
+                        return Err(corrupt(&self.path, off, format!("row {pos} of block {block} (id {id}, seq {}) disagrees with the id index entry {other:?}", head.seq)));
+                    }
+                }
+                pos += 1;
+                rows += 1;
+            }
+        }
+        if rows != self.meta().rows || matched != index.len() as u64 {
+            return Err(corrupt(&self.path, 0, format!("read {rows} rows (footer {}), {matched} of {} id index entries point at their rows", self.meta().rows, index.len())));
+        }
+        Ok(())
+    }
+}
