@@ -12,6 +12,8 @@
 //!   [`quiver_core::SyncMode`]: `None` acks after `write(2)`, `PerGroup` after one fdatasync per
 //!   group (with the configured gather delay), `PerWrite` the same with no gather delay.
 //!   Nothing acknowledged ever sits only in a user-space buffer.
+//!   A sealed file is fdatasynced at rotation (in `SyncMode::None` on a background thread, so
+//!   writers do not stall behind its dirty pages; [`Wal::sync`] waits for it).
 //! - **Poisoning**: after a failed write or fdatasync every commit fails with
 //!   [`WalError::Poisoned`] until the log is reopened.
 //! - **Recovery** ([`Wal::open`]): a torn final write of the final file is cut off; anything
@@ -30,3 +32,16 @@ mod wal;
 pub use error::{Result, WalError};
 pub use storage::{FaultPlan, FaultyStorage, FsStorage, MemStorage, Storage, WalFile};
 pub use wal::{CommitObserver, ReplayVisitor, Wal, WalStats};
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn handles_are_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<crate::Wal>();
+        check::<crate::FsStorage>();
+        check::<crate::MemStorage>();
+        check::<crate::FaultyStorage>();
+        check::<crate::WalError>();
+    }
+}
