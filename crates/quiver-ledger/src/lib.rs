@@ -55,7 +55,7 @@ pub use ledger::{LeafHashes, Ledger, LedgerConfig};
 pub use note::{key_id, parse_public_key, vkey, Checkpoint, SignedCheckpoint};
 pub use proof::{ConsistencyProof, InclusionProof};
 pub use receipt::Receipt;
-pub use trust::{key_fingerprint, TrustOutcome, TrustStore};
+pub use trust::{key_fingerprint, KeyInfo, TrustOutcome, TrustStore};
 
 /// Compile-time check that [`Ledger`] can be shared between threads.
 #[allow(dead_code)]

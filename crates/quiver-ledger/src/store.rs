@@ -145,7 +145,7 @@ impl TreeStore {
             }
             alg = Some(a);
             let whole = (len - HEADER) / 32;
-            if !read_only && (len - HEADER) % 32 != 0 {
+            if !read_only && (len - HEADER) & 31 != 0 {
                 // A torn final hash from a crash mid-write: drop it.
                 file.set_len(HEADER + whole * 32)
                     .map_err(|e| LedgerError::io(&path, e))?;

@@ -27,6 +27,38 @@ pub fn key_fingerprint(key: &VerifyingKey) -> String {
     hex::encode(&d[..8])
 }
 
+/// A public key in every encoding a verifier may want (printed by `quiver key show`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KeyInfo {
+    /// Key name = checkpoint origin.
+    pub origin: String,
+    /// The 32 key bytes, hex.
+    pub public_key: String,
+    /// The 32 key bytes, standard base64.
+    pub public_key_base64: String,
+    /// Signed-note key id (4 bytes, hex).
+    pub key_id: String,
+    /// Signed-note verifier key `name+keyid+base64(0x01 || key)`.
+    pub vkey: String,
+    /// [`key_fingerprint`], names the default trust file.
+    pub fingerprint: String,
+}
+
+impl KeyInfo {
+    /// Describes `key` under the name `origin`.
+    pub fn new(origin: &str, key: &VerifyingKey) -> KeyInfo {
+        use base64::Engine;
+        KeyInfo {
+            origin: origin.to_string(),
+            public_key: hex::encode(key.as_bytes()),
+            public_key_base64: base64::engine::general_purpose::STANDARD.encode(key.as_bytes()),
+            key_id: hex::encode(crate::note::key_id(origin, key)),
+            vkey: crate::note::vkey(origin, key),
+            fingerprint: key_fingerprint(key),
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct TrustFile {
     public_key: String,

@@ -162,7 +162,8 @@ fn stored_leaf_hash_altered_is_detected() {
 
 #[test]
 fn corrupted_and_truncated_files_give_typed_errors() {
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
+    type Damage = Box<dyn Fn(&Path)>;
+    let cases: Vec<(&str, Damage)> = vec![
         (
             "leaf magic",
             Box::new(|p: &Path| common::flip_byte(&p.join("ledger/level-00.hashes"), 0)),
