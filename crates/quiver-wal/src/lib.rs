@@ -26,10 +26,12 @@ mod commit;
 mod error;
 pub mod format;
 mod scan;
+mod spare;
 mod storage;
 mod wal;
 
 pub use error::{Result, WalError};
+pub use spare::SPARE;
 pub use storage::{FaultPlan, FaultyStorage, FsStorage, MemStorage, Storage, WalFile};
 pub use wal::{CommitObserver, ReplayVisitor, Wal, WalStats};
 

@@ -48,10 +48,7 @@ pub(crate) fn scan_file(
     visit: &mut dyn FnMut(SeqNo, &[u8]) -> Result<()>,
 ) -> Result<ScanOutcome> {
     let all_zero = |s: &[u8]| s.iter().all(|&b| b == 0);
-    if is_last
-        && (data.len() < HEADER_LEN && data.iter().zip(crate::format::MAGIC).all(|(a, b)| *a == b)
-            || all_zero(data))
-    {
+    if is_last && is_torn_creation(data) {
         return Ok(ScanOutcome::TornCreation);
     }
     let header = Header::decode(name, data)?;
@@ -162,6 +159,14 @@ pub(crate) fn scan_file(
         end: off as u64,
         torn: false,
     }))
+}
+
+/// True for the contents of a file whose creation was cut short: nothing but zeros (a
+/// preallocated file whose header never reached the disk), or fewer bytes than a header that
+/// are a prefix of the magic.
+pub(crate) fn is_torn_creation(data: &[u8]) -> bool {
+    data.iter().all(|&b| b == 0)
+        || data.len() < HEADER_LEN && data.iter().zip(crate::format::MAGIC).all(|(a, b)| *a == b)
 }
 
 /// Offset of the first intact frame starting at or after `start` whose seq is plausible

@@ -2,7 +2,7 @@
 
 use crate::error::{Result, WalError};
 use crate::format::{file_name, parse_file_name, Header, HEADER_LEN};
-use crate::scan::{scan_file, ScanOutcome};
+use crate::scan::{is_torn_creation, scan_file, ScanOutcome};
 use crate::storage::{Storage, WalFile};
 use parking_lot::{Condvar, Mutex};
 use quiver_core::{SeqNo, SyncMode, WalConfig};
@@ -36,6 +36,8 @@ pub struct WalStats {
     pub records: u64,
     /// Seq of the last committed record (0: none).
     pub last_seq: SeqNo,
+    /// Rotations that used a spare file preallocated in the background.
+    pub spares_used: u64,
 }
 
 /// One WAL file as recovery or rotation left it.
@@ -102,11 +104,14 @@ pub struct Wal {
     pub(crate) groups: AtomicU64,
     pub(crate) syncs: AtomicU64,
     pub(crate) records: AtomicU64,
+    pub(crate) spares_used: AtomicU64,
     /// In `SyncMode::None`, files sealed at rotation are fdatasynced on a background thread
     /// (so a rotation does not stall writers behind 64 MiB of dirty pages); their handles.
     pub(crate) seals: Mutex<Vec<std::thread::JoinHandle<()>>>,
     /// The first failure of a background seal; poisons the log at the next group.
     pub(crate) seal_error: Arc<Mutex<Option<String>>>,
+    /// Background preparation of the next preallocated file (see `spare.rs`).
+    pub(crate) spare: crate::spare::SpareSlot,
 }
 
 impl Drop for Wal {
@@ -114,6 +119,7 @@ impl Drop for Wal {
         for h in self.seals.get_mut().drain(..) {
             let _ = h.join();
         }
+        self.spare.join();
     }
 }
 
@@ -141,6 +147,20 @@ impl Wal {
             .filter_map(|n| Some((parse_file_name(&n)?, n)))
             .collect();
         names.sort();
+        // Files at the end whose creation was cut short hold no records: drop them, so the torn
+        // tail rule applies to the file that really was being appended to.
+        let mut dropped = false;
+        while let Some((_, name)) = names.last() {
+            if !is_torn_creation(&storage.read_all(name)?) {
+                break;
+            }
+            storage.remove(name)?;
+            names.pop();
+            dropped = true;
+        }
+        if dropped {
+            storage.sync_dir()?;
+        }
         let count = names.len();
         let mut files: Vec<FileMeta> = Vec::with_capacity(count);
         let mut torn_active = false;
@@ -213,9 +233,12 @@ impl Wal {
             groups: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
             records: AtomicU64::new(0),
+            spares_used: AtomicU64::new(0),
             seals: Mutex::new(Vec::new()),
             seal_error: Arc::new(Mutex::new(None)),
+            spare: crate::spare::SpareSlot::default(),
         })
+        .inspect(Wal::start_spare)
     }
 
     /// Calls `f` for every intact record with seq >= `from`, in seq order. `body` is the full
@@ -312,6 +335,7 @@ impl Wal {
             syncs: self.syncs.load(Ordering::Relaxed),
             records: self.records.load(Ordering::Relaxed),
             last_seq: self.last_seq(),
+            spares_used: self.spares_used.load(Ordering::Relaxed),
         }
     }
 
@@ -386,6 +410,10 @@ impl Wal {
         }
         let prev_seq = io.files.last().map_or(0, FileMeta::log_end);
         let name = file_name(first_seq);
+        // A zero-filled spare prepared in the background saves writing `file_size` zeros here.
+        if self.config.preallocate && self.take_spare(&name) {
+            self.spares_used.fetch_add(1, Ordering::Relaxed);
+        }
         let mut h = self.storage.open_append(&name)?;
         let header = Header {
             first_seq,
@@ -410,6 +438,7 @@ impl Wal {
             len: HEADER_LEN as u64,
         });
         io.active = Some(h);
+        self.start_spare();
         Ok(())
     }
 }

@@ -76,6 +76,9 @@ impl Storage for FaultyStorage {
     fn truncate(&self, name: &str, len: u64) -> Result<()> {
         self.inner.truncate(name, len)
     }
+    fn rename(&self, from: &str, to: &str) -> Result<()> {
+        self.inner.rename(from, to)
+    }
 }
 
 struct FaultyFile {

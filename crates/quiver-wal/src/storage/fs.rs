@@ -71,6 +71,10 @@ impl Storage for FsStorage {
             .map_err(|e| WalError::io("fsync directory", "", e))
     }
 
+    fn rename(&self, from: &str, to: &str) -> Result<()> {
+        std::fs::rename(self.path(from), self.path(to)).map_err(|e| WalError::io("rename", from, e))
+    }
+
     fn truncate(&self, name: &str, len: u64) -> Result<()> {
         let f = OpenOptions::new()
             .write(true)

@@ -129,6 +129,21 @@ impl Storage for MemStorage {
         Ok(())
     }
 
+    fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let mut g = self.inner.lock();
+        let f = g.files.remove(from).ok_or_else(|| {
+            WalError::io(
+                "rename",
+                from,
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            )
+        })?;
+        // Until the next sync_dir a crash image still has the old name and not the new one.
+        g.removed.insert(from.to_string(), f.durable.clone());
+        g.files.insert(to.to_string(), f);
+        Ok(())
+    }
+
     fn truncate(&self, name: &str, len: u64) -> Result<()> {
         let mut g = self.inner.lock();
         let f = g.files.get_mut(name).ok_or_else(|| {

@@ -26,6 +26,17 @@ pub trait Storage: Send + Sync + 'static {
     fn sync_dir(&self) -> Result<()>;
     /// Cuts a file to `len` bytes and makes the new length durable.
     fn truncate(&self, name: &str, len: u64) -> Result<()>;
+    /// Atomically renames `from` to `to` (durable after [`Storage::sync_dir`]). Used to put a
+    /// background-preallocated spare file in place; the default reports it unsupported, and
+    /// the WAL then preallocates new files inline.
+    fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let _ = to;
+        Err(crate::WalError::io(
+            "rename",
+            from,
+            std::io::Error::from(std::io::ErrorKind::Unsupported),
+        ))
+    }
 }
 
 /// An open WAL file.

@@ -185,3 +185,28 @@ fn foreign_files_are_ignored() {
     wal.commit(vec![body(1, 1)]).unwrap();
     assert_eq!(replay_all(&wal, 0).len(), 1);
 }
+
+#[test]
+fn rotation_uses_the_background_spare() {
+    let dir = tempfile::tempdir().unwrap();
+    let s: Arc<dyn Storage> = Arc::new(FsStorage::new(dir.path()).unwrap());
+    let c = cfg(SyncMode::PerGroup, 4096, true);
+    let wal = Wal::open(s.clone(), c.clone(), None).unwrap();
+    let expected = fill(&wal, 80, 0);
+    let st = wal.stats();
+    assert!(st.files >= 4, "{st:?}");
+    // Every new file (the first one included) was the spare prepared in the background.
+    assert_eq!(st.spares_used, st.files as u64, "{st:?}");
+    for f in wal_files(&*s) {
+        assert_eq!(
+            std::fs::metadata(dir.path().join(&f)).unwrap().len(),
+            4096,
+            "{f}"
+        );
+    }
+    drop(wal);
+    let spare = std::fs::read(dir.path().join(quiver_wal::SPARE)).unwrap();
+    assert!(spare.len() == 4096 && spare.iter().all(|&b| b == 0));
+    let wal = Wal::open(s, c, None).unwrap();
+    assert_eq!(replay_all(&wal, 0), expected);
+}

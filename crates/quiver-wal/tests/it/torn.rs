@@ -153,3 +153,37 @@ fn torn_tail_on_real_files() {
         "the torn bytes were cut and replaced by the new record"
     );
 }
+
+#[test]
+fn zero_filled_file_after_the_active_one_is_a_cut_rotation() {
+    // A crash right after a spare was renamed into place leaves an all-zero last file; the torn
+    // tail rule must then apply to the file before it.
+    let (name, data, offsets, expected) = image(4);
+    for cut in [data.len(), data.len() - 1, *offsets.last().unwrap() + 3] {
+        let m = MemStorage::new();
+        m.put_file(&name, data[..cut].to_vec());
+        m.put_file(&format::file_name(100), vec![0; 4096]);
+        m.put_file(quiver_wal::SPARE, vec![7; 100]); // a stale spare is ignored and replaced
+        let keep = if cut == data.len() {
+            &expected[..]
+        } else {
+            &expected[..3]
+        };
+        let c = cfg(SyncMode::PerWrite, 4096, true);
+        check_recovers(
+            Arc::new(m.clone()),
+            keep,
+            c,
+            &format!("zero file after cut {cut}"),
+        );
+        assert!(
+            m.file(&format::file_name(100)).is_none(),
+            "the empty file was removed"
+        );
+        assert_eq!(
+            m.file(quiver_wal::SPARE).unwrap(),
+            vec![0; 4096],
+            "spare re-prepared"
+        );
+    }
+}
