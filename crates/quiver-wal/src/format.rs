@@ -30,6 +30,8 @@ pub const FRAME_HEADER_LEN: usize = 8;
 pub const MIN_BODY: usize = quiver_core::codec::SEQ_PREFIX;
 /// Largest legal body.
 pub const MAX_BODY: usize = u32::MAX as usize;
+/// Largest seq a WAL file may start at; keeps every seq computation far from overflow.
+pub const MAX_SEQ: SeqNo = 1 << 62;
 /// Suffix of WAL file names.
 pub const SUFFIX: &str = ".log";
 
@@ -104,9 +106,18 @@ impl Header {
                 format!("unknown header flags {flags:#x}"),
             ));
         }
+        let first_seq = u64::from_le_bytes(arr(&h[16..24]));
+        let prev_seq = u64::from_le_bytes(arr(&h[24..32]));
+        if first_seq == 0 || first_seq > MAX_SEQ || prev_seq >= first_seq {
+            return Err(WalError::corrupt(
+                file,
+                16,
+                format!("implausible header seqs: first {first_seq}, previous {prev_seq}"),
+            ));
+        }
         Ok(Header {
-            first_seq: u64::from_le_bytes(arr(&h[16..24])),
-            prev_seq: u64::from_le_bytes(arr(&h[24..32])),
+            first_seq,
+            prev_seq,
         })
     }
 }

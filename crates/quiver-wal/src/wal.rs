@@ -281,9 +281,11 @@ impl Wal {
 
     /// Makes the next committed record get a seq of at least `seq`, so seqs continue after
     /// data that lives only in segments once every WAL file was removed. Never lowers it.
-    /// A jump starts a new WAL file (seqs inside a file are contiguous).
+    /// A jump starts a new WAL file (seqs inside a file are contiguous). Values above
+    /// [`format::MAX_SEQ`](crate::format::MAX_SEQ) are clamped to it.
     pub fn set_next_seq_at_least(&self, seq: SeqNo) {
-        self.next_seq.fetch_max(seq.max(1), Ordering::SeqCst);
+        self.next_seq
+            .fetch_max(seq.clamp(1, crate::format::MAX_SEQ), Ordering::SeqCst);
     }
 
     /// Deletes whole WAL files all of whose records have seq < `seq` (after a flush made them
