@@ -147,15 +147,8 @@ impl IvfPqIndex {
                 list_terms[slot] = terms[i];
             }
         }
-        Ok(IvfPqIndex {
-            dim,
-            metric,
-            centroids,
-            pq,
-            offsets,
-            ids,
-            codes: list_codes,
-            l2_terms: list_terms,
-        })
+        Ok(IvfPqIndex::from_parts(
+            dim, metric, centroids, pq, offsets, ids, list_codes, list_terms,
+        ))
     }
 }

@@ -19,6 +19,8 @@ mod storage;
 #[cfg(test)]
 mod tests;
 
+use crate::distance::dot;
+use crate::quant::gemv::BlockedRows;
 use crate::quant::ProductQuantizer;
 use crate::Metric;
 
@@ -67,9 +69,41 @@ pub struct IvfPqIndex {
     codes: Vec<u8>,
     /// l2 only: `‖r̂‖² + 2⟨c, r̂⟩` per entry (empty for dot / cosine).
     l2_terms: Vec<f32>,
+    /// The centroids again in the blocked layout of the one-to-many dot kernel (probing).
+    coarse: BlockedRows,
+    /// `‖c‖²` per centroid (l2 probing).
+    centroid_norms: Vec<f32>,
 }
 
 impl IvfPqIndex {
+    /// Assembles an index from its stored parts, deriving the probing structures.
+    #[allow(clippy::too_many_arguments)]
+    fn from_parts(
+        dim: usize,
+        metric: Metric,
+        centroids: Vec<f32>,
+        pq: ProductQuantizer,
+        offsets: Vec<u64>,
+        ids: Vec<u32>,
+        codes: Vec<u8>,
+        l2_terms: Vec<f32>,
+    ) -> Self {
+        let coarse = BlockedRows::new(&centroids, dim);
+        let centroid_norms = centroids.chunks_exact(dim).map(|c| dot(c, c)).collect();
+        IvfPqIndex {
+            dim,
+            metric,
+            centroids,
+            pq,
+            offsets,
+            ids,
+            codes,
+            l2_terms,
+            coarse,
+            centroid_norms,
+        }
+    }
+
     /// Dimension of the vectors.
     pub fn dim(&self) -> usize {
         self.dim
@@ -117,5 +151,7 @@ impl IvfPqIndex {
             + self.ids.len() * 4
             + self.codes.len()
             + self.l2_terms.len() * 4
+            + self.centroid_norms.len() * 4
+            + self.coarse.bytes()
     }
 }

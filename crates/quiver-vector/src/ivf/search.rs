@@ -2,7 +2,7 @@
 //! optional exact re-rank.
 
 use super::IvfPqIndex;
-use crate::distance::{dot, l2};
+use crate::distance::dot;
 use crate::quant::pq::adc;
 use crate::quant::rerank::rerank_checked;
 use crate::quant::topk::TopK;
@@ -53,18 +53,23 @@ impl IvfPqIndex {
     /// The `nprobe` cells closest to a checked query, as `(cell, coarse distance)` where the
     /// coarse distance is `‖q − c‖²` for l2 and `−⟨q, c⟩` otherwise.
     pub(crate) fn probe(&self, query: &[f32], nprobe: usize) -> Vec<(u32, f32)> {
-        let mut cells: Vec<(u32, f32)> = self
-            .centroids
-            .chunks_exact(self.dim)
-            .enumerate()
-            .map(|(c, row)| {
-                let d = match self.metric {
-                    Metric::L2 => l2(query, row),
-                    Metric::Dot | Metric::Cosine => -dot(query, row),
-                };
-                (c as u32, d)
-            })
-            .collect();
+        let mut dots = Vec::with_capacity(self.coarse.rows() + 16);
+        self.coarse.dots(query, &mut dots);
+        let mut cells: Vec<(u32, f32)> = match self.metric {
+            Metric::L2 => {
+                let qq = dot(query, query);
+                dots.iter()
+                    .zip(&self.centroid_norms)
+                    .enumerate()
+                    .map(|(c, (&qc, &cc))| (c as u32, (qq - 2.0 * qc + cc).max(0.0)))
+                    .collect()
+            }
+            Metric::Dot | Metric::Cosine => dots
+                .iter()
+                .enumerate()
+                .map(|(c, &qc)| (c as u32, -qc))
+                .collect(),
+        };
         let nprobe = nprobe.min(cells.len());
         let by_dist = |a: &(u32, f32), b: &(u32, f32)| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0));
         if nprobe < cells.len() {

@@ -204,16 +204,16 @@ impl IvfPqIndex {
         {
             return Err(bad(HEADER_LEN, "non-finite centroid or term".into()));
         }
-        Ok(IvfPqIndex {
+        Ok(IvfPqIndex::from_parts(
             dim,
             metric,
             centroids,
-            pq: ProductQuantizer::from_centroids(dim, m, Metric::L2, pq_centroids),
+            ProductQuantizer::from_centroids(dim, m, Metric::L2, pq_centroids),
             offsets,
             ids,
             codes,
             l2_terms,
-        })
+        ))
     }
 }
 

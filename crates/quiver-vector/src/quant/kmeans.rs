@@ -4,17 +4,22 @@
 //! Initialisation is k-means++ (Arthur & Vassilvitskii, 2007): each next centroid is a training
 //! point drawn with probability proportional to its squared distance to the nearest centroid
 //! chosen so far (the distance update is rayon-parallel; the whole seeding costs about one
-//! Lloyd iteration). Each iteration assigns every
+//! Lloyd iteration). Above `n·k·dim = 2^31` (e.g. IVF with `nlist = 1024` on 50K × 384) the
+//! seeding is `k` distinct random points instead, as FAISS does. Each iteration assigns every
 //! point to its nearest centroid (rayon-parallel), moves each centroid to the mean of its
 //! points, and re-seeds an empty centroid by splitting the largest cluster. With
 //! [`KMeans::spherical`] the centroids are renormalised to unit length after each update
 //! (for cosine data).
 
+use super::gemv::{BlockedRows, LANES};
 use super::validate;
 use crate::distance::{dot, l2};
 use crate::{Result, VectorError};
 use rand::{Rng, SeedableRng};
 use rayon::prelude::*;
+
+/// Largest `n·k·dim` seeded with k-means++ (above it, random distinct points).
+const KMEANS_PP_MAX_WORK: u64 = 1 << 31;
 
 /// k-means parameters.
 #[derive(Debug, Clone, Copy)]
@@ -61,7 +66,12 @@ impl KMeans {
         }
         let k = self.k;
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(self.seed);
-        let mut centroids = kmeans_pp(data, dim, k, &mut rng);
+        let mut centroids = if (n as u64) * (k as u64) * (dim as u64) <= KMEANS_PP_MAX_WORK {
+            kmeans_pp(data, dim, k, &mut rng)
+        } else {
+            let init = rand::seq::index::sample(&mut rng, n, k).into_vec();
+            validate::gather(data, dim, &init)
+        };
         if self.spherical {
             normalise_rows(&mut centroids, dim);
         }
@@ -216,15 +226,18 @@ fn assign_into(data: &[f32], dim: usize, centroids: &[f32], out: &mut [u32]) {
             });
         return;
     }
-    // Nearest by ‖c‖² − 2⟨x, c⟩: one dot product per pair.
+    // Nearest by ‖c‖² − 2⟨x, c⟩, the dot products from the blocked one-to-many kernel.
     let norms: Vec<f32> = centroids.chunks_exact(dim).map(|c| dot(c, c)).collect();
+    let blocked = BlockedRows::new(centroids, dim);
     out.par_chunks_mut(256)
         .zip(data.par_chunks(256 * dim))
         .for_each(|(out, rows)| {
+            let mut dots = Vec::with_capacity(k + LANES);
             for (o, x) in out.iter_mut().zip(rows.chunks_exact(dim)) {
+                blocked.dots(x, &mut dots);
                 let mut best = (0u32, f32::INFINITY);
-                for (c, (row, &nc)) in centroids.chunks_exact(dim).zip(&norms).enumerate() {
-                    let d = nc - 2.0 * dot(x, row);
+                for (c, (&nc, &xc)) in norms.iter().zip(&dots).enumerate() {
+                    let d = nc - 2.0 * xc;
                     if d < best.1 {
                         best = (c as u32, d);
                     }

@@ -13,6 +13,7 @@
 //! Distances follow the crate convention: smaller is closer (squared L2, or the negated inner
 //! product for `dot` and `cosine`).
 
+pub(crate) mod gemv;
 pub mod kmeans;
 pub mod pq;
 pub(crate) mod rerank;

@@ -1,7 +1,9 @@
 //! Tests of the shared pieces: k-means, top-k selection and exact re-rank.
 
+use super::gemv::BlockedRows;
 use super::kmeans::{self, KMeans};
 use super::rerank;
+use super::sq8::kernel::Isa;
 use super::testdata::{brute_force, clustered, exact_distance};
 use super::topk::TopK;
 use crate::{Metric, VectorError};
@@ -130,4 +132,38 @@ fn rerank_is_exact_and_checked() {
         rerank(&[0], &nan, &data, dim, Metric::L2, 1),
         Err(VectorError::NonFinite { index: 2, .. })
     ));
+}
+
+#[test]
+fn blocked_dots_equal_scalar_reference_on_every_isa() {
+    use rand::{Rng, SeedableRng};
+    let seed = 17;
+    println!("seed {seed}, isas {:?}", Isa::available());
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    for dim in [1usize, 3, 15, 17, 383] {
+        for rows in [1usize, 15, 16, 17, 64, 70, 130] {
+            let data: Vec<f32> = (0..rows * dim).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let q: Vec<f32> = (0..dim).map(|_| rng.gen_range(-1.0..1.0)).collect();
+            let mut blocked = BlockedRows::new(&data, dim);
+            for isa in Isa::available() {
+                blocked.set_isa(isa);
+                let mut out = Vec::new();
+                blocked.dots(&q, &mut out);
+                assert_eq!(out.len(), rows);
+                for (i, &got) in out.iter().enumerate() {
+                    let row = &data[i * dim..(i + 1) * dim];
+                    let want = crate::distance::scalar::dot(&q, row);
+                    let mag: f32 = q.iter().zip(row).map(|(a, b)| (a * b).abs()).sum();
+                    assert!(
+                        (got - want).abs() <= 1e-5 * mag.max(f32::MIN_POSITIVE),
+                        "{isa:?} dim {dim} rows {rows} row {i}: {got} vs {want}"
+                    );
+                }
+            }
+            // A query of the wrong length yields zeros, never a panic.
+            let mut out = Vec::new();
+            blocked.dots(&q[..dim - 1], &mut out);
+            assert!(out.iter().all(|&x| x == 0.0));
+        }
+    }
 }
