@@ -29,7 +29,7 @@ fn next(s: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn crash_once(preset: &str, seed: u64) {
+fn crash_once(preset: &str, seed: u64) -> u64 {
     let d = tempfile::tempdir().unwrap();
     let mut rng = seed;
     let mut child = Command::new(BIN)
@@ -93,16 +93,22 @@ fn crash_once(preset: &str, seed: u64) {
             assert!(db.get(&Id::U64(id)).unwrap().is_some(), "seed {seed}: acked id {id} lost");
         }
     }
+    acked
 }
 
 #[test]
 fn sigkill_loses_no_acknowledged_record() {
     let base = std::env::var("QUIVER_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0xc0ffee);
     eprintln!("crash test seed base {base} (set QUIVER_CRASH_SEED to replay)");
+    let mut runs_with_acks = 0;
     for i in 0..21u64 {
         let preset = ["throughput", "balanced", "durable"][(i % 3) as usize];
-        crash_once(preset, base + i);
+        if crash_once(preset, base + i) > 0 {
+            runs_with_acks += 1;
+        }
     }
+    // The test means something only if the kills land after acknowledgements.
+    assert!(runs_with_acks >= 10, "only {runs_with_acks} of 21 runs were killed after an ack");
 }
 
 fn ingest(dir: &std::path::Path, input: &str) -> (bool, String, String) {
@@ -114,7 +120,8 @@ fn ingest(dir: &std::path::Path, input: &str) -> (bool, String, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    // The child may stop reading at a bad line and exit: a broken pipe here is expected.
+    let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
     let out = child.wait_with_output().unwrap();
     (
         out.status.success(),
