@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release -p quiver-wal --example wal_bench -- \
 //!     [--threads 2] [--batch 2000] [--body 250] [--sync none|group|write] \
-//!     [--prealloc] [--gather-us 0] [--max-group 2000] [--seconds 5] [--dir /tmp/quiver-wal-bench]
+//!     [--prealloc] [--gather-us 0] [--max-group 2000] [--file-mb 64] [--seconds 5] [--dir /tmp/quiver-wal-bench]
 //! ```
 //!
 //! Prints one JSON line: records/s, commits/s, groups, fdatasyncs and commit latency p50/p99.
@@ -22,6 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut prealloc = false;
     let mut gather_us = 0u64;
     let mut max_group = 2000usize;
+    let mut file_mb = 64u64;
     let mut seconds = 5f64;
     let mut dir = std::env::temp_dir().join("quiver-wal-bench");
     let mut args = std::env::args().skip(1);
@@ -42,6 +43,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--prealloc" => prealloc = true,
             "--gather-us" => gather_us = val()?.parse()?,
             "--max-group" => max_group = val()?.parse()?,
+            "--file-mb" => file_mb = val()?.parse()?,
             "--seconds" => seconds = val()?.parse()?,
             "--dir" => dir = val()?.into(),
             o => return Err(format!("unknown argument {o}").into()),
@@ -53,7 +55,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         sync,
         gather_delay: Duration::from_micros(gather_us),
         max_group_entries: max_group,
-        file_size: 64 << 20,
+        file_size: file_mb << 20,
         preallocate: prealloc,
     };
     let wal = Wal::open(storage, config, None)?;
@@ -97,7 +99,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ms = |d: Option<&Duration>| d.map_or(0.0, |d| d.as_secs_f64() * 1e3);
     let st = wal.stats();
     println!(
-        "{{\"bench\":\"wal\",\"threads\":{threads},\"batch\":{batch},\"body_bytes\":{body_len},\"sync\":\"{sync:?}\",\"prealloc\":{prealloc},\"max_group\":{max_group},\"seconds\":{secs:.2},\"records\":{},\"records_per_sec\":{:.0},\"commits_per_sec\":{:.0},\"groups\":{},\"fdatasyncs\":{},\"mb_per_sec\":{:.1},\"commit_p50_ms\":{:.3},\"commit_p99_ms\":{:.3}}}",
+        "{{\"bench\":\"wal\",\"threads\":{threads},\"batch\":{batch},\"body_bytes\":{body_len},\"sync\":\"{sync:?}\",\"prealloc\":{prealloc},\"max_group\":{max_group},\"file_mb\":{file_mb},\"files\":{},\"seconds\":{secs:.2},\"records\":{},\"records_per_sec\":{:.0},\"commits_per_sec\":{:.0},\"groups\":{},\"fdatasyncs\":{},\"mb_per_sec\":{:.1},\"commit_p50_ms\":{:.3},\"commit_p99_ms\":{:.3}}}",
+        st.files,
         st.records,
         st.records as f64 / secs,
         lat.len() as f64 / secs,

@@ -1,20 +1,77 @@
 //! Group commit.
 //!
-//! Writers enqueue their batch and wait. Whoever finds no active leader becomes the leader: it
-//! optionally waits `gather_delay` for the group to fill, takes whole batches from the front of
-//! the queue (up to `max_group_entries`, at least one batch, never splitting one), stamps
-//! consecutive seqs, frames the group into one buffer, issues one `pwrite`, at most one
-//! `fdatasync` (per [`SyncMode`]), calls the observer, and hands each writer its [`SeqRange`].
-//! Writers arriving meanwhile queue up and the next leader takes them all at once: that is
-//! where many writers come to share one write and one fdatasync.
+//! Writers enqueue their batch. The first writer to find no leader leads; the others sleep on
+//! their own [`Waiter`]. The leader optionally waits `gather_delay` for the group to fill, takes
+//! whole batches from the front of the queue (up to `max_group_entries`, at least one batch,
+//! never splitting one), stamps consecutive seqs, frames the group into one buffer, issues one
+//! `pwrite`, at most one `fdatasync` (per [`SyncMode`]), calls the observer, and wakes exactly
+//! the writers of the group with their [`SeqRange`]. Writers arriving meanwhile queue up, and
+//! the next group takes them all at once: that is how many writers share one write and one
+//! fdatasync.
+//!
+//! Once its own batch is done the leader hands leadership to the writer at the front of the
+//! queue (one targeted wakeup). With no gather delay it first leads up to [`EXTRA_GROUPS`] more
+//! groups itself while writers are queued: it is already running, while a woken successor
+//! would first have to be scheduled, leaving the disk idle in between.
 
 use crate::error::{Result, WalError};
-use crate::format::{frame_len, push_frame, MAX_BODY, MIN_BODY};
-use crate::wal::{Pending, Wal};
+use crate::format::{push_frame, MAX_BODY, MIN_BODY};
+use crate::wal::{Io, Pending, Wal};
+use parking_lot::{Condvar, Mutex};
 use quiver_core::codec::stamp_seq;
 use quiver_core::{SeqNo, SeqRange, SyncMode};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Groups a leader may lead after its own batch is done, when writers are queued and there is
+/// no gather delay.
+pub const EXTRA_GROUPS: usize = 2;
+
+/// Where a queued writer sleeps until its batch is done or it is asked to lead.
+#[derive(Default)]
+pub(crate) struct Waiter {
+    slot: Mutex<Slot>,
+    cv: Condvar,
+}
+
+#[derive(Default)]
+enum Slot {
+    #[default]
+    Waiting,
+    Lead,
+    Done(Result<SeqRange>),
+}
+
+impl Waiter {
+    fn set(&self, s: Slot) {
+        *self.slot.lock() = s;
+        self.cv.notify_one();
+    }
+
+    fn take_done(&self) -> Option<Result<SeqRange>> {
+        let mut slot = self.slot.lock();
+        match std::mem::take(&mut *slot) {
+            Slot::Done(r) => Some(r),
+            other => {
+                *slot = other;
+                None
+            }
+        }
+    }
+
+    /// Sleeps until done (`Some`) or asked to lead (`None`).
+    fn wait(&self) -> Option<Result<SeqRange>> {
+        let mut slot = self.slot.lock();
+        loop {
+            match std::mem::take(&mut *slot) {
+                Slot::Done(r) => return Some(r),
+                Slot::Lead => return None,
+                Slot::Waiting => self.cv.wait(&mut slot),
+            }
+        }
+    }
+}
 
 impl Wal {
     /// Commits a batch. Each body starts with 8 reserved bytes
@@ -42,37 +99,80 @@ impl Wal {
                 });
             }
         }
-        let max = self.config.max_group_entries.max(1);
+        let waiter = Arc::new(Waiter::default());
         let mut q = self.queue.lock();
         if let Some(reason) = &q.poisoned {
             return Err(WalError::Poisoned {
                 reason: reason.clone(),
             });
         }
-        let ticket = q.next_ticket;
-        q.next_ticket += 1;
         q.queued_entries += bodies.len();
-        q.pending.push_back(Pending { ticket, bodies });
-        if q.leader && q.queued_entries >= max {
+        q.pending.push_back(Pending {
+            bodies,
+            waiter: waiter.clone(),
+        });
+        let lead = !q.leader;
+        if lead {
+            q.leader = true;
+        } else if q.queued_entries >= self.max_group() {
             self.gather_cv.notify_one();
         }
-        loop {
-            if let Some(r) = q.done.remove(&ticket) {
+        drop(q);
+        if !lead {
+            if let Some(r) = waiter.wait() {
                 return r;
             }
-            if !q.leader {
-                break;
-            }
-            self.done_cv.wait(&mut q);
         }
-        // Leader until our own batch is done.
-        q.leader = true;
+        self.lead(&waiter)
+    }
+
+    fn max_group(&self) -> usize {
+        self.config.max_group_entries.max(1)
+    }
+
+    /// Leads groups until our own batch is done, then hands over (see the module docs).
+    fn lead(&self, me: &Waiter) -> Result<SeqRange> {
+        let max = self.max_group();
         let gather = match self.config.sync {
             SyncMode::PerWrite => Duration::ZERO,
             _ => self.config.gather_delay,
         };
+        let mut mine: Option<Result<SeqRange>> = None;
+        let mut extra = 0;
         loop {
-            if !gather.is_zero() && q.queued_entries < max && q.poisoned.is_none() {
+            let mut q = self.queue.lock();
+            if mine.is_none() {
+                mine = me.take_done();
+            }
+            if let Some(reason) = q.poisoned.clone() {
+                let err = || WalError::Poisoned {
+                    reason: reason.clone(),
+                };
+                for p in q.pending.drain(..) {
+                    p.waiter.set(Slot::Done(Err(err())));
+                }
+                q.queued_entries = 0;
+                q.leader = false;
+                drop(q);
+                return mine
+                    .or_else(|| me.take_done())
+                    .unwrap_or_else(|| Err(err()));
+            }
+            if let Some(r) = mine.take() {
+                if q.pending.is_empty() {
+                    q.leader = false;
+                    return r;
+                }
+                if extra >= EXTRA_GROUPS || !gather.is_zero() {
+                    if let Some(front) = q.pending.front() {
+                        front.waiter.set(Slot::Lead);
+                    }
+                    return r;
+                }
+                extra += 1;
+                mine = Some(r);
+            }
+            if !gather.is_zero() && q.queued_entries < max {
                 let deadline = Instant::now() + gather;
                 while q.queued_entries < max {
                     if self.gather_cv.wait_until(&mut q, deadline).timed_out() {
@@ -80,57 +180,36 @@ impl Wal {
                     }
                 }
             }
-            if let Some(reason) = q.poisoned.clone() {
-                for p in q.pending.drain(..).collect::<Vec<_>>() {
-                    q.done.insert(
-                        p.ticket,
-                        Err(WalError::Poisoned {
+            let mut group = Vec::new();
+            let mut entries = 0;
+            while let Some(p) = q.pending.front() {
+                if !group.is_empty() && entries + p.bodies.len() > max {
+                    break;
+                }
+                entries += p.bodies.len();
+                group.extend(q.pending.pop_front());
+            }
+            q.queued_entries -= entries;
+            drop(q);
+            match self.write_group(&mut group) {
+                Ok(ranges) => {
+                    for (p, r) in group.iter().zip(ranges) {
+                        p.waiter.set(Slot::Done(Ok(r)));
+                    }
+                }
+                Err(e) => {
+                    let reason = {
+                        let mut q = self.queue.lock();
+                        q.poisoned.get_or_insert_with(|| e.to_string()).clone()
+                    };
+                    for p in &group {
+                        let err = WalError::Poisoned {
                             reason: reason.clone(),
-                        }),
-                    );
-                }
-                q.queued_entries = 0;
-            } else {
-                let mut group = Vec::new();
-                let mut entries = 0;
-                while let Some(p) = q.pending.front() {
-                    if !group.is_empty() && entries + p.bodies.len() > max {
-                        break;
-                    }
-                    entries += p.bodies.len();
-                    group.extend(q.pending.pop_front());
-                }
-                q.queued_entries -= entries;
-                drop(q);
-                let res = self.write_group(&mut group);
-                q = self.queue.lock();
-                match res {
-                    Ok(ranges) => {
-                        for (p, r) in group.iter().zip(ranges) {
-                            q.done.insert(p.ticket, Ok(r));
-                        }
-                    }
-                    Err(e) => {
-                        let reason = e.to_string();
-                        q.poisoned.get_or_insert(reason);
-                        let reason = q.poisoned.clone().unwrap_or_default();
-                        for p in &group {
-                            q.done.insert(
-                                p.ticket,
-                                Err(WalError::Poisoned {
-                                    reason: reason.clone(),
-                                }),
-                            );
-                        }
+                        };
+                        p.waiter.set(Slot::Done(Err(err)));
                     }
                 }
             }
-            if let Some(r) = q.done.remove(&ticket) {
-                q.leader = false;
-                self.done_cv.notify_all();
-                return r;
-            }
-            self.done_cv.notify_all();
         }
     }
 
@@ -168,7 +247,7 @@ impl Wal {
 
     fn write_buf(
         &self,
-        io: &mut crate::wal::Io,
+        io: &mut Io,
         first: SeqNo,
         last: SeqNo,
         buf: &[u8],
@@ -184,7 +263,7 @@ impl Wal {
         if needs_new {
             self.rotate(io, first)?;
         }
-        let crate::wal::Io { files, active, .. } = io;
+        let Io { files, active, .. } = io;
         let (Some(meta), Some(h)) = (files.last_mut(), active.as_mut()) else {
             return Err(WalError::Poisoned {
                 reason: "no active WAL file after rotation".into(),
@@ -199,14 +278,6 @@ impl Wal {
         }
         meta.len += buf.len() as u64;
         meta.last_seq = Some(last);
-        debug_assert_eq!(
-            buf.len(),
-            group
-                .iter()
-                .flat_map(|p| &p.bodies)
-                .map(|b| frame_len(b.len()))
-                .sum::<usize>()
-        );
         if let Some(obs) = &self.observer {
             let bodies: Vec<&[u8]> = group
                 .iter()

@@ -6,7 +6,7 @@ use crate::scan::{is_torn_creation, scan_file, ScanOutcome};
 use crate::storage::{Storage, WalFile};
 use parking_lot::{Condvar, Mutex};
 use quiver_core::{SeqNo, SyncMode, WalConfig};
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -73,8 +73,8 @@ pub(crate) struct Io {
 
 /// A batch waiting in the commit queue.
 pub(crate) struct Pending {
-    pub ticket: u64,
     pub bodies: Vec<Vec<u8>>,
+    pub waiter: Arc<crate::commit::Waiter>,
 }
 
 /// The commit queue, guarded by one mutex.
@@ -82,9 +82,8 @@ pub(crate) struct Pending {
 pub(crate) struct Queue {
     pub pending: VecDeque<Pending>,
     pub queued_entries: usize,
+    /// Someone leads (or leadership is being handed to the front writer).
     pub leader: bool,
-    pub next_ticket: u64,
-    pub done: HashMap<u64, Result<quiver_core::SeqRange>>,
     pub poisoned: Option<String>,
 }
 
@@ -94,8 +93,6 @@ pub struct Wal {
     pub(crate) config: WalConfig,
     pub(crate) observer: Option<Arc<dyn CommitObserver>>,
     pub(crate) queue: Mutex<Queue>,
-    /// Followers wait here for their result or for leadership.
-    pub(crate) done_cv: Condvar,
     /// A gathering leader waits here for its group to fill.
     pub(crate) gather_cv: Condvar,
     pub(crate) io: Mutex<Io>,
@@ -222,7 +219,6 @@ impl Wal {
             config,
             observer,
             queue: Mutex::new(Queue::default()),
-            done_cv: Condvar::new(),
             gather_cv: Condvar::new(),
             io: Mutex::new(Io {
                 files,
