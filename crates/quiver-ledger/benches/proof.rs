@@ -75,11 +75,7 @@ fn proofs(c: &mut Criterion) {
         next = end + 1;
     }
     l.sync().expect("sync");
-    eprintln!(
-        "built {n}-leaf tree ({}) in {:.2?}",
-        l.alg(),
-        t.elapsed()
-    );
+    eprintln!("built {n}-leaf tree ({}) in {:.2?}", l.alg(), t.elapsed());
 
     let mut g = c.benchmark_group(format!("proofs_{n}_leaves"));
     let mut x = 0x1234_5678_9abc_def0u64;

@@ -37,6 +37,7 @@ mod framed;
 mod hash;
 mod keys;
 mod ledger;
+mod mmap;
 mod note;
 mod proof;
 mod receipt;

@@ -95,6 +95,30 @@ struct LevelFile {
     on_disk: u64,
     pending: Vec<u8>,
     dirty: bool,
+    /// Created since the last directory fsync.
+    new_file: bool,
+    /// Read-only map of the first `HEADER + 32 * k` bytes (writable ledgers only).
+    map: Option<memmap2::Mmap>,
+}
+
+impl LevelFile {
+    /// Re-maps the on-disk prefix; without a map, reads fall back to `pread`.
+    fn remap(&mut self, read_only: bool) {
+        self.map = None;
+        if read_only || self.on_disk == 0 {
+            return;
+        }
+        if let Some(f) = &self.file {
+            self.map = crate::mmap::map_prefix(f, HEADER + self.on_disk * 32).ok();
+        }
+    }
+
+    /// Bytes of nodes `[index, index + n)` from the map, when mapped.
+    fn mapped(&self, index: u64, n: usize) -> Option<&[u8]> {
+        let m = self.map.as_ref()?;
+        let off = usize::try_from(HEADER + index * 32).ok()?;
+        m.get(off..off.checked_add(n * 32)?)
+    }
 }
 
 /// The node files of one ledger.
@@ -130,6 +154,24 @@ impl TreeStore {
                 .metadata()
                 .map_err(|e| LedgerError::io(&path, e))?
                 .len();
+            if len < HEADER {
+                if let (false, Some(a)) = (read_only, create_alg) {
+                    // Created but never given its header (crash at creation): holds no nodes.
+                    file.set_len(0)
+                        .and_then(|()| file.write_all_at(&header(a, level), 0))
+                        .map_err(|e| LedgerError::io(&path, e))?;
+                    levels.push(LevelFile {
+                        path,
+                        file: Some(file),
+                        on_disk: 0,
+                        pending: Vec::new(),
+                        dirty: true,
+                        new_file: true,
+                        map: None,
+                    });
+                    continue;
+                }
+            }
             let mut h = vec![0u8; HEADER.min(len) as usize];
             file.read_exact_at(&mut h, 0)
                 .map_err(|e| LedgerError::io(&path, e))?;
@@ -156,6 +198,8 @@ impl TreeStore {
                 on_disk: whole,
                 pending: Vec::new(),
                 dirty: false,
+                new_file: false,
+                map: None,
             });
         }
         let alg = match (alg, create_alg) {
@@ -169,6 +213,9 @@ impl TreeStore {
                 ));
             }
         };
+        for l in &mut levels {
+            l.remap(read_only);
+        }
         let mut store = TreeStore {
             dir: dir.to_path_buf(),
             alg,
@@ -213,6 +260,8 @@ impl TreeStore {
             on_disk: 0,
             pending: Vec::new(),
             dirty: true,
+            new_file: true,
+            map: None,
         });
         Ok(())
     }
@@ -238,6 +287,9 @@ impl TreeStore {
                 format!("level {level} missing (node {index})"),
             )
         })?;
+        if let Some(b) = l.mapped(index, 1) {
+            return Hash::from_slice(b);
+        }
         if index < l.on_disk {
             let mut b = [0u8; 32];
             let off = HEADER + index * 32;
@@ -269,7 +321,11 @@ impl TreeStore {
             return Err(LedgerError::corrupt(self.path(level), 0, "level missing"));
         };
         let disk_n = l.on_disk.saturating_sub(start).min(out.len() as u64) as usize;
-        if disk_n > 0 {
+        if let Some(b) = l.mapped(start, disk_n).filter(|_| disk_n > 0) {
+            for (o, c) in out.iter_mut().zip(b.chunks_exact(32)) {
+                o.0.copy_from_slice(c);
+            }
+        } else if disk_n > 0 {
             let mut buf = vec![0u8; disk_n * 32];
             let off = HEADER + start * 32;
             let f = l
@@ -321,6 +377,7 @@ impl TreeStore {
                 .map_err(|e| LedgerError::io(&l.path, e))?;
             l.on_disk += (l.pending.len() / 32) as u64;
             l.pending.clear();
+            l.remap(false);
         }
         self.pending_bytes = 0;
         Ok(())
@@ -337,7 +394,8 @@ impl TreeStore {
             if let Some(f) = &l.file {
                 f.sync_data().map_err(|e| LedgerError::io(&l.path, e))?;
             }
-            created |= l.on_disk == 0;
+            created |= l.new_file;
+            l.new_file = false;
             l.dirty = false;
         }
         if created {
@@ -356,12 +414,15 @@ impl TreeStore {
             return Ok(());
         };
         if count < l.on_disk {
+            // Never shrink a file under a live map.
+            l.map = None;
             if let Some(f) = &l.file {
                 f.set_len(HEADER + count * 32)
                     .map_err(|e| LedgerError::io(&l.path, e))?;
             }
             l.on_disk = count;
             l.dirty = true;
+            l.remap(false);
         }
         Ok(())
     }
