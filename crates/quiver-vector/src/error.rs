@@ -16,16 +16,28 @@ pub enum VectorError {
     ZeroVector,
     /// Training needs data and got none (or too little).
     #[error("cannot train {what}: need at least {need} vectors, got {got}")]
-    NotEnoughTrainingData { what: &'static str, need: usize, got: usize },
+    NotEnoughTrainingData {
+        what: &'static str,
+        need: usize,
+        got: usize,
+    },
     /// A parameter is out of range.
     #[error("invalid parameter {name}: {reason}")]
     InvalidParameter { name: &'static str, reason: String },
     /// An I/O error on a file.
     #[error("I/O error on {path}: {source}")]
-    Io { path: PathBuf, #[source] source: std::io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// A file's bytes do not match its format.
     #[error("corrupted {file} at byte {offset}: {reason}")]
-    Corruption { file: PathBuf, offset: u64, reason: String },
+    Corruption {
+        file: PathBuf,
+        offset: u64,
+        reason: String,
+    },
 }
 
 /// Result alias for this crate.

@@ -24,4 +24,7 @@ pub mod vecfile;
 
 pub use error::{Result, VectorError};
 pub use quiver_core::Metric;
+/// The thread pool crate the parallel builds and batch searches run on (re-exported so
+/// callers can size a pool with `rayon::ThreadPoolBuilder` and `install` work into it).
+pub use rayon;
 pub use space::{Filter, Neighbor};

@@ -55,7 +55,9 @@ impl Neighbor {
     /// Total order: by distance, then by id (ties go to the lower id).
     #[inline]
     pub fn cmp_key(&self, other: &Self) -> std::cmp::Ordering {
-        self.distance.total_cmp(&other.distance).then(self.id.cmp(&other.id))
+        self.distance
+            .total_cmp(&other.distance)
+            .then(self.id.cmp(&other.id))
     }
 }
 
@@ -135,7 +137,12 @@ impl F32Vectors {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let f = VecFile::open(path)?;
         f.f32_data()?;
-        Ok(F32Vectors { dim: f.dim(), stride: f.stride_elems(), len: f.len(), backing: Backing::Mapped(f) })
+        Ok(F32Vectors {
+            dim: f.dim(),
+            stride: f.stride_elems(),
+            len: f.len(),
+            backing: Backing::Mapped(f),
+        })
     }
 
     /// Writes every row to a new vector file at `path`.
@@ -151,7 +158,10 @@ impl F32Vectors {
     pub fn push(&mut self, v: &[f32]) -> Result<u32> {
         distance::validate(v, self.dim)?;
         if self.len >= u32::MAX as usize {
-            return Err(VectorError::InvalidParameter { name: "len", reason: "more than 2^32 - 1 points".into() });
+            return Err(VectorError::InvalidParameter {
+                name: "len",
+                reason: "more than 2^32 - 1 points".into(),
+            });
         }
         if let Backing::Mapped(_) = self.backing {
             let data = self.data();
@@ -162,7 +172,12 @@ impl F32Vectors {
         }
         let blocks = match &mut self.backing {
             Backing::Owned(b) => b,
-            Backing::Mapped(_) => return Err(VectorError::InvalidParameter { name: "backing", reason: "mapped rows could not be copied".into() }),
+            Backing::Mapped(_) => {
+                return Err(VectorError::InvalidParameter {
+                    name: "backing",
+                    reason: "mapped rows could not be copied".into(),
+                })
+            }
         };
         let per_row = self.stride / 16;
         let start = self.len * self.stride;
@@ -245,7 +260,11 @@ impl F32Space {
 
     /// Wraps rows that are already in stored form (normalised for cosine).
     pub fn from_vectors(metric: Metric, vectors: F32Vectors) -> Self {
-        F32Space { vectors, metric, kernels: Kernels::best() }
+        F32Space {
+            vectors,
+            metric,
+            kernels: Kernels::best(),
+        }
     }
 
     /// Validates, normalises (cosine) and appends `v`; returns its id.
@@ -317,15 +336,27 @@ impl VectorSpace for F32Space {
             Metric::L2 => (self.kernels.l2, false),
             Metric::Dot | Metric::Cosine => (self.kernels.dot, true),
         };
-        F32Scorer { data: self.vectors.data(), stride: self.vectors.stride(), dim: self.vectors.dim(), query, kernel, negate }
+        F32Scorer {
+            data: self.vectors.data(),
+            stride: self.vectors.stride(),
+            dim: self.vectors.dim(),
+            query,
+            kernel,
+            negate,
+        }
     }
     #[inline]
     fn pair_distance(&self, i: u32, j: u32) -> f32 {
-        self.kernels.distance(self.metric, self.vectors.row(i), self.vectors.row(j))
+        self.kernels
+            .distance(self.metric, self.vectors.row(i), self.vectors.row(j))
     }
     #[inline]
     fn prefetch(&self, i: u32) {
-        let p = self.vectors.data().as_ptr().wrapping_add(i as usize * self.vectors.stride());
+        let p = self
+            .vectors
+            .data()
+            .as_ptr()
+            .wrapping_add(i as usize * self.vectors.stride());
         distance::prefetch(p);
     }
 }

@@ -86,7 +86,13 @@ impl Header {
             reason,
         };
         if h.len() < HEADER_LEN {
-            return Err(corrupt(0, format!("file is {} bytes, shorter than the {HEADER_LEN}-byte header", h.len())));
+            return Err(corrupt(
+                0,
+                format!(
+                    "file is {} bytes, shorter than the {HEADER_LEN}-byte header",
+                    h.len()
+                ),
+            ));
         }
         if h[0..8] != MAGIC {
             return Err(corrupt(0, "bad magic: not a quiver vector file".into()));
@@ -94,28 +100,46 @@ impl Header {
         let u32_at = |o: usize| u32::from_le_bytes([h[o], h[o + 1], h[o + 2], h[o + 3]]);
         let version = u32_at(8);
         if version != VERSION {
-            return Err(corrupt(8, format!("unsupported version {version}, expected {VERSION}")));
+            return Err(corrupt(
+                8,
+                format!("unsupported version {version}, expected {VERSION}"),
+            ));
         }
         let crc = u32_at(36);
         let want = crc32c::crc32c(&h[0..36]);
         if crc != want {
-            return Err(corrupt(36, format!("header checksum mismatch: expected {want:#010x}, got {crc:#010x}")));
+            return Err(corrupt(
+                36,
+                format!("header checksum mismatch: expected {want:#010x}, got {crc:#010x}"),
+            ));
         }
         let elem = ElemType::from_code(u32_at(12))
             .ok_or_else(|| corrupt(12, format!("unknown element type {}", u32_at(12))))?;
         let dim = u32_at(16);
         let stride = u32_at(20);
         if dim == 0 || stride as usize != row_stride(dim as usize, elem) {
-            return Err(corrupt(16, format!("dim {dim} and row stride {stride} do not agree")));
+            return Err(corrupt(
+                16,
+                format!("dim {dim} and row stride {stride} do not agree"),
+            ));
         }
         let mut c = [0u8; 8];
         c.copy_from_slice(&h[24..32]);
-        Ok(Header { elem, dim, stride, count: u64::from_le_bytes(c), data_crc: u32_at(32) })
+        Ok(Header {
+            elem,
+            dim,
+            stride,
+            count: u64::from_le_bytes(c),
+            data_crc: u32_at(32),
+        })
     }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> VectorError + '_ {
-    move |source| VectorError::Io { path: path.to_path_buf(), source }
+    move |source| VectorError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Appends rows to a vector file. The header (count, data checksum) is rewritten by
@@ -135,10 +159,19 @@ impl VecFileWriter {
     pub fn create(path: impl AsRef<Path>, dim: usize, elem: ElemType) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         if dim == 0 || dim > u32::MAX as usize / 4 {
-            return Err(VectorError::InvalidParameter { name: "dim", reason: format!("{dim} is out of range") });
+            return Err(VectorError::InvalidParameter {
+                name: "dim",
+                reason: format!("{dim} is out of range"),
+            });
         }
         let mut file = File::create(&path).map_err(io_err(&path))?;
-        let h = Header { elem, dim: dim as u32, stride: row_stride(dim, elem) as u32, count: 0, data_crc: 0 };
+        let h = Header {
+            elem,
+            dim: dim as u32,
+            stride: row_stride(dim, elem) as u32,
+            count: 0,
+            data_crc: 0,
+        };
         file.write_all(&h.encode()).map_err(io_err(&path))?;
         Ok(VecFileWriter {
             pad: vec![0u8; row_stride(dim, elem) - dim * elem.size()],
@@ -156,9 +189,22 @@ impl VecFileWriter {
         let path = path.as_ref().to_path_buf();
         let (h, crc) = {
             let f = VecFile::open(&path)?;
-            (Header { elem: f.elem, dim: f.dim as u32, stride: f.stride as u32, count: f.len as u64, data_crc: 0 }, f.data_crc)
+            (
+                Header {
+                    elem: f.elem,
+                    dim: f.dim as u32,
+                    stride: f.stride as u32,
+                    count: f.len as u64,
+                    data_crc: 0,
+                },
+                f.data_crc,
+            )
         };
-        let mut file = OpenOptions::new().read(true).write(true).open(&path).map_err(io_err(&path))?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
         file.seek(SeekFrom::End(0)).map_err(io_err(&path))?;
         let dim = h.dim as usize;
         Ok(VecFileWriter {
@@ -184,23 +230,36 @@ impl VecFileWriter {
     /// Appends one f32 row (the file must hold f32; length must equal `dim`).
     pub fn append_f32(&mut self, row: &[f32]) -> Result<()> {
         if self.elem != ElemType::F32 {
-            return Err(VectorError::InvalidParameter { name: "elem", reason: "file holds u8 rows, not f32".into() });
+            return Err(VectorError::InvalidParameter {
+                name: "elem",
+                reason: "file holds u8 rows, not f32".into(),
+            });
         }
         if row.len() != self.dim {
-            return Err(VectorError::DimensionMismatch { expected: self.dim, got: row.len() });
+            return Err(VectorError::DimensionMismatch {
+                expected: self.dim,
+                got: row.len(),
+            });
         }
         let mut bytes = Vec::with_capacity(row.len() * 4);
-        row.iter().for_each(|x| bytes.extend_from_slice(&x.to_le_bytes()));
+        row.iter()
+            .for_each(|x| bytes.extend_from_slice(&x.to_le_bytes()));
         self.write_row(&bytes)
     }
 
     /// Appends one u8 row (the file must hold u8; length must equal `dim`).
     pub fn append_u8(&mut self, row: &[u8]) -> Result<()> {
         if self.elem != ElemType::U8 {
-            return Err(VectorError::InvalidParameter { name: "elem", reason: "file holds f32 rows, not u8".into() });
+            return Err(VectorError::InvalidParameter {
+                name: "elem",
+                reason: "file holds f32 rows, not u8".into(),
+            });
         }
         if row.len() != self.dim {
-            return Err(VectorError::DimensionMismatch { expected: self.dim, got: row.len() });
+            return Err(VectorError::DimensionMismatch {
+                expected: self.dim,
+                got: row.len(),
+            });
         }
         self.write_row(row)
     }
@@ -218,8 +277,17 @@ impl VecFileWriter {
     /// Flushes the rows, rewrites the header with count and checksum, and fsyncs.
     pub fn finish(self) -> Result<()> {
         let path = self.path;
-        let mut file = self.file.into_inner().map_err(|e| VectorError::Io { path: path.clone(), source: e.into_error() })?;
-        let h = Header { elem: self.elem, dim: self.dim as u32, stride: row_stride(self.dim, self.elem) as u32, count: self.count, data_crc: self.crc };
+        let mut file = self.file.into_inner().map_err(|e| VectorError::Io {
+            path: path.clone(),
+            source: e.into_error(),
+        })?;
+        let h = Header {
+            elem: self.elem,
+            dim: self.dim as u32,
+            stride: row_stride(self.dim, self.elem) as u32,
+            count: self.count,
+            data_crc: self.crc,
+        };
         file.seek(SeekFrom::Start(0)).map_err(io_err(&path))?;
         file.write_all(&h.encode()).map_err(io_err(&path))?;
         file.sync_all().map_err(io_err(&path))?;
@@ -240,7 +308,11 @@ pub struct VecFile {
 
 impl std::fmt::Debug for VecFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VecFile").field("path", &self.path).field("dim", &self.dim).field("len", &self.len).finish()
+        f.debug_struct("VecFile")
+            .field("path", &self.path)
+            .field("dim", &self.dim)
+            .field("len", &self.len)
+            .finish()
     }
 }
 
@@ -273,7 +345,10 @@ impl VecFile {
             return Err(VectorError::Corruption {
                 file: path,
                 offset: file_len.min(want as u64),
-                reason: format!("file is {file_len} bytes but the header's {} rows need {want}", h.count),
+                reason: format!(
+                    "file is {file_len} bytes but the header's {} rows need {want}",
+                    h.count
+                ),
             });
         }
         let crc = crc32c::crc32c(&map[HEADER_LEN..]);
@@ -281,10 +356,21 @@ impl VecFile {
             return Err(VectorError::Corruption {
                 file: path,
                 offset: HEADER_LEN as u64,
-                reason: format!("row data checksum mismatch: expected {:#010x}, got {crc:#010x}", h.data_crc),
+                reason: format!(
+                    "row data checksum mismatch: expected {:#010x}, got {crc:#010x}",
+                    h.data_crc
+                ),
             });
         }
-        Ok(VecFile { path, map, elem: h.elem, dim: h.dim as usize, stride, len: h.count as usize, data_crc: crc })
+        Ok(VecFile {
+            path,
+            map,
+            elem: h.elem,
+            dim: h.dim as usize,
+            stride,
+            len: h.count as usize,
+            data_crc: crc,
+        })
     }
 
     /// Path of the file.
@@ -320,10 +406,16 @@ impl VecFile {
     /// All rows as f32 (with padding), or an error if the file holds another type.
     pub fn f32_data(&self) -> Result<&[f32]> {
         if self.elem != ElemType::F32 {
-            return Err(VectorError::InvalidParameter { name: "elem", reason: "file holds u8 rows, not f32".into() });
+            return Err(VectorError::InvalidParameter {
+                name: "elem",
+                reason: "file holds u8 rows, not f32".into(),
+            });
         }
         if cfg!(target_endian = "big") {
-            return Err(VectorError::InvalidParameter { name: "host", reason: "vector files are little-endian; big-endian hosts are not supported".into() });
+            return Err(VectorError::InvalidParameter {
+                name: "host",
+                reason: "vector files are little-endian; big-endian hosts are not supported".into(),
+            });
         }
         bytemuck::try_cast_slice(self.data_bytes()).map_err(|e| VectorError::Corruption {
             file: self.path.clone(),
@@ -343,6 +435,7 @@ impl VecFile {
         if self.elem != ElemType::U8 {
             return None;
         }
-        self.data_bytes().get(i * self.stride..i * self.stride + self.dim)
+        self.data_bytes()
+            .get(i * self.stride..i * self.stride + self.dim)
     }
 }

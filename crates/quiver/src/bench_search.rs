@@ -1,14 +1,446 @@
-//! `quiver bench search` (owned by the vector engine work).
+//! `quiver bench search`: recall@k, QPS and latency of the vector indexes on texmex data.
+//!
+//! Reads `.fvecs`/`.ivecs` (per row a little-endian i32 dimension, then that many f32/i32),
+//! builds the chosen index with a progress bar on stderr, and prints one JSON line per query
+//! setting on stdout:
+//! `{"bench":"search","index":..,"params":{..},"build_seconds":..,"recall_at_k":..,"qps":..,
+//!   "p50_us":..,"p99_us":..,"index_bytes":..,"threads":..}`.
+
+use anyhow::{bail, Context};
+use quiver_vector::flat::{self, FlatParams};
+use quiver_vector::hnsw::{Hnsw, HnswParams, SearchParams};
+use quiver_vector::rayon::{self, prelude::*};
+use quiver_vector::space::{F32Space, VectorSpace};
+use quiver_vector::{Metric, Neighbor};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Index kinds.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IndexKind {
+    /// Exact scan.
+    Flat,
+    /// HNSW graph.
+    Hnsw,
+    /// IVF with PQ-coded residuals.
+    IvfPq,
+}
+
+/// In-memory codes used while searching.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quantization {
+    /// Full-precision f32.
+    None,
+    /// 8-bit scalar quantization.
+    Sq8,
+    /// Product quantization.
+    Pq,
+}
 
 /// Arguments of `quiver bench search`.
 #[derive(clap::Args, Debug)]
 pub struct BenchSearchArgs {
-    /// Base vectors (.fvecs).
+    /// Base vectors (.fvecs). Default: DATA/base.fvecs.
     #[arg(long)]
-    pub base: std::path::PathBuf,
+    pub base: Option<PathBuf>,
+    /// Query vectors (.fvecs). Default: DATA/query.fvecs.
+    #[arg(long)]
+    pub queries: Option<PathBuf>,
+    /// Exact neighbour ids per query (.ivecs). Default: DATA/groundtruth.ivecs.
+    #[arg(long)]
+    pub truth: Option<PathBuf>,
+    /// Metric: l2, dot or cosine. Default: DATA/meta.json's "metric", else l2.
+    #[arg(long)]
+    pub metric: Option<Metric>,
+    /// Index to build.
+    #[arg(long, value_enum, default_value = "hnsw")]
+    pub index: IndexKind,
+    /// HNSW M.
+    #[arg(long, default_value_t = 16)]
+    pub m: usize,
+    /// HNSW efConstruction.
+    #[arg(long, default_value_t = 200)]
+    pub ef_construction: usize,
+    /// HNSW ef values, one JSON line each.
+    #[arg(long, value_delimiter = ',', default_value = "16,32,64,128,256")]
+    pub ef: Vec<usize>,
+    /// IVF lists (default: 4·sqrt(n)).
+    #[arg(long)]
+    pub nlist: Option<usize>,
+    /// IVF nprobe values, one JSON line each.
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16,64")]
+    pub nprobe: Vec<usize>,
+    /// PQ sub-spaces (default: dim/8).
+    #[arg(long)]
+    pub pq_m: Option<usize>,
+    /// Codes held in memory while searching.
+    #[arg(long, value_enum, default_value = "none")]
+    pub quantization: Quantization,
+    /// Re-rank oversampling factor for quantized searches.
+    #[arg(long, default_value_t = 1)]
+    pub rescore: usize,
+    /// Neighbours per query (recall@k).
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// Query threads.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Build threads (default: all cores).
+    #[arg(long)]
+    pub build_threads: Option<usize>,
+    /// Repeat the query set until at least this many seconds passed (stable QPS).
+    #[arg(long, default_value_t = 1.0)]
+    pub min_seconds: f64,
+    /// Only the first N queries.
+    #[arg(long)]
+    pub nq: Option<usize>,
+    /// Dataset folder in the texmex layout (base.fvecs, query.fvecs, groundtruth.ivecs,
+    /// meta.json) supplying the defaults above.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+}
+
+/// A malformed texmex file.
+#[derive(Debug)]
+pub enum TexmexError {
+    /// The file could not be read.
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file ends inside a row.
+    Truncated { path: PathBuf, offset: usize },
+    /// A row's dimension is not positive or differs from the first row's.
+    BadDimension {
+        path: PathBuf,
+        offset: usize,
+        expected: usize,
+        got: i64,
+    },
+    /// The file holds no row.
+    Empty { path: PathBuf },
+}
+
+impl std::fmt::Display for TexmexError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TexmexError::Io { path, source } => write!(f, "cannot read {}: {source}", path.display()),
+            TexmexError::Truncated { path, offset } => {
+                write!(f, "{} is truncated: a row starting at byte {offset} runs past the end", path.display())
+            }
+            TexmexError::BadDimension { path, offset, expected, got } => write!(
+                f,
+                "{}: row at byte {offset} has dimension {got}, expected {expected} (not a texmex file?)",
+                path.display()
+            ),
+            TexmexError::Empty { path } => write!(f, "{} holds no rows", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for TexmexError {}
+
+/// Reads a texmex file of 4-byte elements: (dim, rows flattened).
+fn read_vecs<T>(path: &Path, conv: fn([u8; 4]) -> T) -> Result<(usize, Vec<T>), TexmexError> {
+    let bytes = std::fs::read(path).map_err(|source| TexmexError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut out = Vec::new();
+    let mut dim = 0usize;
+    let mut off = 0usize;
+    while off < bytes.len() {
+        let Some(h) = bytes.get(off..off + 4) else {
+            return Err(TexmexError::Truncated {
+                path: path.to_path_buf(),
+                offset: off,
+            });
+        };
+        let d = i32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+        if d <= 0 || (dim != 0 && d as usize != dim) {
+            return Err(TexmexError::BadDimension {
+                path: path.to_path_buf(),
+                offset: off,
+                expected: dim,
+                got: d.into(),
+            });
+        }
+        dim = d as usize;
+        let Some(row) = bytes.get(off + 4..off + 4 + 4 * dim) else {
+            return Err(TexmexError::Truncated {
+                path: path.to_path_buf(),
+                offset: off,
+            });
+        };
+        out.extend(row.chunks_exact(4).map(|c| conv([c[0], c[1], c[2], c[3]])));
+        off += 4 + 4 * dim;
+    }
+    if dim == 0 {
+        return Err(TexmexError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok((dim, out))
+}
+
+/// Reads an `.fvecs` file.
+pub fn read_fvecs(path: &Path) -> Result<(usize, Vec<f32>), TexmexError> {
+    read_vecs(path, f32::from_le_bytes)
+}
+
+/// Reads an `.ivecs` file.
+pub fn read_ivecs(path: &Path) -> Result<(usize, Vec<i32>), TexmexError> {
+    read_vecs(path, i32::from_le_bytes)
+}
+
+fn metric_from_meta(dir: &Path) -> Option<Metric> {
+    let s = std::fs::read_to_string(dir.join("meta.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&s).ok()?;
+    v.get("metric")?.as_str()?.parse().ok()
+}
+
+fn pick(
+    explicit: &Option<PathBuf>,
+    data: &Option<PathBuf>,
+    name: &str,
+    flag: &str,
+) -> anyhow::Result<PathBuf> {
+    match (explicit, data) {
+        (Some(p), _) => Ok(p.clone()),
+        (None, Some(d)) => Ok(d.join(name)),
+        (None, None) => bail!("--{flag} is required (or --data DIR holding {name})"),
+    }
+}
+
+struct Timing {
+    qps: f64,
+    p50_us: f64,
+    p99_us: f64,
+    results: Vec<Vec<Neighbor>>,
+}
+
+/// Runs `search` over every query (one at a time, on `threads` threads) until `min_seconds`
+/// passed; the results of the first pass are kept for recall.
+fn time_queries<F>(
+    queries: &[Vec<f32>],
+    threads: usize,
+    min_seconds: f64,
+    search: F,
+) -> anyhow::Result<Timing>
+where
+    F: Fn(&[f32]) -> anyhow::Result<Vec<Neighbor>> + Sync,
+{
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .build()?;
+    pool.install(|| {
+        let mut lat: Vec<Duration> = Vec::new();
+        let mut results = Vec::new();
+        let mut total = Duration::ZERO;
+        let mut passes = 0usize;
+        while passes == 0 || total.as_secs_f64() < min_seconds {
+            let t0 = Instant::now();
+            let r: Vec<(Vec<Neighbor>, Duration)> = if threads <= 1 {
+                queries
+                    .iter()
+                    .map(|q| {
+                        let t = Instant::now();
+                        search(q).map(|r| (r, t.elapsed()))
+                    })
+                    .collect::<anyhow::Result<_>>()?
+            } else {
+                queries
+                    .par_iter()
+                    .map(|q| {
+                        let t = Instant::now();
+                        search(q).map(|r| (r, t.elapsed()))
+                    })
+                    .collect::<anyhow::Result<_>>()?
+            };
+            total += t0.elapsed();
+            passes += 1;
+            lat.extend(r.iter().map(|x| x.1));
+            if results.is_empty() {
+                results = r.into_iter().map(|x| x.0).collect();
+            }
+        }
+        lat.sort_unstable();
+        let pct = |p: f64| {
+            lat.get(((lat.len() - 1) as f64 * p).round() as usize)
+                .map_or(0.0, |d| d.as_secs_f64() * 1e6)
+        };
+        Ok(Timing {
+            qps: (passes * queries.len()) as f64 / total.as_secs_f64(),
+            p50_us: pct(0.50),
+            p99_us: pct(0.99),
+            results,
+        })
+    })
+}
+
+fn recall(results: &[Vec<Neighbor>], truth: &[i32], tdim: usize, k: usize) -> f64 {
+    let kk = k.min(tdim);
+    let mut hits = 0usize;
+    for (i, r) in results.iter().enumerate() {
+        let t = &truth[i * tdim..i * tdim + kk];
+        hits += r
+            .iter()
+            .take(k)
+            .filter(|n| t.contains(&(n.id as i32)))
+            .count();
+    }
+    hits as f64 / (results.len() * kk).max(1) as f64
+}
+
+fn progress_bar(n: usize, what: &str) -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::new(n as u64);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg} [{elapsed_precise}] {wide_bar} {pos}/{len} ({eta})",
+    ) {
+        pb.set_style(style);
+    }
+    pb.set_message(what.to_string());
+    pb
 }
 
 /// Runs the benchmark.
-pub fn run(_a: BenchSearchArgs) -> anyhow::Result<()> {
-    anyhow::bail!("quiver bench search is not built yet")
+pub fn run(a: BenchSearchArgs) -> anyhow::Result<()> {
+    let base_p = pick(&a.base, &a.data, "base.fvecs", "base")?;
+    let query_p = pick(&a.queries, &a.data, "query.fvecs", "queries")?;
+    let truth_p = pick(&a.truth, &a.data, "groundtruth.ivecs", "truth")?;
+    let metric = a
+        .metric
+        .or_else(|| a.data.as_deref().and_then(metric_from_meta))
+        .unwrap_or(Metric::L2);
+    if a.k == 0 {
+        bail!("--k must be at least 1");
+    }
+    if a.quantization != Quantization::None {
+        bail!("--quantization {:?} is not available yet in this build (SQ8/PQ codes are not wired into the bench)", a.quantization);
+    }
+    if a.index == IndexKind::IvfPq {
+        bail!("--index ivf_pq is not available yet in this build");
+    }
+
+    let (dim, base) = read_fvecs(&base_p)?;
+    let (qdim, qflat) = read_fvecs(&query_p)?;
+    let (tdim, truth) = read_ivecs(&truth_p)?;
+    if qdim != dim {
+        bail!("queries have dimension {qdim}, base has {dim}");
+    }
+    let n = base.len() / dim;
+    let mut nq = qflat.len() / qdim;
+    if let Some(lim) = a.nq {
+        nq = nq.min(lim);
+    }
+    if truth.len() / tdim < nq {
+        bail!(
+            "{} has {} rows, fewer than the {nq} queries",
+            truth_p.display(),
+            truth.len() / tdim
+        );
+    }
+
+    let mut space = F32Space::new(metric, dim);
+    for (i, row) in base.chunks_exact(dim).enumerate() {
+        space.add(row).with_context(|| format!("base row {i}"))?;
+    }
+    drop(base);
+    let queries: Vec<Vec<f32>> = qflat
+        .chunks_exact(qdim)
+        .take(nq)
+        .enumerate()
+        .map(|(i, q)| space.prepare_query(q).with_context(|| format!("query {i}")))
+        .collect::<anyhow::Result<_>>()?;
+    let build_threads = a
+        .build_threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let kernels = quiver_vector::distance::Kernels::best().isa.name();
+
+    let emit = |index: &str, params: serde_json::Value, build_s: f64, t: &Timing, bytes: usize| {
+        let line = serde_json::json!({
+            "bench": "search",
+            "index": index,
+            "params": params,
+            "build_seconds": build_s,
+            "recall_at_k": recall(&t.results, &truth, tdim, a.k),
+            "qps": t.qps,
+            "p50_us": t.p50_us,
+            "p99_us": t.p99_us,
+            "index_bytes": bytes,
+            "threads": a.threads,
+            "n": n,
+            "nq": nq,
+            "dim": dim,
+            "metric": metric.to_string(),
+            "kernels": kernels,
+        });
+        println!("{line}");
+    };
+
+    match a.index {
+        IndexKind::Flat => {
+            let p = FlatParams::k(a.k);
+            let t = time_queries(&queries, a.threads, a.min_seconds, |q| {
+                Ok(flat::search(&space, q, &p)?)
+            })?;
+            // Whole query set in one call (blocked, all build threads).
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(a.threads.max(1))
+                .build()?;
+            let t0 = Instant::now();
+            let batch = pool.install(|| flat::search_batch(&space, &queries, &p))?;
+            let batch_s = t0.elapsed().as_secs_f64();
+            let batch_recall = recall(&batch, &truth, tdim, a.k);
+            emit(
+                "flat",
+                serde_json::json!({"k": a.k, "batch_qps": nq as f64 / batch_s, "batch_recall": batch_recall}),
+                0.0,
+                &t,
+                space.vectors().bytes(),
+            );
+        }
+        IndexKind::Hnsw => {
+            let params = HnswParams::default()
+                .with_m(a.m)
+                .with_ef_construction(a.ef_construction);
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(build_threads)
+                .build()?;
+            let pb = progress_bar(space.len(), "building hnsw");
+            let t0 = Instant::now();
+            let h = pool.install(|| {
+                Hnsw::build_with_progress(&space, params, &|c| pb.set_position(c as u64))
+            })?;
+            let build_s = t0.elapsed().as_secs_f64();
+            pb.finish_and_clear();
+            eprintln!("built hnsw over {n} x {dim} in {build_s:.2} s with {build_threads} threads");
+            let bytes = h.bytes() + space.vectors().bytes();
+            for &ef in &a.ef {
+                let sp = SearchParams::new(a.k, ef);
+                let t = time_queries(&queries, a.threads, a.min_seconds, |q| {
+                    Ok(h.search(&space, q, &sp)?)
+                })?;
+                emit(
+                    "hnsw",
+                    serde_json::json!({"m": a.m, "ef_construction": a.ef_construction, "ef": ef, "k": a.k,
+                        "quantization": "none", "rescore": a.rescore, "build_threads": build_threads}),
+                    build_s,
+                    &t,
+                    bytes,
+                );
+            }
+        }
+        IndexKind::IvfPq => unreachable_ivf()?,
+    }
+    Ok(())
+}
+
+fn unreachable_ivf() -> anyhow::Result<()> {
+    bail!("--index ivf_pq is not available yet in this build")
+}
+
+#[allow(dead_code)]
+fn _assert_space_is_vector_space(s: &F32Space) -> usize {
+    s.len()
 }

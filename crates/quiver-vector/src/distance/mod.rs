@@ -287,7 +287,10 @@ pub fn prefetch<T>(p: *const T) {
 /// Checks `v` for the index dimension and finite components.
 pub fn validate(v: &[f32], dim: usize) -> Result<()> {
     if v.len() != dim {
-        return Err(VectorError::DimensionMismatch { expected: dim, got: v.len() });
+        return Err(VectorError::DimensionMismatch {
+            expected: dim,
+            got: v.len(),
+        });
     }
     if let Some((index, &value)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
         return Err(VectorError::NonFinite { index, value });

@@ -11,8 +11,12 @@ use std::arch::aarch64::*;
 pub unsafe fn l2_neon(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    let (mut s0, mut s1, mut s2, mut s3) =
-        (vdupq_n_f32(0.0), vdupq_n_f32(0.0), vdupq_n_f32(0.0), vdupq_n_f32(0.0));
+    let (mut s0, mut s1, mut s2, mut s3) = (
+        vdupq_n_f32(0.0),
+        vdupq_n_f32(0.0),
+        vdupq_n_f32(0.0),
+        vdupq_n_f32(0.0),
+    );
     let mut i = 0;
     // SAFETY: each load reads 4 floats at i with i + 4 <= n.
     while i + 16 <= n {
@@ -49,8 +53,12 @@ pub unsafe fn l2_neon(a: &[f32], b: &[f32]) -> f32 {
 pub unsafe fn dot_neon(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
     let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    let (mut s0, mut s1, mut s2, mut s3) =
-        (vdupq_n_f32(0.0), vdupq_n_f32(0.0), vdupq_n_f32(0.0), vdupq_n_f32(0.0));
+    let (mut s0, mut s1, mut s2, mut s3) = (
+        vdupq_n_f32(0.0),
+        vdupq_n_f32(0.0),
+        vdupq_n_f32(0.0),
+        vdupq_n_f32(0.0),
+    );
     let mut i = 0;
     // SAFETY: each load reads 4 floats at i with i + 4 <= n.
     while i + 16 <= n {

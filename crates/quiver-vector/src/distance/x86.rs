@@ -9,7 +9,10 @@ use std::arch::x86_64::*;
 
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-#[expect(unsafe_code, reason = "AVX2 horizontal sum of a register, no memory access")]
+#[expect(
+    unsafe_code,
+    reason = "AVX2 horizontal sum of a register, no memory access"
+)]
 unsafe fn hsum256(v: __m256) -> f32 {
     let lo = _mm256_castps256_ps128(v);
     let hi = _mm256_extractf128_ps::<1>(v);
@@ -21,7 +24,10 @@ unsafe fn hsum256(v: __m256) -> f32 {
 
 #[inline]
 #[target_feature(enable = "avx2")]
-#[expect(unsafe_code, reason = "AVX2 horizontal sum of a register, no memory access")]
+#[expect(
+    unsafe_code,
+    reason = "AVX2 horizontal sum of a register, no memory access"
+)]
 unsafe fn hsum256_epi32(v: __m256i) -> u32 {
     let lo = _mm256_castsi256_si128(v);
     let hi = _mm256_extracti128_si256::<1>(v);
@@ -50,9 +56,18 @@ pub unsafe fn l2_avx2(a: &[f32], b: &[f32]) -> f32 {
     // SAFETY: every load reads 8 floats starting at i with i + 8 <= n.
     while i + 32 <= n {
         let d0 = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)));
-        let d1 = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i + 8)), _mm256_loadu_ps(pb.add(i + 8)));
-        let d2 = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i + 16)), _mm256_loadu_ps(pb.add(i + 16)));
-        let d3 = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i + 24)), _mm256_loadu_ps(pb.add(i + 24)));
+        let d1 = _mm256_sub_ps(
+            _mm256_loadu_ps(pa.add(i + 8)),
+            _mm256_loadu_ps(pb.add(i + 8)),
+        );
+        let d2 = _mm256_sub_ps(
+            _mm256_loadu_ps(pa.add(i + 16)),
+            _mm256_loadu_ps(pb.add(i + 16)),
+        );
+        let d3 = _mm256_sub_ps(
+            _mm256_loadu_ps(pa.add(i + 24)),
+            _mm256_loadu_ps(pb.add(i + 24)),
+        );
         s0 = _mm256_fmadd_ps(d0, d0, s0);
         s1 = _mm256_fmadd_ps(d1, d1, s1);
         s2 = _mm256_fmadd_ps(d2, d2, s2);
@@ -92,9 +107,21 @@ pub unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
     // SAFETY: every load reads 8 floats starting at i with i + 8 <= n.
     while i + 32 <= n {
         s0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i + 8)), _mm256_loadu_ps(pb.add(i + 8)), s1);
-        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i + 16)), _mm256_loadu_ps(pb.add(i + 16)), s2);
-        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i + 24)), _mm256_loadu_ps(pb.add(i + 24)), s3);
+        s1 = _mm256_fmadd_ps(
+            _mm256_loadu_ps(pa.add(i + 8)),
+            _mm256_loadu_ps(pb.add(i + 8)),
+            s1,
+        );
+        s2 = _mm256_fmadd_ps(
+            _mm256_loadu_ps(pa.add(i + 16)),
+            _mm256_loadu_ps(pb.add(i + 16)),
+            s2,
+        );
+        s3 = _mm256_fmadd_ps(
+            _mm256_loadu_ps(pa.add(i + 24)),
+            _mm256_loadu_ps(pb.add(i + 24)),
+            s3,
+        );
         i += 32;
     }
     while i + 8 <= n {
@@ -129,9 +156,18 @@ pub unsafe fn l2_avx512(a: &[f32], b: &[f32]) -> f32 {
     // the n - i < 16 remaining lanes.
     while i + 64 <= n {
         let d0 = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)));
-        let d1 = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i + 16)), _mm512_loadu_ps(pb.add(i + 16)));
-        let d2 = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i + 32)), _mm512_loadu_ps(pb.add(i + 32)));
-        let d3 = _mm512_sub_ps(_mm512_loadu_ps(pa.add(i + 48)), _mm512_loadu_ps(pb.add(i + 48)));
+        let d1 = _mm512_sub_ps(
+            _mm512_loadu_ps(pa.add(i + 16)),
+            _mm512_loadu_ps(pb.add(i + 16)),
+        );
+        let d2 = _mm512_sub_ps(
+            _mm512_loadu_ps(pa.add(i + 32)),
+            _mm512_loadu_ps(pb.add(i + 32)),
+        );
+        let d3 = _mm512_sub_ps(
+            _mm512_loadu_ps(pa.add(i + 48)),
+            _mm512_loadu_ps(pb.add(i + 48)),
+        );
         s0 = _mm512_fmadd_ps(d0, d0, s0);
         s1 = _mm512_fmadd_ps(d1, d1, s1);
         s2 = _mm512_fmadd_ps(d2, d2, s2);
@@ -173,9 +209,21 @@ pub unsafe fn dot_avx512(a: &[f32], b: &[f32]) -> f32 {
     // SAFETY: as in `l2_avx512`.
     while i + 64 <= n {
         s0 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i)), _mm512_loadu_ps(pb.add(i)), s0);
-        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i + 16)), _mm512_loadu_ps(pb.add(i + 16)), s1);
-        s2 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i + 32)), _mm512_loadu_ps(pb.add(i + 32)), s2);
-        s3 = _mm512_fmadd_ps(_mm512_loadu_ps(pa.add(i + 48)), _mm512_loadu_ps(pb.add(i + 48)), s3);
+        s1 = _mm512_fmadd_ps(
+            _mm512_loadu_ps(pa.add(i + 16)),
+            _mm512_loadu_ps(pb.add(i + 16)),
+            s1,
+        );
+        s2 = _mm512_fmadd_ps(
+            _mm512_loadu_ps(pa.add(i + 32)),
+            _mm512_loadu_ps(pb.add(i + 32)),
+            s2,
+        );
+        s3 = _mm512_fmadd_ps(
+            _mm512_loadu_ps(pa.add(i + 48)),
+            _mm512_loadu_ps(pb.add(i + 48)),
+            s3,
+        );
         i += 64;
     }
     while i + 16 <= n {

@@ -17,7 +17,10 @@ pub struct TopK {
 impl TopK {
     /// An empty selection of capacity `k`.
     pub fn new(k: usize) -> Self {
-        TopK { k, heap: BinaryHeap::with_capacity(k + 1) }
+        TopK {
+            k,
+            heap: BinaryHeap::with_capacity(k + 1),
+        }
     }
 
     /// Empties the selection, keeping its allocation.

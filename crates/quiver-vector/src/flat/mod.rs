@@ -30,7 +30,11 @@ pub struct FlatParams<'a> {
 impl<'a> FlatParams<'a> {
     /// Plain top-`k`.
     pub fn k(k: usize) -> Self {
-        FlatParams { k, deleted: None, filter: None }
+        FlatParams {
+            k,
+            deleted: None,
+            filter: None,
+        }
     }
 
     #[inline]

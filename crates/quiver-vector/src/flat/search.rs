@@ -17,7 +17,11 @@ fn check_query(dim: usize, q: &[f32]) -> Result<()> {
 
 /// Exact top-`k` of one query (already in stored form: normalised for cosine) over `space`.
 /// Runs on the calling thread. Errors: wrong dimension or non-finite components.
-pub fn search<S: VectorSpace>(space: &S, query: &[f32], p: &FlatParams<'_>) -> Result<Vec<Neighbor>> {
+pub fn search<S: VectorSpace>(
+    space: &S,
+    query: &[f32],
+    p: &FlatParams<'_>,
+) -> Result<Vec<Neighbor>> {
     check_query(space.dim(), query)?;
     let mut top = TopK::new(p.k);
     let scorer = space.scorer(query);
@@ -45,7 +49,11 @@ pub fn search<S: VectorSpace>(space: &S, query: &[f32], p: &FlatParams<'_>) -> R
 /// Queries are cut into blocks of [`BATCH_QUERY_BLOCK`]; each block walks the rows in blocks
 /// of [`BATCH_ROW_BLOCK`], scoring every query of the block against a row block while it is
 /// cache-resident, so memory traffic is divided by the query block size.
-pub fn search_batch(space: &F32Space, queries: &[Vec<f32>], p: &FlatParams<'_>) -> Result<Vec<Vec<Neighbor>>> {
+pub fn search_batch(
+    space: &F32Space,
+    queries: &[Vec<f32>],
+    p: &FlatParams<'_>,
+) -> Result<Vec<Vec<Neighbor>>> {
     for q in queries {
         check_query(space.dim(), q)?;
     }
@@ -84,7 +92,10 @@ pub fn search_batch(space: &F32Space, queries: &[Vec<f32>], p: &FlatParams<'_>) 
         .collect();
     let out: Vec<Vec<Neighbor>> = blocks.into_iter().flatten().collect();
     if out.len() != queries.len() {
-        return Err(VectorError::InvalidParameter { name: "queries", reason: "internal batch size mismatch".into() });
+        return Err(VectorError::InvalidParameter {
+            name: "queries",
+            reason: "internal batch size mismatch".into(),
+        });
     }
     Ok(out)
 }

@@ -19,7 +19,9 @@ fn batch_equals_single() {
         let v: Vec<f32> = (0..5).map(|j| ((i * 7 + j * 13) % 17) as f32).collect();
         s.add(&v).unwrap();
     }
-    let qs: Vec<Vec<f32>> = (0..40).map(|i| (0..5).map(|j| ((i * 3 + j) % 11) as f32).collect()).collect();
+    let qs: Vec<Vec<f32>> = (0..40)
+        .map(|i| (0..5).map(|j| ((i * 3 + j) % 11) as f32).collect())
+        .collect();
     let b = search_batch(&s, &qs, &FlatParams::k(7)).unwrap();
     for (q, r) in qs.iter().zip(&b) {
         assert_eq!(&search(&s, q, &FlatParams::k(7)).unwrap(), r);

@@ -36,7 +36,8 @@ pub(crate) fn draw_levels(seed: u64, m: usize, first: usize, count: usize) -> Ve
     let ml = 1.0 / (m.max(2) as f64).ln();
     (first..first + count)
         .map(|i| {
-            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let mut rng =
+                ChaCha8Rng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let u: f64 = 1.0 - rng.gen::<f64>(); // (0, 1]
             ((-u.ln() * ml).floor() as usize).min(MAX_LEVEL) as u8
         })
@@ -45,7 +46,12 @@ pub(crate) fn draw_levels(seed: u64, m: usize, first: usize, count: usize) -> Ve
 
 /// SELECT-NEIGHBORS-HEURISTIC: from `cands` (sorted by distance to the base point), keep a
 /// candidate only if it is closer to the base than to every already kept one; at most `m`.
-pub(crate) fn select_heuristic<S: VectorSpace>(space: &S, cands: &[Neighbor], m: usize, out: &mut Vec<Neighbor>) {
+pub(crate) fn select_heuristic<S: VectorSpace>(
+    space: &S,
+    cands: &[Neighbor],
+    m: usize,
+    out: &mut Vec<Neighbor>,
+) {
     out.clear();
     if cands.len() <= m {
         out.extend_from_slice(cands);
@@ -55,16 +61,29 @@ pub(crate) fn select_heuristic<S: VectorSpace>(space: &S, cands: &[Neighbor], m:
         if out.len() >= m {
             break;
         }
-        if out.iter().all(|r| space.pair_distance(c.id, r.id) >= c.distance) {
+        if out
+            .iter()
+            .all(|r| space.pair_distance(c.id, r.id) >= c.distance)
+        {
             out.push(*c);
         }
     }
 }
 
 /// Adds `q` as a neighbour of `e` at `level`; shrinks `e`'s list by the heuristic when full.
-fn connect<S: VectorSpace>(g: &MemGraph, space: &S, level: usize, e: u32, q: u32, d_eq: f32, ctx: &mut SearchCtx) {
+fn connect<S: VectorSpace>(
+    g: &MemGraph,
+    space: &S,
+    level: usize,
+    e: u32,
+    q: u32,
+    d_eq: f32,
+    ctx: &mut SearchCtx,
+) {
     let mmax = if level == 0 { g.m0 } else { g.m };
-    let Some(lock) = g.locks.get(e as usize) else { return };
+    let Some(lock) = g.locks.get(e as usize) else {
+        return;
+    };
     let _guard = lock.lock();
     if g.try_append(level, e, q) {
         return;
@@ -78,8 +97,14 @@ fn connect<S: VectorSpace>(g: &MemGraph, space: &S, level: usize, e: u32, q: u32
     }
     let scratch = &mut ctx.scratch;
     scratch.clear();
-    scratch.extend(ids.iter().map(|&x| Neighbor { id: x, distance: space.pair_distance(e, x) }));
-    scratch.push(Neighbor { id: q, distance: d_eq });
+    scratch.extend(ids.iter().map(|&x| Neighbor {
+        id: x,
+        distance: space.pair_distance(e, x),
+    }));
+    scratch.push(Neighbor {
+        id: q,
+        distance: d_eq,
+    });
     scratch.sort_unstable();
     select_heuristic(space, scratch, mmax, &mut ctx.selected);
     ids.clear();
@@ -88,8 +113,56 @@ fn connect<S: VectorSpace>(g: &MemGraph, space: &S, level: usize, e: u32, q: u32
     ctx.buf = ids;
 }
 
+/// Writes `q`'s own list at `level`. Another thread may already have linked itself into
+/// `q`'s list (it found `q` on a higher layer); those links are merged with `selected`, and
+/// the heuristic trims the union if it exceeds the level's capacity.
+fn set_own_links<S: VectorSpace>(
+    g: &MemGraph,
+    space: &S,
+    level: usize,
+    q: u32,
+    selected: &mut Vec<Neighbor>,
+    ctx: &mut SearchCtx,
+) {
+    let Some(lock) = g.locks.get(q as usize) else {
+        return;
+    };
+    let mmax = if level == 0 { g.m0 } else { g.m };
+    let _l = lock.lock();
+    let mut ids = std::mem::take(&mut ctx.buf);
+    ids.clear();
+    g.neighbors(level, q, &mut ids);
+    if !ids.is_empty() {
+        for &x in &ids {
+            if !selected.iter().any(|n| n.id == x) {
+                selected.push(Neighbor {
+                    id: x,
+                    distance: space.pair_distance(q, x),
+                });
+            }
+        }
+        if selected.len() > mmax {
+            let scratch = &mut ctx.scratch;
+            scratch.clear();
+            scratch.extend_from_slice(selected);
+            scratch.sort_unstable();
+            select_heuristic(space, scratch, mmax, selected);
+        }
+    }
+    ids.clear();
+    ids.extend(selected.iter().map(|n| n.id));
+    g.write(level, q, &ids);
+    ctx.buf = ids;
+}
+
 /// INSERT (Alg. 1) of node `q`, whose vector is already in `space`.
-pub(crate) fn insert<S: VectorSpace>(g: &MemGraph, space: &S, q: u32, ef_construction: usize, ctx: &mut SearchCtx) {
+pub(crate) fn insert<S: VectorSpace>(
+    g: &MemGraph,
+    space: &S,
+    q: u32,
+    ef_construction: usize,
+    ctx: &mut SearchCtx,
+) {
     let lq = g.level(q);
     let scorer = PairScorer { space, q };
     let mut snapshot = g.entry();
@@ -108,27 +181,26 @@ pub(crate) fn insert<S: VectorSpace>(g: &MemGraph, space: &S, q: u32, ef_constru
     let Some((ep, top)) = snapshot else { return };
     let locked = Locked(g);
     let mut buf = std::mem::take(&mut ctx.buf);
-    let mut cur = Neighbor { id: ep, distance: scorer.distance(ep) };
+    let mut cur = Neighbor {
+        id: ep,
+        distance: scorer.distance(ep),
+    };
     if top > lq {
         cur = greedy(&locked, &scorer, cur, top, lq, &mut buf);
     }
     ctx.buf = buf;
     let mut eps = vec![cur];
     for level in (0..=lq.min(top)).rev() {
-        search_layer(&locked, &scorer, level, &eps, ef_construction, ctx, |i| i != q);
+        search_layer(&locked, &scorer, level, &eps, ef_construction, ctx, |i| {
+            i != q
+        });
         let mut sorted = std::mem::take(&mut ctx.sorted);
         sorted.clear();
         sorted.extend(ctx.results.drain());
         sorted.sort_unstable();
         let mut selected = std::mem::take(&mut ctx.selected);
         select_heuristic(space, &sorted, g.m, &mut selected);
-        {
-            let ids: Vec<u32> = selected.iter().map(|n| n.id).collect();
-            if let Some(lock) = g.locks.get(q as usize) {
-                let _l = lock.lock();
-                g.write(level, q, &ids);
-            }
-        }
+        set_own_links(g, space, level, q, &mut selected, ctx);
         for n in &selected {
             connect(g, space, level, n.id, q, n.distance, ctx);
         }

@@ -65,8 +65,13 @@ impl MemGraph {
     pub fn grow_nodes(&mut self, levels: &[u8]) {
         let (m, m0) = (self.m, self.m0);
         self.levels.extend_from_slice(levels);
-        self.links0.extend((0..levels.len() * (m0 + 1)).map(|_| AtomicU32::new(0)));
-        self.upper.extend(levels.iter().map(|&l| (0..l as usize * (m + 1)).map(|_| AtomicU32::new(0)).collect()));
+        self.links0
+            .extend((0..levels.len() * (m0 + 1)).map(|_| AtomicU32::new(0)));
+        self.upper.extend(levels.iter().map(|&l| {
+            (0..l as usize * (m + 1))
+                .map(|_| AtomicU32::new(0))
+                .collect()
+        }));
         self.locks.extend(levels.iter().map(|_| Mutex::new(())));
     }
 
@@ -80,7 +85,10 @@ impl MemGraph {
         } else {
             let w = self.m + 1;
             let s = (level - 1) * w;
-            self.upper.get(node).and_then(|u| u.get(s..s + w)).unwrap_or(&[])
+            self.upper
+                .get(node)
+                .and_then(|u| u.get(s..s + w))
+                .unwrap_or(&[])
         }
     }
 
@@ -99,7 +107,9 @@ impl MemGraph {
     /// Appends `id` to `node`'s list at `level` if there is room (caller holds the lock).
     pub fn try_append(&self, level: usize, node: u32, id: u32) -> bool {
         let slot = self.slot(level, node);
-        let Some((c, rest)) = slot.split_first() else { return false };
+        let Some((c, rest)) = slot.split_first() else {
+            return false;
+        };
         let n = c.load(Relaxed) as usize;
         if n < rest.len() {
             rest[n].store(id, Relaxed);
@@ -135,7 +145,11 @@ impl GraphRead for MemGraph {
     }
     #[inline]
     fn prefetch_links(&self, node: u32) {
-        crate::distance::prefetch(self.links0.as_ptr().wrapping_add(node as usize * (self.m0 + 1)));
+        crate::distance::prefetch(
+            self.links0
+                .as_ptr()
+                .wrapping_add(node as usize * (self.m0 + 1)),
+        );
     }
 }
 

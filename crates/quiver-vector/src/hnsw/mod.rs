@@ -43,7 +43,11 @@ pub struct HnswParams {
 
 impl Default for HnswParams {
     fn default() -> Self {
-        HnswParams { m: 16, ef_construction: 200, seed: 0x5EED }
+        HnswParams {
+            m: 16,
+            ef_construction: 200,
+            seed: 0x5EED,
+        }
     }
 }
 
@@ -66,10 +70,16 @@ impl HnswParams {
 
     fn validate(&self) -> Result<()> {
         if !(2..=1024).contains(&self.m) {
-            return Err(VectorError::InvalidParameter { name: "m", reason: format!("{} is not in 2..=1024", self.m) });
+            return Err(VectorError::InvalidParameter {
+                name: "m",
+                reason: format!("{} is not in 2..=1024", self.m),
+            });
         }
         if self.ef_construction == 0 {
-            return Err(VectorError::InvalidParameter { name: "ef_construction", reason: "must be at least 1".into() });
+            return Err(VectorError::InvalidParameter {
+                name: "ef_construction",
+                reason: "must be at least 1".into(),
+            });
         }
         Ok(())
     }
@@ -94,7 +104,13 @@ pub struct SearchParams<'a> {
 impl<'a> SearchParams<'a> {
     /// Top-`k` with beam width `ef`, no mask, no filter, no oversampling.
     pub fn new(k: usize, ef: usize) -> Self {
-        SearchParams { k, ef, rescore: 1, deleted: None, filter: None }
+        SearchParams {
+            k,
+            ef,
+            rescore: 1,
+            deleted: None,
+            filter: None,
+        }
     }
     /// Sets the deletion mask.
     pub fn with_deleted(mut self, d: &'a roaring::RoaringBitmap) -> Self {
@@ -126,7 +142,11 @@ pub struct Hnsw {
 
 impl std::fmt::Debug for Hnsw {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hnsw").field("params", &self.params).field("len", &self.len()).field("mapped", &self.is_mapped()).finish()
+        f.debug_struct("Hnsw")
+            .field("params", &self.params)
+            .field("len", &self.len())
+            .field("mapped", &self.is_mapped())
+            .finish()
     }
 }
 
@@ -143,7 +163,10 @@ impl Hnsw {
     /// An empty graph.
     pub fn new(params: HnswParams) -> Result<Hnsw> {
         params.validate()?;
-        Ok(Hnsw { params, store: Store::Mem(MemGraph::new(params.m, 2 * params.m)) })
+        Ok(Hnsw {
+            params,
+            store: Store::Mem(MemGraph::new(params.m, 2 * params.m)),
+        })
     }
 
     /// Builds the graph over every point of `space`, in parallel on the current rayon pool.
@@ -152,7 +175,11 @@ impl Hnsw {
     }
 
     /// [`Hnsw::build`], calling `progress(inserted)` every 1024 insertions.
-    pub fn build_with_progress<S: VectorSpace>(space: &S, params: HnswParams, progress: &(dyn Fn(usize) + Sync)) -> Result<Hnsw> {
+    pub fn build_with_progress<S: VectorSpace>(
+        space: &S,
+        params: HnswParams,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<Hnsw> {
         let mut h = Hnsw::new(params)?;
         h.extend_with_progress(space, progress)?;
         Ok(h)
@@ -165,24 +192,38 @@ impl Hnsw {
     }
 
     /// [`Hnsw::extend`] with a progress callback (see [`Hnsw::build_with_progress`]).
-    pub fn extend_with_progress<S: VectorSpace>(&mut self, space: &S, progress: &(dyn Fn(usize) + Sync)) -> Result<()> {
+    pub fn extend_with_progress<S: VectorSpace>(
+        &mut self,
+        space: &S,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<()> {
         let from = self.len();
         if space.len() < from {
             return Err(VectorError::InvalidParameter {
                 name: "space",
-                reason: format!("space has {} points but the graph already has {from}", space.len()),
+                reason: format!(
+                    "space has {} points but the graph already has {from}",
+                    space.len()
+                ),
             });
         }
         if space.len() > u32::MAX as usize {
-            return Err(VectorError::InvalidParameter { name: "space", reason: "more than 2^32 - 1 points".into() });
+            return Err(VectorError::InvalidParameter {
+                name: "space",
+                reason: "more than 2^32 - 1 points".into(),
+            });
         }
         if let Store::Mapped(m) = &self.store {
             self.store = Store::Mem(m.to_mem());
         }
         let Store::Mem(g) = &mut self.store else {
-            return Err(VectorError::InvalidParameter { name: "graph", reason: "graph is not writable".into() });
+            return Err(VectorError::InvalidParameter {
+                name: "graph",
+                reason: "graph is not writable".into(),
+            });
         };
-        let levels = builder::draw_levels(self.params.seed, self.params.m, from, space.len() - from);
+        let levels =
+            builder::draw_levels(self.params.seed, self.params.m, from, space.len() - from);
         g.grow_nodes(&levels);
         builder::insert_range(g, space, from, self.params.ef_construction, progress);
         Ok(())
@@ -237,9 +278,16 @@ impl Hnsw {
     pub fn open(path: impl AsRef<Path>) -> Result<Hnsw> {
         let g = MappedGraph::open(path.as_ref())?;
         if g.m0 != 2 * g.m {
-            return Err(VectorError::Corruption { file: g.path.clone(), offset: 16, reason: format!("m0 {} is not 2·m {}", g.m0, g.m) });
+            return Err(VectorError::Corruption {
+                file: g.path.clone(),
+                offset: 16,
+                reason: format!("m0 {} is not 2·m {}", g.m0, g.m),
+            });
         }
-        Ok(Hnsw { params: g.params, store: Store::Mapped(g) })
+        Ok(Hnsw {
+            params: g.params,
+            store: Store::Mapped(g),
+        })
     }
 
     fn check<S: VectorSpace>(&self, space: &S, query: &[f32]) -> Result<()> {
@@ -254,7 +302,12 @@ impl Hnsw {
 
     /// K-NN-SEARCH (Alg. 5): the `k` closest non-deleted, allowed points to `query` (in stored
     /// form: normalised for cosine), closest first, distances from `space`'s scorer.
-    pub fn search<S: VectorSpace>(&self, space: &S, query: &[f32], p: &SearchParams<'_>) -> Result<Vec<Neighbor>> {
+    pub fn search<S: VectorSpace>(
+        &self,
+        space: &S,
+        query: &[f32],
+        p: &SearchParams<'_>,
+    ) -> Result<Vec<Neighbor>> {
         self.check(space, query)?;
         let mut out = with_graph!(self, g => knn(g, space, query, p.k, p.ef.max(p.k), p));
         out.truncate(p.k);
@@ -273,7 +326,10 @@ impl Hnsw {
     ) -> Result<Vec<Neighbor>> {
         self.check(space, query)?;
         if exact.len() != space.len() || exact.dim() != space.dim() {
-            return Err(VectorError::InvalidParameter { name: "exact", reason: "re-rank space does not match the search space".into() });
+            return Err(VectorError::InvalidParameter {
+                name: "exact",
+                reason: "re-rank space does not match the search space".into(),
+            });
         }
         let want = p.k.saturating_mul(p.rescore.max(1));
         let mut cands = with_graph!(self, g => knn(g, space, query, want, p.ef.max(want), p));
@@ -287,14 +343,26 @@ impl Hnsw {
     }
 }
 
-fn knn<G: GraphRead, S: VectorSpace>(g: &G, space: &S, query: &[f32], k: usize, ef: usize, p: &SearchParams<'_>) -> Vec<Neighbor> {
-    let Some((ep, top)) = g.entry() else { return Vec::new() };
+fn knn<G: GraphRead, S: VectorSpace>(
+    g: &G,
+    space: &S,
+    query: &[f32],
+    k: usize,
+    ef: usize,
+    p: &SearchParams<'_>,
+) -> Vec<Neighbor> {
+    let Some((ep, top)) = g.entry() else {
+        return Vec::new();
+    };
     if k == 0 {
         return Vec::new();
     }
     let scorer = space.scorer(query);
     with_ctx(|ctx| {
-        let start = Neighbor { id: ep, distance: scorer.distance(ep) };
+        let start = Neighbor {
+            id: ep,
+            distance: scorer.distance(ep),
+        };
         let cur = greedy(g, &scorer, start, top, 0, &mut ctx.buf);
         match (p.deleted, p.filter) {
             (None, None) => search_layer(g, &scorer, 0, &[cur], ef, ctx, |_| true),

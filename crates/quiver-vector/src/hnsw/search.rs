@@ -45,7 +45,9 @@ impl Visited {
 
     #[inline]
     pub fn contains(&self, i: u32) -> bool {
-        self.marks.get(i as usize).is_none_or(|&m| m == self.generation)
+        self.marks
+            .get(i as usize)
+            .is_none_or(|&m| m == self.generation)
     }
 }
 
@@ -91,7 +93,10 @@ pub(crate) fn greedy<G: GraphRead, Q: QueryScorer>(
             for &nb in buf.iter() {
                 let d = scorer.distance(nb);
                 if d < cur.distance {
-                    cur = Neighbor { id: nb, distance: d };
+                    cur = Neighbor {
+                        id: nb,
+                        distance: d,
+                    };
                     changed = true;
                 }
             }
@@ -115,7 +120,13 @@ pub(crate) fn search_layer<G: GraphRead, Q: QueryScorer, A: Fn(u32) -> bool>(
     ctx: &mut SearchCtx,
     accept: A,
 ) {
-    let SearchCtx { visited, candidates, results, buf, .. } = ctx;
+    let SearchCtx {
+        visited,
+        candidates,
+        results,
+        buf,
+        ..
+    } = ctx;
     visited.reset(g.len());
     candidates.clear();
     results.clear();
@@ -155,7 +166,10 @@ pub(crate) fn search_layer<G: GraphRead, Q: QueryScorer, A: Fn(u32) -> bool>(
             }
             let d = scorer.distance(nb);
             if d < bound {
-                let n = Neighbor { id: nb, distance: d };
+                let n = Neighbor {
+                    id: nb,
+                    distance: d,
+                };
                 candidates.push(Reverse(n));
                 if accept(nb) {
                     results.push(n);

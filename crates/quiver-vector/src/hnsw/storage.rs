@@ -36,13 +36,28 @@ impl Layout {
         let upper_off = links0.checked_add(pad64(n.checked_mul(m0 + 1)?.checked_mul(4)?))?;
         let upper = upper_off.checked_add(pad64((n + 1).checked_mul(8)?))?;
         let end = upper.checked_add(pad64(upper_len.checked_mul(4)?))?;
-        Some(Layout { levels, links0, upper_off, upper, end })
+        Some(Layout {
+            levels,
+            links0,
+            upper_off,
+            upper,
+            end,
+        })
     }
 }
 
 /// Writes `g` to `path` (create/truncate, then fsync).
-pub(crate) fn save<G: GraphRead>(g: &G, m: usize, m0: usize, params: &HnswParams, path: &Path) -> Result<()> {
-    let io = |source| VectorError::Io { path: path.to_path_buf(), source };
+pub(crate) fn save<G: GraphRead>(
+    g: &G,
+    m: usize,
+    m0: usize,
+    params: &HnswParams,
+    path: &Path,
+) -> Result<()> {
+    let io = |source| VectorError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let n = g.len();
     let upper_len: usize = (0..n as u32).map(|i| g.level(i) * (m + 1)).sum();
     let lay = Layout::new(n, m0, upper_len).ok_or_else(|| VectorError::InvalidParameter {
@@ -120,9 +135,16 @@ impl MappedGraph {
     /// count and neighbour id is in range, so later reads cannot go astray.
     pub fn open(path: &Path) -> Result<MappedGraph> {
         let (map, len) = map_readonly(path)?;
-        let corrupt = |offset: usize, reason: String| VectorError::Corruption { file: path.to_path_buf(), offset: offset as u64, reason };
+        let corrupt = |offset: usize, reason: String| VectorError::Corruption {
+            file: path.to_path_buf(),
+            offset: offset as u64,
+            reason,
+        };
         if map.len() < HEADER_LEN {
-            return Err(corrupt(0, format!("file is {len} bytes, shorter than the {HEADER_LEN}-byte header")));
+            return Err(corrupt(
+                0,
+                format!("file is {len} bytes, shorter than the {HEADER_LEN}-byte header"),
+            ));
         }
         let h = &map[..HEADER_LEN];
         if h[0..8] != MAGIC {
@@ -135,46 +157,106 @@ impl MappedGraph {
             u64::from_le_bytes(b)
         };
         if u32_at(8) != VERSION {
-            return Err(corrupt(8, format!("unsupported version {}, expected {VERSION}", u32_at(8))));
+            return Err(corrupt(
+                8,
+                format!("unsupported version {}, expected {VERSION}", u32_at(8)),
+            ));
         }
         let hc = crc32c::crc32c(&h[0..60]);
         if hc != u32_at(60) {
-            return Err(corrupt(60, format!("header checksum mismatch: expected {hc:#010x}, got {:#010x}", u32_at(60))));
+            return Err(corrupt(
+                60,
+                format!(
+                    "header checksum mismatch: expected {hc:#010x}, got {:#010x}",
+                    u32_at(60)
+                ),
+            ));
         }
-        let (m, m0, top) = (u32_at(12) as usize, u32_at(16) as usize, u32_at(20) as usize);
-        let n = usize::try_from(u64_at(24)).map_err(|_| corrupt(24, "node count overflows".into()))?;
-        let upper_len = usize::try_from(u64_at(48)).map_err(|_| corrupt(48, "upper size overflows".into()))?;
+        let (m, m0, top) = (
+            u32_at(12) as usize,
+            u32_at(16) as usize,
+            u32_at(20) as usize,
+        );
+        let n =
+            usize::try_from(u64_at(24)).map_err(|_| corrupt(24, "node count overflows".into()))?;
+        let upper_len =
+            usize::try_from(u64_at(48)).map_err(|_| corrupt(48, "upper size overflows".into()))?;
         if m < 2 || m0 < m || top > MAX_LEVEL || n > u32::MAX as usize {
-            return Err(corrupt(12, format!("implausible parameters m={m} m0={m0} top level={top} n={n}")));
+            return Err(corrupt(
+                12,
+                format!("implausible parameters m={m} m0={m0} top level={top} n={n}"),
+            ));
         }
-        let lay = Layout::new(n, m0, upper_len).ok_or_else(|| corrupt(24, "sizes overflow".into()))?;
+        let lay =
+            Layout::new(n, m0, upper_len).ok_or_else(|| corrupt(24, "sizes overflow".into()))?;
         if lay.end as u64 != len {
-            return Err(corrupt(len.min(lay.end as u64) as usize, format!("file is {len} bytes, the header describes {}", lay.end)));
+            return Err(corrupt(
+                len.min(lay.end as u64) as usize,
+                format!("file is {len} bytes, the header describes {}", lay.end),
+            ));
         }
         let bc = crc32c::crc32c(&map[HEADER_LEN..]);
         if bc != u32_at(56) {
-            return Err(corrupt(HEADER_LEN, format!("body checksum mismatch: expected {:#010x}, got {bc:#010x}", u32_at(56))));
+            return Err(corrupt(
+                HEADER_LEN,
+                format!(
+                    "body checksum mismatch: expected {:#010x}, got {bc:#010x}",
+                    u32_at(56)
+                ),
+            ));
         }
         let entry_id = u32_at(32);
-        let entry = if entry_id == NO_ENTRY { None } else { Some((entry_id, top)) };
-        let params = HnswParams { m, ef_construction: u32_at(36) as usize, seed: u64_at(40) };
-        let g = MappedGraph { path: path.to_path_buf(), map, n, m, m0, params, entry, lay };
+        let entry = if entry_id == NO_ENTRY {
+            None
+        } else {
+            Some((entry_id, top))
+        };
+        let params = HnswParams {
+            m,
+            ef_construction: u32_at(36) as usize,
+            seed: u64_at(40),
+        };
+        let g = MappedGraph {
+            path: path.to_path_buf(),
+            map,
+            n,
+            m,
+            m0,
+            params,
+            entry,
+            lay,
+        };
         g.validate()?;
         Ok(g)
     }
 
     fn validate(&self) -> Result<()> {
-        let corrupt = |offset: usize, reason: String| VectorError::Corruption { file: self.path.clone(), offset: offset as u64, reason };
+        let corrupt = |offset: usize, reason: String| VectorError::Corruption {
+            file: self.path.clone(),
+            offset: offset as u64,
+            reason,
+        };
         match self.entry {
-            None if self.n != 0 => return Err(corrupt(32, "non-empty graph without an entry point".into())),
+            None if self.n != 0 => {
+                return Err(corrupt(32, "non-empty graph without an entry point".into()))
+            }
             Some((e, top)) if e as usize >= self.n || self.level(e) != top => {
-                return Err(corrupt(32, format!("entry point {e} invalid for {} nodes / top level {top}", self.n)))
+                return Err(corrupt(
+                    32,
+                    format!(
+                        "entry point {e} invalid for {} nodes / top level {top}",
+                        self.n
+                    ),
+                ))
             }
             _ => {}
         }
         let offs = self.upper_offsets();
         if offs.len() != self.n + 1 || offs.first().copied().unwrap_or(0) != 0 {
-            return Err(corrupt(self.lay.upper_off, "upper-layer offsets malformed".into()));
+            return Err(corrupt(
+                self.lay.upper_off,
+                "upper-layer offsets malformed".into(),
+            ));
         }
         let upper_len = (self.lay.end - self.lay.upper) / 4;
         let mut buf = Vec::new();
@@ -182,25 +264,43 @@ impl MappedGraph {
             let lvl = self.level(i as u32);
             let top = self.entry.map_or(0, |e| e.1);
             if lvl > top {
-                return Err(corrupt(self.lay.levels + i, format!("node {i} has level {lvl} above the top level {top}")));
+                return Err(corrupt(
+                    self.lay.levels + i,
+                    format!("node {i} has level {lvl} above the top level {top}"),
+                ));
             }
             let want = offs[i] + (lvl * (self.m + 1)) as u64;
             if offs[i + 1] != want || want as usize > upper_len {
-                return Err(corrupt(self.lay.upper_off + i * 8, format!("upper-layer offset of node {i} is inconsistent")));
+                return Err(corrupt(
+                    self.lay.upper_off + i * 8,
+                    format!("upper-layer offset of node {i} is inconsistent"),
+                ));
             }
             for level in 0..=lvl {
                 let slot = self.slot(level, i as u32);
                 let cap = if level == 0 { self.m0 } else { self.m };
                 let Some((&c, ids)) = slot.split_first() else {
-                    return Err(corrupt(self.lay.links0, format!("node {i} level {level}: list out of bounds")));
+                    return Err(corrupt(
+                        self.lay.links0,
+                        format!("node {i} level {level}: list out of bounds"),
+                    ));
                 };
                 if c as usize > cap {
-                    return Err(corrupt(self.lay.links0, format!("node {i} level {level}: {c} neighbours, more than {cap}")));
+                    return Err(corrupt(
+                        self.lay.links0,
+                        format!("node {i} level {level}: {c} neighbours, more than {cap}"),
+                    ));
                 }
                 buf.clear();
                 buf.extend_from_slice(&ids[..c as usize]);
-                if let Some(bad) = buf.iter().find(|&&x| x as usize >= self.n || self.level(x) < level) {
-                    return Err(corrupt(self.lay.links0, format!("node {i} level {level}: neighbour {bad} is not a valid node")));
+                if let Some(bad) = buf
+                    .iter()
+                    .find(|&&x| x as usize >= self.n || self.level(x) < level)
+                {
+                    return Err(corrupt(
+                        self.lay.links0,
+                        format!("node {i} level {level}: neighbour {bad} is not a valid node"),
+                    ));
                 }
             }
         }
@@ -208,7 +308,10 @@ impl MappedGraph {
     }
 
     fn upper_offsets(&self) -> &[u64] {
-        bytemuck::try_cast_slice(&self.map[self.lay.upper_off..self.lay.upper_off + (self.n + 1) * 8]).unwrap_or(&[])
+        bytemuck::try_cast_slice(
+            &self.map[self.lay.upper_off..self.lay.upper_off + (self.n + 1) * 8],
+        )
+        .unwrap_or(&[])
     }
 
     #[inline]
@@ -263,7 +366,9 @@ impl GraphRead for MappedGraph {
     }
     #[inline]
     fn level(&self, node: u32) -> usize {
-        self.map.get(self.lay.levels + node as usize).map_or(0, |&l| l as usize)
+        self.map
+            .get(self.lay.levels + node as usize)
+            .map_or(0, |&l| l as usize)
     }
     #[inline]
     fn neighbors(&self, level: usize, node: u32, out: &mut Vec<u32>) {
