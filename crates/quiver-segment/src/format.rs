@@ -114,7 +114,7 @@ impl<'a> Cur<'a> {
 }
 
 /// One entry of the block index: where a data block lies and what it holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct BlockHandle {
     pub offset: u64,
     pub stored_len: u32,

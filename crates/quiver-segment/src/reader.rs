@@ -10,7 +10,7 @@ use crate::{
     iter::{BlockRows, SegmentIter},
     Result, SegmentError, SegmentMeta,
 };
-use quiver_core::Id;
+use quiver_core::{Id, SeqNo};
 use std::{
     fs::File,
     path::{Path, PathBuf},
@@ -258,39 +258,31 @@ impl Segment {
         self.blocks.len() * std::mem::size_of::<BlockHandle>() + dir + self.bloom.heap_bytes()
     }
 
-    /// The newest row for `id` in this segment: bloom filter first, then the sparse id
-    /// directory, one id-index block read, and one data block read.
-    pub fn get(&self, id: &Id) -> Result<Option<Vec<u8>>> {
+    /// The sequence number of the newest row for `id` in this segment, from the id index
+    /// alone (no data block is read): bloom filter, directory, one id-index block.
+    pub fn newest_seq(&self, id: &Id) -> Result<Option<SeqNo>> {
+        Ok(self.lookup(id)?.map(|(seq, _, _)| seq))
+    }
+
+    fn lookup(&self, id: &Id) -> Result<Option<(SeqNo, u32, u32)>> {
         if !self.bloom.may_contain(hash_id(id)) {
             return Ok(None);
         }
         let i = self.dir.partition_point(|d| d.first <= *id);
-        let Some(d) = i.checked_sub(1).and_then(|i| self.dir.get(i)) else {
-            return Ok(None);
-        };
-        let Some((seq, block, pos)) = self.find_in_index_block(d, id)? else {
-            return Ok(None);
-        };
-        let h = self.blocks.get(block as usize).ok_or_else(|| {
-            corrupt(
-                &self.path,
-                d.offset,
-                format!(
-                    "id index points to block {block}, the file has {}",
-                    self.blocks.len()
-                ),
-            )
-        })?;
-        if pos >= h.rows {
-            return Err(corrupt(
-                &self.path,
-                d.offset,
-                format!(
-                    "id index points to row {pos} of block {block}, which has {} rows",
-                    h.rows
-                ),
-            ));
+        match i.checked_sub(1).and_then(|i| self.dir.get(i)) {
+            Some(d) => self.find_in_index_block(d, id),
+            None => Ok(None),
         }
+    }
+
+    /// The newest row for `id` in this segment: bloom filter first, then the sparse id
+    /// directory, one id-index block read, and one data block read.
+    pub fn get(&self, id: &Id) -> Result<Option<Vec<u8>>> {
+        let Some((seq, block, pos)) = self.lookup(id)? else {
+            return Ok(None);
+        };
+        // `lookup` checked block and position against the block index.
+        let h = self.blocks.get(block as usize).copied().unwrap_or_default();
         let raw = self.read_block(block as usize)?;
         let mut rows = BlockRows::new(self, block as usize, &raw);
         let mut found = None;
@@ -334,7 +326,13 @@ impl Segment {
             let pos = c.u32().map_err(bad)?;
             match key.cmp(id) {
                 std::cmp::Ordering::Less => {}
-                std::cmp::Ordering::Equal => return Ok(Some((seq, block, pos))),
+                std::cmp::Ordering::Equal => {
+                    let rows = self.blocks.get(block as usize).map_or(0, |h| h.rows);
+                    if pos >= rows {
+                        return Err(corrupt(&self.path, d.offset, format!("id index entry for {id} points to row {pos} of block {block}; the file has {} blocks and that block {rows} rows", self.blocks.len())));
+                    }
+                    return Ok(Some((seq, block, pos)));
+                }
                 std::cmp::Ordering::Greater => return Ok(None),
             }
         }

@@ -135,3 +135,43 @@ fn get_reads_one_index_block_and_one_data_block() {
     assert_eq!(seg.index_blocks_read(), oracle.len() as u64);
     assert_eq!(seg.blocks_read(), oracle.len() as u64);
 }
+
+#[test]
+fn newest_seq_reads_only_the_index() {
+    let rows = gen_rows(12, 2_000, 50, 400);
+    let (_d, seg) = write(
+        &rows,
+        SegmentOptions {
+            block_bytes: 2048,
+            ..Default::default()
+        },
+    );
+    for (id, body) in newest(&rows) {
+        let seq = quiver_core::codec::peek_seq(&body).unwrap();
+        assert_eq!(seg.newest_seq(&id).unwrap(), Some(seq));
+    }
+    assert_eq!(seg.newest_seq(&Id::from("nobody")).unwrap(), None);
+    assert_eq!(seg.blocks_read(), 0);
+}
+
+#[test]
+fn open_keeps_only_index_and_bloom_in_memory() {
+    // 50k rows of ~250 bytes: the open segment's heap is a small fraction of the file.
+    let rows: Vec<Vec<u8>> = (1..=50_000u64)
+        .map(|s| put(s, Id::U64(s * 7), Some(s as i64), 200))
+        .collect();
+    let (_d, seg) = write(&rows, SegmentOptions::default());
+    assert_eq!(
+        seg.blocks_read() + seg.index_blocks_read(),
+        0,
+        "open read rows"
+    );
+    let heap = seg.heap_bytes() as u64;
+    let per_id = heap as f64 / 50_000.0;
+    eprintln!(
+        "open segment: {heap} heap bytes for {} file bytes ({per_id:.2} B/id)",
+        seg.meta().bytes
+    );
+    // Bloom (10 bits = 1.25 B/id) + sparse directory + block index: well under 3 B per id.
+    assert!(per_id < 3.0, "{per_id} B/id");
+}
