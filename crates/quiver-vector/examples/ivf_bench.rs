@@ -4,12 +4,13 @@
 //! cargo run --release -p quiver-vector --example ivf_bench -- \
 //!     --data /work/shared/data/debian-minilm [--metric cosine] [--nlist 1024] [--pq-m 48]
 //!     [--nprobe 1,4,8,16,32,64] [--rescore 0,4,8,16] [--k 10] [--nq 1000]
-//!     [--flat-nq 200] [--skip-flat]
+//!     [--flat-nq 200] [--skip-flat] [--index FILE]
 //! ```
 //!
 //! Reads `base.fvecs`, `query.fvecs`, `groundtruth.ivecs` (per row: little-endian i32 dim,
 //! then dim f32 / i32). Queries run one at a time on one thread. Prints one JSON line per
-//! setting: recall@k against the ground truth, QPS, p50/p99 latency.
+//! setting: recall@k against the ground truth, QPS, p50/p99 latency. With `--index FILE` the
+//! IVF-PQ index is loaded from FILE when it exists, else built and saved there.
 
 use quiver_vector::ivf::{IvfPqIndex, IvfPqParams};
 use quiver_vector::quant::{ProductQuantizer, Sq8Quantizer};
@@ -160,8 +161,27 @@ fn main() -> Result<(), String> {
     let mut params = IvfPqParams::new(nlist, pq_m);
     params.seed = one(&args, "seed", 0) as u64;
     let t = Instant::now();
-    let index = IvfPqIndex::build(&base, dim, metric, params).map_err(|e| e.to_string())?;
+    let cache = args.get("index").map(Path::new);
+    let index = match cache {
+        Some(p) if p.exists() => IvfPqIndex::load(p).map_err(|e| e.to_string())?,
+        _ => {
+            let index = IvfPqIndex::build(&base, dim, metric, params).map_err(|e| e.to_string())?;
+            if let Some(p) = cache {
+                index.save(p).map_err(|e| e.to_string())?;
+            }
+            index
+        }
+    };
+    if index.dim() != dim || index.len() != n || index.nlist() != nlist || index.pq_m() != pq_m {
+        return Err("the cached --index file does not match the data or parameters".into());
+    }
     let build = t.elapsed().as_secs_f64();
+    if cache.is_some_and(|p| p.exists()) {
+        eprintln!(
+            "# index file {} (build_seconds is load time when it already existed)",
+            cache.map_or(String::new(), |p| p.display().to_string())
+        );
+    }
     println!(
         "{{\"bench\":\"ivf_pq_build\",\"nlist\":{nlist},\"pq_m\":{pq_m},\"train_sample\":{},\"build_seconds\":{build:.2},\"index_bytes\":{},\"f32_bytes\":{f32_bytes},\"threads\":{}}}",
         params.train_sample,

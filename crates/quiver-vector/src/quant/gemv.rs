@@ -41,7 +41,8 @@ impl BlockedRows {
         }
     }
 
-    /// Forces the instruction set (tests and benchmarks); an unsupported one runs scalar.
+    /// Forces the instruction set (tests); an unsupported one runs scalar.
+    #[cfg(test)]
     pub(crate) fn set_isa(&mut self, isa: Isa) {
         self.isa = isa;
     }

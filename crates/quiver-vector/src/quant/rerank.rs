@@ -40,7 +40,9 @@ pub fn rerank(
     Ok(top.into_sorted())
 }
 
-/// Re-rank of candidates already known to be distinct, in range, and a checked query.
+/// Re-rank of candidates already known to be distinct, with a checked query; ids past the
+/// end of `rows` are skipped. The rows of the next candidates are prefetched while the
+/// current one is scored (they are random reads from a large matrix).
 pub(crate) fn rerank_checked(
     candidates: &[u32],
     query: &[f32],
@@ -49,12 +51,39 @@ pub(crate) fn rerank_checked(
     metric: Metric,
     k: usize,
 ) -> Vec<(u32, f32)> {
-    let mut top = TopK::new(k);
-    for &id in candidates {
+    const AHEAD: usize = 2;
+    let row = |id: u32| {
         let start = id as usize * dim;
-        if let Some(row) = rows.get(start..start + dim) {
-            top.push(id, distance(metric, query, row));
+        rows.get(start..start + dim)
+    };
+    for &id in candidates.iter().take(AHEAD) {
+        if let Some(r) = row(id) {
+            prefetch(r);
+        }
+    }
+    let mut top = TopK::new(k);
+    for (i, &id) in candidates.iter().enumerate() {
+        if let Some(r) = candidates.get(i + AHEAD).and_then(|&next| row(next)) {
+            prefetch(r);
+        }
+        if let Some(r) = row(id) {
+            top.push(id, distance(metric, query, r));
         }
     }
     top.into_sorted()
+}
+
+/// Hints the CPU to load every cache line of `row`.
+#[inline]
+#[cfg_attr(
+    target_arch = "x86_64",
+    expect(unsafe_code, reason = "prefetch intrinsic on a slice pointer")
+)]
+fn prefetch(row: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in row.chunks(16) {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: a prefetch is only a hint and never faults; the pointer is inside `row`.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast()) };
+    }
 }

@@ -13,34 +13,78 @@ pub type Table = [f32; KSUB];
 impl ProductQuantizer {
     /// Inner-product tables: `T[j][c] = ⟨q_j, centroid_{j,c}⟩` (not negated).
     pub fn inner_product_tables(&self, query: &[f32]) -> Vec<Table> {
-        self.tables(query, |acc, q, c| acc + q * c)
+        let mut out = vec![[0.0f32; KSUB]; self.m];
+        fill_dispatch::<false>(query, &self.centroids_t, self.dsub, &mut out);
+        out
     }
 
     /// Squared-L2 tables: `T[j][c] = ‖q_j − centroid_{j,c}‖²`.
     pub fn l2_tables(&self, query: &[f32]) -> Vec<Table> {
-        self.tables(query, |acc, q, c| {
-            let t = q - c;
-            acc + t * t
-        })
-    }
-
-    #[inline]
-    fn tables(&self, query: &[f32], f: impl Fn(f32, f32, f32) -> f32) -> Vec<Table> {
         let mut out = vec![[0.0f32; KSUB]; self.m];
-        let book = KSUB * self.dsub;
-        for ((t, q), ct) in out
-            .iter_mut()
-            .zip(query.chunks_exact(self.dsub))
-            .zip(self.centroids_t.chunks_exact(book))
-        {
-            for (&qd, col) in q.iter().zip(ct.chunks_exact(KSUB)) {
-                for (acc, &c) in t.iter_mut().zip(col) {
-                    *acc = f(*acc, qd, c);
+        fill_dispatch::<true>(query, &self.centroids_t, self.dsub, &mut out);
+        out
+    }
+}
+
+/// Fills the tables from component-major codebooks `ct` (`m × dsub × 256`): for each
+/// component, one broadcast query value against 256 centroids, which vectorises.
+#[inline(always)]
+fn fill<const L2: bool>(query: &[f32], ct: &[f32], dsub: usize, out: &mut [Table]) {
+    if dsub == 0 {
+        return;
+    }
+    for ((t, q), book) in out
+        .iter_mut()
+        .zip(query.chunks_exact(dsub))
+        .zip(ct.chunks_exact(KSUB * dsub))
+    {
+        for (&qd, col) in q.iter().zip(book.chunks_exact(KSUB)) {
+            for (acc, &c) in t.iter_mut().zip(col) {
+                if L2 {
+                    let d = qd - c;
+                    *acc += d * d;
+                } else {
+                    *acc += qd * c;
                 }
             }
         }
-        out
     }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn fill_avx512<const L2: bool>(query: &[f32], ct: &[f32], dsub: usize, out: &mut [Table]) {
+    fill::<L2>(query, ct, dsub, out);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn fill_avx2<const L2: bool>(query: &[f32], ct: &[f32], dsub: usize, out: &mut [Table]) {
+    fill::<L2>(query, ct, dsub, out);
+}
+
+/// The same loop compiled for the best instruction set found at run time.
+#[cfg_attr(
+    target_arch = "x86_64",
+    expect(
+        unsafe_code,
+        reason = "calls target_feature functions after runtime detection"
+    )
+)]
+fn fill_dispatch<const L2: bool>(query: &[f32], ct: &[f32], dsub: usize, out: &mut [Table]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: avx512f was detected on this CPU just above.
+            return unsafe { fill_avx512::<L2>(query, ct, dsub, out) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: avx2 and fma were detected on this CPU just above.
+            return unsafe { fill_avx2::<L2>(query, ct, dsub, out) };
+        }
+    }
+    fill::<L2>(query, ct, dsub, out)
 }
 
 /// `Σ_j T[j][code_j]` for one code (`code.len() == tables.len()`; extra bytes are ignored).
@@ -62,25 +106,47 @@ pub fn score(tables: &[Table], code: &[u8]) -> f32 {
 }
 
 /// Scores consecutive `m`-byte codes into `out` (one value per code, `out` cleared first).
+/// Four codes at a time, two accumulators each (even and odd sub-spaces): eight independent
+/// add chains keep the table loads flowing.
 pub fn scan(tables: &[Table], codes: &[u8], out: &mut Vec<f32>) {
     let m = tables.len();
     out.clear();
     if m == 0 {
         return;
     }
+    let pairs = m / 2;
     let mut blocks = codes.chunks_exact(4 * m);
     for block in &mut blocks {
         let (a, rest) = block.split_at(m);
         let (b, rest) = rest.split_at(m);
         let (c, d) = rest.split_at(m);
-        let mut s = [0.0f32; 4];
-        for ((((t, &ca), &cb), &cc), &cd) in tables.iter().zip(a).zip(b).zip(c).zip(d) {
-            s[0] += t[ca as usize];
-            s[1] += t[cb as usize];
-            s[2] += t[cc as usize];
-            s[3] += t[cd as usize];
+        let mut e = [0.0f32; 4];
+        let mut o = [0.0f32; 4];
+        for ((((t, ca), cb), cc), cd) in tables
+            .chunks_exact(2)
+            .zip(a.chunks_exact(2))
+            .zip(b.chunks_exact(2))
+            .zip(c.chunks_exact(2))
+            .zip(d.chunks_exact(2))
+            .take(pairs)
+        {
+            e[0] += t[0][ca[0] as usize];
+            o[0] += t[1][ca[1] as usize];
+            e[1] += t[0][cb[0] as usize];
+            o[1] += t[1][cb[1] as usize];
+            e[2] += t[0][cc[0] as usize];
+            o[2] += t[1][cc[1] as usize];
+            e[3] += t[0][cd[0] as usize];
+            o[3] += t[1][cd[1] as usize];
         }
-        out.extend_from_slice(&s);
+        if m % 2 == 1 {
+            let t = &tables[m - 1];
+            e[0] += t[a[m - 1] as usize];
+            e[1] += t[b[m - 1] as usize];
+            e[2] += t[c[m - 1] as usize];
+            e[3] += t[d[m - 1] as usize];
+        }
+        out.extend_from_slice(&[e[0] + o[0], e[1] + o[1], e[2] + o[2], e[3] + o[3]]);
     }
     for code in blocks.remainder().chunks_exact(m) {
         out.push(score(tables, code));

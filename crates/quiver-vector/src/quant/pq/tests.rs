@@ -158,3 +158,29 @@ fn bad_input_is_a_typed_error() {
         assert_eq!(top[0].0, i as u32);
     }
 }
+
+#[test]
+fn scan_matches_score_for_odd_and_even_m() {
+    let seed = 31;
+    println!("seed {seed}");
+    for (dim, m) in [(15usize, 3usize), (14, 7), (16, 8), (5, 1)] {
+        let data = clustered(700, dim, 6, 0.3, false, seed);
+        let pq =
+            ProductQuantizer::train_with(&data, dim, m, Metric::L2, seed, 700, 2).expect("train");
+        let codes = pq.encode_all(&data).expect("encode");
+        let q = super::PqQuery::new(&pq, &data[..dim]);
+        // 700 codes: 175 blocks of four; also a count that leaves a remainder.
+        for n in [700usize, 699, 3] {
+            let mut out = Vec::new();
+            adc::scan(q.tables(), &codes.codes()[..n * m], &mut out);
+            assert_eq!(out.len(), n);
+            for (i, &d) in out.iter().enumerate() {
+                let want = adc::score(q.tables(), &codes.codes()[i * m..(i + 1) * m]);
+                assert!(
+                    (d - want).abs() <= 1e-5 * want.abs().max(1.0),
+                    "m {m} code {i}"
+                );
+            }
+        }
+    }
+}
