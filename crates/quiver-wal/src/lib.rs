@@ -7,11 +7,13 @@
 //!   `[len u32][crc32c u32][body]`; the CRC covers the whole body, whose first 8 bytes are the
 //!   record's seq. A new file starts once the active one would exceed `file_size`; a commit
 //!   group never straddles two files. Byte layout: `docs/format/wal.md`.
-//! - **Group commit** ([`Wal::commit`]): concurrent writers queue; one leader writes the whole
-//!   queue with one `pwrite` and at most one `fdatasync`, then acknowledges everyone.
-//!   [`quiver_core::SyncMode`]: `None` acks after `write(2)`, `PerGroup` after one fdatasync per
-//!   group (with the configured gather delay), `PerWrite` the same with no gather delay.
-//!   Nothing acknowledged ever sits only in a user-space buffer.
+//! - **Group commit** ([`Wal::commit`]): concurrent writers queue; one leader writes a whole
+//!   group with one `pwrite` and at most one `fdatasync`, then wakes exactly that group's
+//!   writers. [`quiver_core::SyncMode`]: `None` acks after `write(2)`, `PerGroup` after one
+//!   fdatasync per group (with the configured gather delay), `PerWrite` the same with no gather
+//!   delay. Nothing acknowledged ever sits only in a user-space buffer.
+//!   With `preallocate`, the next file is zero-filled in the background (`next.spare`) so
+//!   appends + fdatasync never change file metadata and rotations do not stall writers.
 //!   A sealed file is fdatasynced at rotation (in `SyncMode::None` on a background thread, so
 //!   writers do not stall behind its dirty pages; [`Wal::sync`] waits for it).
 //! - **Poisoning**: after a failed write or fdatasync every commit fails with
