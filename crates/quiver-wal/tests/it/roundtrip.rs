@@ -210,3 +210,24 @@ fn rotation_uses_the_background_spare() {
     let wal = Wal::open(s, c, None).unwrap();
     assert_eq!(replay_all(&wal, 0), expected);
 }
+
+#[test]
+fn a_batch_larger_than_max_group_commits_whole_in_one_group() {
+    let (_m, s) = mem();
+    let mut c = cfg(SyncMode::PerGroup, 1 << 20, false);
+    c.max_group_entries = 3;
+    let wal = Wal::open(s, c, None).unwrap();
+    let bodies: Vec<Vec<u8>> = (0..10).map(|i| body(i, 12)).collect();
+    assert_eq!(
+        wal.commit(bodies.clone()).unwrap(),
+        SeqRange { first: 1, last: 10 }
+    );
+    let st = wal.stats();
+    assert_eq!((st.groups, st.records), (1, 10), "{st:?}");
+    let want: Vec<_> = bodies
+        .into_iter()
+        .enumerate()
+        .map(|(k, b)| (k as u64 + 1, stamped(k as u64 + 1, b)))
+        .collect();
+    assert_eq!(replay_all(&wal, 0), want);
+}
