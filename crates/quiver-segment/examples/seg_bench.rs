@@ -1,8 +1,9 @@
 //! Segment micro-benchmark: memtable insert, segment write throughput per compression,
 //! open cost, get latency (present and absent ids), full and time-range scans.
 //!
-//! `cargo run --release -p quiver-segment --example seg_bench [ROWS] [PAYLOAD_BYTES]`
-//! (defaults: 200000 rows, 180-byte payloads, about 250 bytes per encoded row).
+//! `cargo run --release -p quiver-segment --example seg_bench [ROWS] [PAYLOAD_BYTES] [BLOCK_BYTES]`
+//! (defaults: 200000 rows, 180-byte payloads — about 250 bytes per encoded row — and
+//! 128 KiB blocks).
 //! Prints one JSON object per line.
 
 use quiver_core::{codec, Compression, Entry, Id, Op, Record};
@@ -28,6 +29,10 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(200_000);
     let payload: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(180);
+    let block_bytes: usize = args
+        .get(3)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(128 << 10);
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let words = [
         "alpha", "beta", "gamma", "delta", "login", "click", "view", "error",
@@ -84,6 +89,7 @@ fn main() {
         let path = dir.path().join(format!("{c:?}.seg"));
         let opts = SegmentOptions {
             compression: c,
+            block_bytes,
             ..Default::default()
         };
         let t = Instant::now();
@@ -125,7 +131,7 @@ fn main() {
             .count();
         let range_us = t.elapsed().as_secs_f64() * 1e6;
         println!(
-            "{{\"bench\":\"segment\",\"compression\":\"{c:?}\",\"write_mb_per_sec\":{:.0},\"write_rows_per_sec\":{:.0},\"file_bytes\":{},\"open_us\":{open_us:.0},\"heap_bytes\":{},\"blocks\":{},\"get_hit_p50_us\":{:.1},\"get_hit_p99_us\":{:.1},\"get_hit_mean_us\":{:.1},\"get_miss_p50_us\":{:.2},\"get_miss_p99_us\":{:.2},\"scan_mb_per_sec\":{:.0},\"range_1pct_rows\":{hits},\"range_1pct_blocks_read\":{},\"range_1pct_us\":{range_us:.0}}}",
+            "{{\"bench\":\"segment\",\"compression\":\"{c:?}\",\"block_bytes\":{block_bytes},\"write_mb_per_sec\":{:.0},\"write_rows_per_sec\":{:.0},\"file_bytes\":{},\"open_us\":{open_us:.0},\"heap_bytes\":{},\"blocks\":{},\"get_hit_p50_us\":{:.1},\"get_hit_p99_us\":{:.1},\"get_hit_mean_us\":{:.1},\"get_miss_p50_us\":{:.2},\"get_miss_p99_us\":{:.2},\"scan_mb_per_sec\":{:.0},\"range_1pct_rows\":{hits},\"range_1pct_blocks_read\":{},\"range_1pct_us\":{range_us:.0}}}",
             raw_bytes as f64 / 1e6 / ws,
             n as f64 / ws,
             meta.bytes,

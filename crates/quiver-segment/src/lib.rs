@@ -25,6 +25,7 @@ mod iter;
 mod memtable;
 mod reader;
 mod rowkey;
+pub mod tamper;
 mod verify;
 mod writer;
 

@@ -4,6 +4,10 @@ use crate::{rowkey::parse_head, Result, SegmentError};
 use quiver_core::{Id, SeqNo};
 use std::collections::HashMap;
 
+/// Id map hasher: foldhash, seeded randomly per process (fast, with some resistance to
+/// adversarial ids).
+type IdMap<V> = HashMap<Id, V, foldhash::fast::RandomState>;
+
 /// Bookkeeping bytes charged per entry on top of its body (row struct, index slot).
 const ENTRY_OVERHEAD: usize =
     std::mem::size_of::<MemRow>() + std::mem::size_of::<(Id, usize)>() + 16;
@@ -24,7 +28,7 @@ struct MemRow {
 #[derive(Debug, Default)]
 pub struct Memtable {
     rows: Vec<MemRow>,
-    newest: HashMap<Id, usize>,
+    newest: IdMap<usize>,
     bytes: usize,
 }
 

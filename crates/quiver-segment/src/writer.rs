@@ -2,7 +2,7 @@
 
 use crate::{
     bloom::{hash_id, Bloom},
-    compress::compress,
+    compress::BlockCompressor,
     format::{
         encode_header, put_key, put_u32, put_u64, BlockHandle, DirEntry, Footer, BLOCK_HAS_TS,
         FOOTER_HAS_TS, HEADER_LEN, ID_INDEX_BLOCK_BYTES, MAX_BLOCK_RAW,
@@ -99,6 +99,7 @@ fn write_all(
     let mut blocks: Vec<BlockHandle> = Vec::new();
     let mut keys: Vec<KeyEntry> = Vec::new();
     let mut cur = BlockBuilder::new(opts.block_bytes + 1024);
+    let mut z = BlockCompressor::new(opts.compression);
     let mut last_seq: Option<SeqNo> = None;
     let mut seg_ts: Option<(i64, i64)> = None;
     let mut nrows = 0u64;
@@ -125,7 +126,7 @@ fn write_all(
             });
         }
         if cur.rows > 0 && cur.raw.len() + need > opts.block_bytes {
-            finish_block(out, &mut cur, &mut blocks, opts)?;
+            finish_block(out, &mut cur, &mut blocks, &mut z)?;
         }
         if cur.rows == 0 {
             cur.min_seq = head.seq;
@@ -146,7 +147,7 @@ fn write_all(
             path: out.path.to_path_buf(),
         });
     }
-    finish_block(out, &mut cur, &mut blocks, opts)?;
+    finish_block(out, &mut cur, &mut blocks, &mut z)?;
 
     // Id index: newest version of each id, in Id order.
     keys.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
@@ -244,12 +245,12 @@ fn finish_block(
     out: &mut Out<'_>,
     cur: &mut BlockBuilder,
     blocks: &mut Vec<BlockHandle>,
-    opts: &SegmentOptions,
+    z: &mut BlockCompressor,
 ) -> Result<()> {
     if cur.rows == 0 {
         return Ok(());
     }
-    let (codec, stored) = compress(opts.compression, &cur.raw);
+    let (codec, stored) = z.compress(&cur.raw);
     let h = BlockHandle {
         offset: out.pos,
         stored_len: stored.len() as u32,

@@ -239,3 +239,39 @@ proptest! {
         check(&rows, SegmentOptions { compression: ALL[c], block_bytes, bloom_bits_per_key: bits });
     }
 }
+
+#[test]
+fn tamper_rewrite_produces_a_valid_file_with_the_edit() {
+    let rows = gen_rows(31, 500, 1, 100);
+    let (dir, seg) = check(
+        &rows,
+        SegmentOptions {
+            block_bytes: 1024,
+            ..Default::default()
+        },
+    );
+    let path = seg.path().to_path_buf();
+    drop(seg);
+    let victim = quiver_core::codec::peek_seq(&rows[250]).unwrap();
+    // Change one byte at the end of the victim row (payload or id: still decodable, length
+    // unchanged) and drop the row after it.
+    let edit = |r: &mut Vec<u8>| {
+        let seq = quiver_core::codec::peek_seq(r).unwrap();
+        if seq == victim {
+            let last = r.len() - 3;
+            r[last] ^= 0x01;
+        }
+        seq != victim + 1
+    };
+    let mut expected = rows.clone();
+    expected.retain_mut(edit);
+    let meta =
+        quiver_segment::tamper::rewrite_rows(&path, &SegmentOptions::default(), edit).unwrap();
+    assert_eq!(meta.rows, 499);
+    let seg = Segment::open(&path).unwrap();
+    seg.verify().unwrap();
+    let back: Vec<Vec<u8>> = seg.iter().collect::<Result<_, _>>().unwrap();
+    assert_eq!(back, expected);
+    assert_ne!(back[250], rows[250]);
+    drop(dir);
+}
