@@ -8,7 +8,10 @@
 //! clamped to 1..=30. `bits_per_key = 0` writes an empty filter (k = 0) that answers
 //! "maybe" for every id.
 
-use crate::format::{put_u32, put_u64, Cur};
+use crate::{
+    format::{put_u32, put_u64, Cur},
+    rowkey::IdRef,
+};
 use quiver_core::Id;
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -33,9 +36,14 @@ fn fmix64(mut k: u64) -> u64 {
 
 /// `h1` of an id, computed over its key encoding without allocating.
 pub(crate) fn hash_id(id: &Id) -> u64 {
+    hash_key(IdRef::from(id))
+}
+
+/// `h1` of a borrowed id.
+pub(crate) fn hash_key(id: IdRef<'_>) -> u64 {
     let h = match id {
-        Id::U64(v) => fnv1a(fnv1a(FNV_OFFSET, &[0]), &v.to_le_bytes()),
-        Id::Str(s) => {
+        IdRef::U64(v) => fnv1a(fnv1a(FNV_OFFSET, &[0]), &v.to_le_bytes()),
+        IdRef::Str(s) => {
             let h = fnv1a(FNV_OFFSET, &[1]);
             let h = fnv1a(h, &(s.len() as u32).to_le_bytes());
             fnv1a(h, s.as_bytes())
@@ -53,21 +61,25 @@ pub(crate) struct Bloom {
 
 impl Bloom {
     /// Builds a filter over the given id hashes (from [`hash_id`]).
+    #[cfg(test)]
     pub fn build(hashes: &[u64], bits_per_key: u32) -> Self {
+        Self::build_from(hashes.len(), hashes.iter().copied(), bits_per_key)
+    }
+
+    /// Builds a filter for `n` keys over the hashes yielded by `hashes`.
+    pub fn build_from(n: usize, hashes: impl Iterator<Item = u64>, bits_per_key: u32) -> Self {
         if bits_per_key == 0 {
             return Bloom {
                 k: 0,
                 words: Vec::new(),
             };
         }
-        let bits = (hashes.len() as u64)
-            .saturating_mul(u64::from(bits_per_key))
-            .max(64);
+        let bits = (n as u64).saturating_mul(u64::from(bits_per_key)).max(64);
         let nwords = bits.div_ceil(64) as usize;
         let k = ((f64::from(bits_per_key) * std::f64::consts::LN_2).round() as u32).clamp(1, 30);
         let mut words = vec![0u64; nwords];
         let m = nwords as u64 * 64;
-        for &h1 in hashes {
+        for h1 in hashes {
             let h2 = fmix64(h1 ^ 0x9E37_79B9_7F4A_7C15) | 1;
             let mut h = h1;
             for _ in 0..k {

@@ -42,12 +42,18 @@ pub(crate) fn put_i64(out: &mut Vec<u8>, v: i64) {
 /// Appends the key encoding of an id: tag 0 + u64, or tag 1 + u32 length + UTF-8.
 /// This is the id encoding of the entry codec, so keys hash the same everywhere.
 pub(crate) fn put_key(out: &mut Vec<u8>, id: &Id) {
+    put_key_ref(out, id.into())
+}
+
+/// [`put_key`] for a borrowed id.
+pub(crate) fn put_key_ref(out: &mut Vec<u8>, id: crate::rowkey::IdRef<'_>) {
+    use crate::rowkey::IdRef;
     match id {
-        Id::U64(v) => {
+        IdRef::U64(v) => {
             out.push(0);
-            put_u64(out, *v);
+            put_u64(out, v);
         }
-        Id::Str(s) => {
+        IdRef::Str(s) => {
             out.push(1);
             put_u32(out, s.len() as u32);
             out.extend_from_slice(s.as_bytes());

@@ -22,6 +22,7 @@ mod compress;
 mod error;
 mod format;
 mod iter;
+mod keys;
 mod memtable;
 mod reader;
 mod rowkey;

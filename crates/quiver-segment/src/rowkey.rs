@@ -14,6 +14,15 @@ pub(crate) enum IdRef<'a> {
     Str(&'a str),
 }
 
+impl<'a> From<&'a Id> for IdRef<'a> {
+    fn from(id: &'a Id) -> Self {
+        match id {
+            Id::U64(v) => IdRef::U64(*v),
+            Id::Str(s) => IdRef::Str(s),
+        }
+    }
+}
+
 impl IdRef<'_> {
     pub(crate) fn to_id(self) -> Id {
         match self {

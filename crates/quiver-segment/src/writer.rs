@@ -1,12 +1,13 @@
 //! Building a segment file from rows in sequence order.
 
 use crate::{
-    bloom::{hash_id, Bloom},
+    bloom::{hash_key, Bloom},
     compress::BlockCompressor,
     format::{
-        encode_header, put_key, put_u32, put_u64, BlockHandle, DirEntry, Footer, BLOCK_HAS_TS,
+        encode_header, put_key_ref, put_u32, put_u64, BlockHandle, DirEntry, Footer, BLOCK_HAS_TS,
         FOOTER_HAS_TS, HEADER_LEN, ID_INDEX_BLOCK_BYTES, MAX_BLOCK_RAW,
     },
+    keys::KeyCollector,
     rowkey::parse_head,
     Result, SegmentError, SegmentMeta, SegmentOptions,
 };
@@ -16,9 +17,6 @@ use std::{
     io::{BufWriter, Write},
     path::Path,
 };
-
-/// One id-index entry before sorting: id, seq, block number, row position in the block.
-type KeyEntry = (Id, SeqNo, u32, u32);
 
 struct Out<'p> {
     w: BufWriter<File>,
@@ -97,7 +95,7 @@ fn write_all(
 ) -> Result<SegmentMeta> {
     out.write(&encode_header())?;
     let mut blocks: Vec<BlockHandle> = Vec::new();
-    let mut keys: Vec<KeyEntry> = Vec::new();
+    let mut keys = KeyCollector::default();
     let mut cur = BlockBuilder::new(opts.block_bytes + 1024);
     let mut z = BlockCompressor::new(opts.compression);
     let mut last_seq: Option<SeqNo> = None;
@@ -132,7 +130,7 @@ fn write_all(
             cur.min_seq = head.seq;
         }
         cur.max_seq = head.seq;
-        keys.push((head.id.to_id(), head.seq, blocks.len() as u32, cur.rows));
+        keys.push(head.id, head.seq, blocks.len() as u32, cur.rows);
         cur.rows += 1;
         put_u32(&mut cur.raw, body.len() as u32);
         cur.raw.extend_from_slice(body);
@@ -150,31 +148,30 @@ fn write_all(
     finish_block(out, &mut cur, &mut blocks, &mut z)?;
 
     // Id index: newest version of each id, in Id order.
-    keys.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
-    keys.dedup_by(|later, first| later.0 == first.0);
-    let hashes: Vec<u64> = keys.iter().map(|k| hash_id(&k.0)).collect();
+    keys.finish();
     let id_index_offset = out.pos;
     let mut dir = Vec::new();
     let mut buf = Vec::with_capacity(ID_INDEX_BLOCK_BYTES + 1100);
-    let mut first: Option<&Id> = None;
+    let mut first: Option<Id> = None;
     let mut count = 0u32;
+    let total = keys.len();
     for (i, (id, seq, block, pos)) in keys.iter().enumerate() {
         if first.is_none() {
-            first = Some(id);
+            first = Some(id.to_id());
         }
-        put_key(&mut buf, id);
-        put_u64(&mut buf, *seq);
-        put_u32(&mut buf, *block);
-        put_u32(&mut buf, *pos);
+        put_key_ref(&mut buf, id);
+        put_u64(&mut buf, seq);
+        put_u32(&mut buf, block);
+        put_u32(&mut buf, pos);
         count += 1;
-        if buf.len() >= ID_INDEX_BLOCK_BYTES || i + 1 == keys.len() {
+        if buf.len() >= ID_INDEX_BLOCK_BYTES || i + 1 == total {
             if let Some(f) = first.take() {
                 let e = DirEntry {
                     offset: out.pos,
                     len: buf.len() as u32,
                     crc: crc32c::crc32c(&buf),
                     count,
-                    first: f.clone(),
+                    first: f,
                 };
                 out.write(&buf)?;
                 dir.push(e);
@@ -183,6 +180,12 @@ fn write_all(
             count = 0;
         }
     }
+    let bloom = Bloom::build_from(
+        total,
+        keys.iter().map(|(id, ..)| hash_key(id)),
+        opts.bloom_bits_per_key,
+    )
+    .encode();
     let distinct_ids = keys.len() as u64;
     drop(keys);
 
@@ -198,7 +201,6 @@ fn write_all(
     }
     let block_index_offset = out.pos;
     out.write(&bi)?;
-    let bloom = Bloom::build(&hashes, opts.bloom_bits_per_key).encode();
     let bloom_offset = out.pos;
     out.write(&bloom)?;
     let first_block = blocks.first();
