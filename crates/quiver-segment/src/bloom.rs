@@ -187,6 +187,13 @@ mod tests {
     }
 
     #[test]
+    fn hash_matches_the_documented_algorithm() {
+        // Values from an independent Python implementation of docs/format/segment.md.
+        assert_eq!(hash_id(&Id::U64(1)), 0xf8c9_7ee8_ae26_0daa);
+        assert_eq!(hash_id(&Id::from("abc")), 0x7672_0d1f_2529_cea3);
+    }
+
+    #[test]
     fn hash_distinguishes_u64_and_string_ids() {
         assert_ne!(hash_id(&Id::U64(49)), hash_id(&Id::from("1")));
         assert_eq!(hash_id(&Id::from("abc")), hash_id(&Id::from("abc")));

@@ -14,6 +14,16 @@
 //! Reading by id: bloom filter → directory (binary search) → one id-index block → one data
 //! block. Every read checks a checksum; damage is a [`SegmentError::Corruption`] naming the
 //! file and offset, never a panic and never silently skipped data.
+//!
+//! Flow:
+//! 1. The engine inserts each committed entry into the [`Memtable`] (sequence order).
+//! 2. Flush: [`write_segment`] of [`Memtable::iter`] writes and fsyncs the file; the engine
+//!    fsyncs the directory and swaps its manifest.
+//! 3. Reads: [`Segment::open`] (index and bloom only), then [`Segment::get`],
+//!    [`Segment::scan_time_range`] or [`Segment::iter`]; [`Segment::verify`] reads it all.
+//! 4. Compaction: iterate old segments, keep the rows wanted, [`write_segment`] again.
+//!
+//! [`tamper`] rewrites a file with valid checksums, for the ledger's tamper tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod bloom;
