@@ -126,7 +126,7 @@ pub fn run(a: IngestArgs) -> anyhow::Result<()> {
     let mut buf = Vec::new();
     let mut line_no = 0u64;
     let mut failure: Option<(u64, String)> = None;
-    let mut commit = |pending: &mut Vec<Op>, out: &mut std::io::StdoutLock<'_>| -> anyhow::Result<()> {
+    let commit = |pending: &mut Vec<Op>, out: &mut std::io::StdoutLock<'_>| -> anyhow::Result<()> {
         if pending.is_empty() {
             return Ok(());
         }

@@ -4,7 +4,9 @@
 mod bench_ingest;
 mod bench_search;
 mod cmd_ingest;
+mod cmd_ledger;
 mod cmd_scan;
+mod cmd_verify;
 mod util;
 
 use clap::{Parser, Subcommand};
@@ -24,9 +26,33 @@ enum Command {
     Scan(cmd_scan::ScanArgs),
     /// Print counts and sizes as JSON.
     Stats(cmd_scan::StatsArgs),
+    /// Recompute every leaf from the stored records and check the ledger and its checkpoints.
+    Verify(cmd_verify::VerifyArgs),
+    /// The node's signing key.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Inclusion and consistency proofs.
+    #[command(subcommand)]
+    Proof(ProofCommand),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Print the public key.
+    Show(cmd_ledger::KeyShowArgs),
+}
+
+#[derive(Subcommand)]
+enum ProofCommand {
+    /// Prove that the record with a sequence number is in the tree of a signed checkpoint.
+    Inclusion(cmd_ledger::ProofInclusionArgs),
+    /// Prove that one signed tree is a prefix of another.
+    Consistency(cmd_ledger::ProofConsistencyArgs),
+    /// Check a proof offline, trusting only the public key and the last trusted checkpoint.
+    Check(cmd_ledger::ProofCheckArgs),
 }
 
 #[derive(Subcommand)]
@@ -37,13 +63,19 @@ enum BenchCommand {
     Search(bench_search::BenchSearchArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<std::process::ExitCode> {
     let cli = Cli::parse();
+    let ok = std::process::ExitCode::SUCCESS;
     match cli.command {
-        Command::Ingest(a) => cmd_ingest::run(a),
-        Command::Scan(a) => cmd_scan::scan(a),
-        Command::Stats(a) => cmd_scan::stats(a),
-        Command::Bench(BenchCommand::Ingest(a)) => bench_ingest::run(a),
-        Command::Bench(BenchCommand::Search(a)) => bench_search::run(a),
+        Command::Ingest(a) => cmd_ingest::run(a).map(|_| ok),
+        Command::Scan(a) => cmd_scan::scan(a).map(|_| ok),
+        Command::Stats(a) => cmd_scan::stats(a).map(|_| ok),
+        Command::Verify(a) => cmd_verify::run(a),
+        Command::Key(KeyCommand::Show(a)) => cmd_ledger::key_show(a).map(|_| ok),
+        Command::Proof(ProofCommand::Inclusion(a)) => cmd_ledger::proof_inclusion(a).map(|_| ok),
+        Command::Proof(ProofCommand::Consistency(a)) => cmd_ledger::proof_consistency(a).map(|_| ok),
+        Command::Proof(ProofCommand::Check(a)) => cmd_ledger::proof_check(a).map(|_| ok),
+        Command::Bench(BenchCommand::Ingest(a)) => bench_ingest::run(a).map(|_| ok),
+        Command::Bench(BenchCommand::Search(a)) => bench_search::run(a).map(|_| ok),
     }
 }

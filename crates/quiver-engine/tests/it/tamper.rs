@@ -1,0 +1,209 @@
+//! Every tamper case is caught by `verify_dir` with the right first bad sequence number.
+
+use quiver_core::{codec, DbConfig, Op, Preset, Record};
+use quiver_engine::{verify::verify_dir, Database};
+use quiver_segment::SegmentOptions;
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+const HEADER: usize = 40;
+
+fn ev(i: u64) -> Op {
+    Op::Put(
+        Record::new(i)
+            .with_timestamp(i as i64)
+            .with_type("t")
+            .with_payload(&serde_json::json!({"i": i, "pad": "abcdefghijklmnop"})),
+    )
+}
+
+/// Seqs 1..=200 flushed to segments, 201..=300 only in the WAL; ledger synced and signed.
+fn setup() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = DbConfig::new(Preset::Throughput)
+        .memtable_bytes(1 << 20)
+        .flush_interval(Duration::from_secs(3600))
+        .block_bytes(1024);
+    let db = Database::open(d.path(), cfg).unwrap();
+    for b in 0..20 {
+        db.write_batch(&(b * 10..b * 10 + 10).map(ev).collect::<Vec<_>>()).unwrap();
+    }
+    db.flush().unwrap();
+    for b in 20..30 {
+        db.write_batch(&(b * 10..b * 10 + 10).map(ev).collect::<Vec<_>>()).unwrap();
+    }
+    db.close_without_flush().unwrap();
+    let r = verify_dir(d.path(), &mut |_| {}).unwrap();
+    assert!(r.ok(), "clean database verifies: {:?}", r.failure);
+    assert_eq!(r.tree_size, 300);
+    assert!(r.checkpoints >= 1);
+    d
+}
+
+fn bad_seq(d: &Path) -> u64 {
+    let r = verify_dir(d, &mut |_| {}).unwrap();
+    r.failure.unwrap_or_else(|| panic!("tampering went unnoticed")).first_bad_seq
+}
+
+fn wal_files(d: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(d.join("wal"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn frames(buf: &[u8]) -> Vec<Vec<u8>> {
+    let mut off = HEADER;
+    let mut out = Vec::new();
+    while off + 8 <= buf.len() {
+        let len = u32::from_le_bytes(buf[off..off + 4].try_into().unwrap()) as usize;
+        if len == 0 {
+            break;
+        }
+        out.push(buf[off + 8..off + 8 + len].to_vec());
+        off += 8 + len;
+    }
+    out
+}
+
+/// Rewrites the WAL file holding `seq` through `edit` on its record bodies, with valid CRCs.
+fn edit_wal(d: &Path, seq: u64, edit: impl FnOnce(&mut Vec<Vec<u8>>)) {
+    for f in wal_files(d) {
+        let buf = fs::read(&f).unwrap();
+        let mut fr = frames(&buf);
+        if !fr.iter().any(|b| codec::peek_seq(b).unwrap() == seq) {
+            continue;
+        }
+        edit(&mut fr);
+        let mut out = buf[..HEADER].to_vec();
+        for b in &fr {
+            out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+            out.extend_from_slice(&crc32c::crc32c(b).to_le_bytes());
+            out.extend_from_slice(b);
+        }
+        fs::write(&f, out).unwrap();
+        return;
+    }
+    panic!("seq {seq} not in the WAL");
+}
+
+fn pos(fr: &[Vec<u8>], seq: u64) -> usize {
+    fr.iter().position(|b| codec::peek_seq(b).unwrap() == seq).unwrap()
+}
+
+fn flip_payload(body: &mut [u8]) {
+    let i = body.iter().rposition(|&c| c == b'p').unwrap();
+    body[i] = b'q';
+}
+
+#[test]
+fn wal_payload_flip_with_crc_recomputed() {
+    let d = setup();
+    edit_wal(d.path(), 250, |fr| {
+        let i = pos(fr, 250);
+        flip_payload(&mut fr[i]);
+    });
+    assert_eq!(bad_seq(d.path()), 250);
+}
+
+#[test]
+fn segment_row_flip_with_block_checksum_recomputed() {
+    let d = setup();
+    let seg = fs::read_dir(d.path().join("segments")).unwrap().flatten().next().unwrap().path();
+    let opts = SegmentOptions { block_bytes: 1024, bloom_bits_per_key: 10, compression: Default::default() };
+    quiver_segment::tamper::rewrite_rows(&seg, &opts, |row| {
+        if codec::peek_seq(row).unwrap() == 120 {
+            flip_payload(row);
+        }
+        true
+    })
+    .unwrap();
+    assert_eq!(bad_seq(d.path()), 120);
+}
+
+#[test]
+fn wal_record_deleted_swapped_or_inserted() {
+    let d = setup();
+    edit_wal(d.path(), 250, |fr| {
+        let i = pos(fr, 250);
+        fr.remove(i);
+    });
+    assert_eq!(bad_seq(d.path()), 250, "deleted");
+
+    let d = setup();
+    edit_wal(d.path(), 250, |fr| {
+        let i = pos(fr, 250);
+        fr.swap(i, i + 1);
+    });
+    assert_eq!(bad_seq(d.path()), 250, "swapped");
+
+    let d = setup();
+    edit_wal(d.path(), 250, |fr| {
+        let i = pos(fr, 250);
+        let mut forged = fr[i].clone();
+        flip_payload(&mut forged);
+        fr.insert(i + 1, forged);
+    });
+    assert_eq!(bad_seq(d.path()), 250, "inserted");
+}
+
+#[test]
+fn stored_leaf_hash_altered() {
+    let d = setup();
+    let p = d.path().join("ledger").join("level-00.hashes");
+    let mut b = fs::read(&p).unwrap();
+    b[32 + 32 * 76 + 5] ^= 0x40; // leaf index 76 = seq 77
+    fs::write(&p, b).unwrap();
+    assert_eq!(bad_seq(d.path()), 77);
+}
+
+#[test]
+fn wal_truncated_or_removed_below_the_checkpoint() {
+    let d = setup();
+    edit_wal(d.path(), 260, |fr| {
+        let i = pos(fr, 260);
+        fr.truncate(i + 1);
+    });
+    assert_eq!(bad_seq(d.path()), 261, "truncated after 260");
+
+    let d = setup();
+    for f in wal_files(d.path()) {
+        fs::remove_file(f).unwrap();
+    }
+    assert_eq!(bad_seq(d.path()), 201, "WAL removed");
+}
+
+#[test]
+fn checkpoint_or_key_replaced() {
+    // Key file swapped: every checkpoint signature fails.
+    let d = setup();
+    let other = tempfile::tempdir().unwrap();
+    let db = Database::open(other.path(), DbConfig::default()).unwrap();
+    db.close().unwrap();
+    fs::copy(other.path().join("keys/node.ed25519"), d.path().join("keys/node.ed25519")).unwrap();
+    assert!(verify_dir(d.path(), &mut |_| {}).unwrap().failure.is_some(), "swapped key");
+
+    // A checkpoint's root replaced (frame CRC recomputed): its root no longer matches.
+    let d = setup();
+    let p = d.path().join("ledger/checkpoints.log");
+    let mut b = fs::read(&p).unwrap();
+    let body_start = 16 + 8;
+    let len = u32::from_le_bytes(b[16..20].try_into().unwrap()) as usize;
+    let text = String::from_utf8(b[body_start..body_start + len].to_vec()).unwrap();
+    let root_line = text.lines().nth(2).unwrap().to_owned();
+    let mut forged = root_line.clone().into_bytes();
+    forged[0] = if forged[0] == b'A' { b'B' } else { b'A' };
+    let text2 = text.replacen(&root_line, std::str::from_utf8(&forged).unwrap(), 1);
+    b[body_start..body_start + len].copy_from_slice(text2.as_bytes());
+    let crc = crc32c::crc32c(&b[body_start..body_start + len]);
+    b[20..24].copy_from_slice(&crc.to_le_bytes());
+    fs::write(&p, b).unwrap();
+    assert!(verify_dir(d.path(), &mut |_| {}).unwrap().failure.is_some(), "checkpoint root replaced");
+}
