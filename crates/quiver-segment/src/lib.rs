@@ -29,6 +29,8 @@
 mod bloom;
 mod checks;
 mod compress;
+#[cfg(test)]
+mod consistency_tests;
 mod error;
 mod format;
 mod iter;
