@@ -8,8 +8,11 @@ use crate::quant::{validate, ProductQuantizer};
 use crate::{Metric, Result, VectorError};
 use rayon::prelude::*;
 
-/// Lloyd iterations of the coarse and the residual k-means.
+/// Lloyd iterations of the coarse k-means (the FAISS default for IVF).
 const KMEANS_ITERS: usize = 10;
+/// Lloyd iterations of each residual PQ codebook (the FAISS default for PQ; cheap, since a
+/// sub-space has only `dsub` components).
+const PQ_ITERS: usize = 25;
 
 impl IvfPqIndex {
     /// Builds the index over the rows of `data` (row-major, `dim` per row; ids are the row
@@ -77,7 +80,7 @@ impl IvfPqIndex {
             Metric::L2,
             params.seed.wrapping_add(0x5eed),
             residuals.len() / dim,
-            KMEANS_ITERS,
+            PQ_ITERS,
         )?;
         drop(residuals);
 
