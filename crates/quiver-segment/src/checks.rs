@@ -71,7 +71,14 @@ pub(crate) fn parse_block_index(path: &Path, b: &[u8], f: &Footer) -> Result<Vec
         || first.min_seq != f.min_seq
         || last.max_seq != f.max_seq
     {
-        return Err(corrupt(path, f.block_index_offset, format!("block index disagrees with the footer: blocks end at {next_off} (id index at {}), {rows} rows (footer {}), seqs {}..={} (footer {}..={})", f.id_index_offset, f.rows, first.min_seq, last.max_seq, f.min_seq, f.max_seq)));
+        return Err(corrupt(
+            path,
+            f.block_index_offset,
+            format!(
+                "block index disagrees with the footer: blocks end at {next_off} (id index at {}), {rows} rows (footer {}), seqs {}..={} (footer {}..={})",
+                f.id_index_offset, f.rows, first.min_seq, last.max_seq, f.min_seq, f.max_seq
+            ),
+        ));
     }
     Ok(out)
 }
@@ -93,7 +100,14 @@ pub(crate) fn parse_dir(path: &Path, b: &[u8], f: &Footer) -> Result<Vec<DirEntr
             )
         })?;
         if d.offset != next_off || d.count == 0 || out.last().is_some_and(|p| p.first >= d.first) {
-            return Err(corrupt(path, at, format!("id directory entry {}: offset {} (expected {next_off}), {} ids, keys out of order?", out.len(), d.offset, d.count)));
+            return Err(corrupt(
+                path,
+                at,
+                format!(
+                    "id directory entry {}: offset {} (expected {next_off}), {} ids, keys out of order?",
+                    out.len(), d.offset, d.count
+                ),
+            ));
         }
         next_off = d.offset + u64::from(d.len);
         ids += u64::from(d.count);

@@ -140,7 +140,8 @@ impl Segment {
             });
         }
         let f = Footer::decode(&fb).map_err(|p| corrupt(path, foff + p as u64, "short footer"))?;
-        // Regions must tile the file: header | blocks | id index | dir | block index | bloom | footer.
+        // Regions must tile the file:
+        // header | blocks | id index | dir | block index | bloom | footer.
         let tiles = [
             (HEADER_LEN as u64, f.id_index_offset),
             (f.id_index_offset, f.id_dir_offset),
@@ -304,7 +305,14 @@ impl Segment {
             )
         })?;
         if head.seq != seq || !head.id.matches(id) {
-            return Err(corrupt(&self.path, h.offset, format!("row {pos} of block {block} is seq {} id {:?}, the id index says seq {seq} id {id}", head.seq, head.id)));
+            return Err(corrupt(
+                &self.path,
+                h.offset,
+                format!(
+                    "row {pos} of block {block} is seq {} id {:?}, the id index says seq {seq} id {id}",
+                    head.seq, head.id
+                ),
+            ));
         }
         Ok(Some(body.to_vec()))
     }
@@ -315,7 +323,14 @@ impl Segment {
         self.index_blocks_read.fetch_add(1, Ordering::Relaxed);
         let got = crc32c::crc32c(&b);
         if got != d.crc {
-            return Err(corrupt(&self.path, d.offset, format!("id index block checksum mismatch: directory says {:#010x}, computed {got:#010x}", d.crc)));
+            return Err(corrupt(
+                &self.path,
+                d.offset,
+                format!(
+                    "id index block checksum mismatch: directory says {:#010x}, computed {got:#010x}",
+                    d.crc
+                ),
+            ));
         }
         let mut c = Cur::new(&b);
         let bad = |p: usize| corrupt(&self.path, d.offset + p as u64, "malformed id index entry");
@@ -329,7 +344,14 @@ impl Segment {
                 std::cmp::Ordering::Equal => {
                     let rows = self.blocks.get(block as usize).map_or(0, |h| h.rows);
                     if pos >= rows {
-                        return Err(corrupt(&self.path, d.offset, format!("id index entry for {id} points to row {pos} of block {block}; the file has {} blocks and that block {rows} rows", self.blocks.len())));
+                        return Err(corrupt(
+                            &self.path,
+                            d.offset,
+                            format!(
+                                "id index entry for {id} points to row {pos} of block {block}; the file has {} blocks and that block {rows} rows",
+                                self.blocks.len()
+                            ),
+                        ));
                     }
                     return Ok(Some((seq, block, pos)));
                 }

@@ -23,7 +23,14 @@ impl Segment {
                 .map_err(|e| SegmentError::io(&self.path, "read", e))?;
             let got = crc32c::crc32c(&b);
             if got != d.crc {
-                return Err(corrupt(&self.path, d.offset, format!("id index block checksum mismatch: directory says {:#010x}, computed {got:#010x}", d.crc)));
+                return Err(corrupt(
+                    &self.path,
+                    d.offset,
+                    format!(
+                        "id index block checksum mismatch: directory says {:#010x}, computed {got:#010x}",
+                        d.crc
+                    ),
+                ));
             }
             let mut c = Cur::new(&b);
             let bad =
@@ -76,7 +83,14 @@ impl Segment {
                     }
                     Some(&(seq, _, _)) if seq > head.seq => {}
                     other => {
-                        return Err(corrupt(&self.path, off, format!("row {pos} of block {block} (id {id}, seq {}) disagrees with the id index entry {other:?}", head.seq)));
+                        return Err(corrupt(
+                            &self.path,
+                            off,
+                            format!(
+                                "row {pos} of block {block} (id {id}, seq {}) disagrees with the id index entry {other:?}",
+                                head.seq
+                            ),
+                        ));
                     }
                 }
                 pos += 1;
@@ -84,7 +98,14 @@ impl Segment {
             }
         }
         if rows != self.meta().rows || matched != index.len() as u64 {
-            return Err(corrupt(&self.path, 0, format!("read {rows} rows (footer {}), {matched} of {} id index entries point at their rows", self.meta().rows, index.len())));
+            return Err(corrupt(
+                &self.path,
+                0,
+                format!(
+                    "read {rows} rows (footer {}), {matched} of {} id index entries point at their rows",
+                    self.meta().rows, index.len()
+                ),
+            ));
         }
         Ok(())
     }

@@ -113,7 +113,12 @@ fn flush_of_a_memtable_reads_back_the_same() {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
     #[test]
-    fn memtable_and_segment_agree(seed in any::<u64>(), n in 1usize..500, space in 1u64..100, bb in 64usize..2000) {
+    fn memtable_and_segment_agree(
+        seed in any::<u64>(),
+        n in 1usize..500,
+        space in 1u64..100,
+        bb in 64usize..2000,
+    ) {
         flush_and_compare(&gen_rows(seed, n, 1, space), bb);
     }
 }
