@@ -77,6 +77,16 @@ fn proofs(c: &mut Criterion) {
     l.sync().expect("sync");
     eprintln!("built {n}-leaf tree ({}) in {:.2?}", l.alg(), t.elapsed());
 
+    // One-shot audit timing (too slow for criterion's sampling at this size).
+    let t = Instant::now();
+    let report = l.verify_tree(&mut |_| ()).expect("verify_tree");
+    assert!(report.ok());
+    eprintln!(
+        "verify_tree over {n} leaves ({} interior nodes rehashed) in {:.2?}",
+        report.nodes_checked,
+        t.elapsed()
+    );
+
     let mut g = c.benchmark_group(format!("proofs_{n}_leaves"));
     let mut x = 0x1234_5678_9abc_def0u64;
     let mut rnd = move || {
