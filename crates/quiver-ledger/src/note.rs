@@ -202,8 +202,12 @@ pub(crate) fn parse_body(text: &str) -> Result<Checkpoint> {
 /// signature line must carry `key`'s key id (for the line's name) and verify; lines of other
 /// keys (witness cosignatures) are ignored. The key name must equal the origin.
 pub fn verify_checkpoint(key: &VerifyingKey, note: &str) -> Result<Checkpoint> {
+    if note.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(LedgerError::note("control characters other than newline"));
+    }
+    // As Go's note.Open: the signature block follows the last blank line.
     let split = note
-        .find("\n\n")
+        .rfind("\n\n")
         .ok_or_else(|| LedgerError::note("no blank line before the signatures"))?;
     let text = &note[..split + 1];
     let sigs = &note[split + 2..];
@@ -221,14 +225,10 @@ pub fn verify_checkpoint(key: &VerifyingKey, note: &str) -> Result<Checkpoint> {
         let blob = B64
             .decode(b64)
             .map_err(|e| LedgerError::note(format!("signature is not base64: {e}")))?;
-        if blob.len() < 4 || blob[..4] != key_id(name, key) {
+        // The trusted key is (name = origin, id); lines of any other (name, id) are ignored,
+        // as the signed-note spec requires.
+        if name != cp.origin || blob.len() < 4 || blob[..4] != key_id(name, key) {
             continue;
-        }
-        if name != cp.origin {
-            return Err(LedgerError::BadSignature {
-                what: "checkpoint",
-                reason: format!("key name {name:?} differs from origin {:?}", cp.origin),
-            });
         }
         let sig = Signature::from_slice(&blob[4..]).map_err(|e| LedgerError::BadSignature {
             what: "checkpoint",
@@ -302,6 +302,30 @@ mod tests {
         ] {
             assert!(verify_checkpoint(&k, text).is_err(), "{text:?}");
         }
+    }
+
+    #[test]
+    fn foreign_signature_lines_are_ignored() {
+        let k = key(1);
+        let s = sign_checkpoint(&k, &cp());
+        // A witness cosignature (another name and key) before ours changes nothing.
+        let w = key(9);
+        let mut blob = key_id("witness.example", &w.verifying_key()).to_vec();
+        blob.extend_from_slice(&[0u8; 64]);
+        let extra = format!("{SIG_PREFIX}witness.example {}\n", B64.encode(blob));
+        let (body, sigs) = s.note.split_at(s.note.rfind("\n\n").unwrap_or(0) + 2);
+        let note = format!("{body}{extra}{sigs}");
+        assert_eq!(
+            verify_checkpoint(&k.verifying_key(), &note).ok(),
+            Some(cp())
+        );
+        // Our key under another name is not our key: only the foreign line is left.
+        let only_foreign = format!("{body}{extra}");
+        assert!(verify_checkpoint(&k.verifying_key(), &only_foreign).is_err());
+        // Control characters are rejected.
+        assert!(
+            verify_checkpoint(&k.verifying_key(), &s.note.replacen("hash", "ha\tsh", 1)).is_err()
+        );
     }
 
     #[test]
