@@ -53,7 +53,9 @@ pub use error::{LedgerError, Result};
 pub use hash::{leaf_hash, node_hash, Hash, HashAlg};
 pub use keys::{key_path, KEY_FILE};
 pub use ledger::{LeafHashes, Ledger, LedgerConfig};
-pub use note::{key_id, parse_public_key, vkey, Checkpoint, SignedCheckpoint};
+pub use note::{
+    key_id, open_note, parse_public_key, sign_note, vkey, Checkpoint, SignedCheckpoint,
+};
 pub use proof::{ConsistencyProof, InclusionProof};
 pub use receipt::Receipt;
 pub use trust::{key_fingerprint, KeyInfo, TrustOutcome, TrustStore};

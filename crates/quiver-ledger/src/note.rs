@@ -136,15 +136,18 @@ pub(crate) fn body(cp: &Checkpoint) -> String {
 
 /// Signs `cp` with `key` (key name = origin) and returns the full note.
 pub(crate) fn sign_checkpoint(key: &SigningKey, cp: &Checkpoint) -> SignedCheckpoint {
-    let text = body(cp);
-    let sig = key.sign(text.as_bytes());
-    let mut blob = key_id(&cp.origin, &key.verifying_key()).to_vec();
-    blob.extend_from_slice(&sig.to_bytes());
-    let note = format!("{text}\n{SIG_PREFIX}{} {}\n", cp.origin, B64.encode(blob));
     SignedCheckpoint {
         checkpoint: cp.clone(),
-        note,
+        note: sign_note(key, &cp.origin, &body(cp)),
     }
+}
+
+/// Signs `text` (which must end with a newline) as a C2SP signed note by key `name`.
+pub fn sign_note(key: &SigningKey, name: &str, text: &str) -> String {
+    let sig = key.sign(text.as_bytes());
+    let mut blob = key_id(name, &key.verifying_key()).to_vec();
+    blob.extend_from_slice(&sig.to_bytes());
+    format!("{text}\n{SIG_PREFIX}{name} {}\n", B64.encode(blob))
 }
 
 fn parse_decimal(s: &str) -> Result<u64> {
@@ -198,10 +201,10 @@ pub(crate) fn parse_body(text: &str) -> Result<Checkpoint> {
     })
 }
 
-/// Verifies a signed-note checkpoint against `key` and returns its contents. At least one
-/// signature line must carry `key`'s key id (for the line's name) and verify; lines of other
-/// keys (witness cosignatures) are ignored. The key name must equal the origin.
-pub fn verify_checkpoint(key: &VerifyingKey, note: &str) -> Result<Checkpoint> {
+/// Opens a C2SP signed note: checks that a signature line of key (`name`, `key`) is present
+/// and verifies, and returns the note text (through its final newline). Lines of other keys
+/// (other name or key id) are ignored, as the signed-note spec requires.
+pub fn open_note<'a>(key: &VerifyingKey, name: &str, note: &'a str) -> Result<&'a str> {
     if note.chars().any(|c| c.is_control() && c != '\n') {
         return Err(LedgerError::note("control characters other than newline"));
     }
@@ -211,40 +214,50 @@ pub fn verify_checkpoint(key: &VerifyingKey, note: &str) -> Result<Checkpoint> {
         .ok_or_else(|| LedgerError::note("no blank line before the signatures"))?;
     let text = &note[..split + 1];
     let sigs = &note[split + 2..];
-    let cp = parse_body(text)?;
     if !sigs.ends_with('\n') {
         return Err(LedgerError::note("signature block must end with a newline"));
     }
+    let want_id = key_id(name, key);
     for line in sigs.strip_suffix('\n').unwrap_or(sigs).split('\n') {
         let rest = line
             .strip_prefix(SIG_PREFIX)
             .ok_or_else(|| LedgerError::note(format!("bad signature line {line:?}")))?;
-        let (name, b64) = rest
+        let (line_name, b64) = rest
             .split_once(' ')
             .ok_or_else(|| LedgerError::note(format!("bad signature line {line:?}")))?;
         let blob = B64
             .decode(b64)
             .map_err(|e| LedgerError::note(format!("signature is not base64: {e}")))?;
-        // The trusted key is (name = origin, id); lines of any other (name, id) are ignored,
-        // as the signed-note spec requires.
-        if name != cp.origin || blob.len() < 4 || blob[..4] != key_id(name, key) {
+        if line_name != name || blob.len() < 4 || blob[..4] != want_id {
             continue;
         }
         let sig = Signature::from_slice(&blob[4..]).map_err(|e| LedgerError::BadSignature {
             what: "checkpoint",
             reason: format!("malformed Ed25519 signature: {e}"),
         })?;
-        return key.verify(text.as_bytes(), &sig).map(|()| cp).map_err(|e| {
-            LedgerError::BadSignature {
+        return key
+            .verify(text.as_bytes(), &sig)
+            .map(|()| text)
+            .map_err(|e| LedgerError::BadSignature {
                 what: "checkpoint",
                 reason: format!("signature does not verify: {e}"),
-            }
-        });
+            });
     }
     Err(LedgerError::BadSignature {
         what: "checkpoint",
         reason: "no signature by the trusted key (key id mismatch)".into(),
     })
+}
+
+/// Verifies a signed-note checkpoint against `key` (key name = the checkpoint's origin) and
+/// returns its contents. Witness cosignatures and other keys' lines are ignored.
+pub fn verify_checkpoint(key: &VerifyingKey, note: &str) -> Result<Checkpoint> {
+    let split = note
+        .rfind("\n\n")
+        .ok_or_else(|| LedgerError::note("no blank line before the signatures"))?;
+    let cp = parse_body(&note[..split + 1])?;
+    open_note(key, &cp.origin, note)?;
+    Ok(cp)
 }
 
 #[cfg(test)]
@@ -326,6 +339,39 @@ mod tests {
         assert!(
             verify_checkpoint(&k.verifying_key(), &s.note.replacen("hash", "ha\tsh", 1)).is_err()
         );
+    }
+
+    /// The golang.org/x/mod/sumdb/note example (PeterNeumann key): our key id, vkey, signing
+    /// and verification agree byte for byte with Go's reference implementation.
+    #[test]
+    fn go_sumdb_note_vector() {
+        let skey_b64 = "AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
+        let raw = B64.decode(skey_b64).unwrap_or_default();
+        assert_eq!(raw.len(), 33);
+        assert_eq!(raw[0], ED25519_TYPE);
+        let mut seed = [0u8; 32];
+        seed.copy_from_slice(&raw[1..]);
+        let key = SigningKey::from_bytes(&seed);
+        let vk = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
+        assert_eq!(parse_public_key(vk).ok(), Some(key.verifying_key()));
+        assert_eq!(vkey("PeterNeumann", &key.verifying_key()), vk);
+        assert_eq!(
+            hex::encode(key_id("PeterNeumann", &key.verifying_key())),
+            "c74f20a3"
+        );
+        let text = "If you think cryptography is the answer to your problem,\n\
+                    then you don't know what your problem is.\n";
+        let want = format!(
+            "{text}\n\u{2014} PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
+        );
+        assert_eq!(sign_note(&key, "PeterNeumann", text), want);
+        assert_eq!(
+            open_note(&key.verifying_key(), "PeterNeumann", &want).ok(),
+            Some(text)
+        );
+        let forged = want.replace("cryptography", "cryptographY");
+        assert!(open_note(&key.verifying_key(), "PeterNeumann", &forged).is_err());
+        assert!(open_note(&key.verifying_key(), "Peter", &want).is_err());
     }
 
     #[test]
