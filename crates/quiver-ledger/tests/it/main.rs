@@ -1,6 +1,7 @@
 //! Integration tests for quiver-ledger, one module per suite.
 
 mod common;
+mod crash;
 mod model;
 mod persistence;
 mod props;
