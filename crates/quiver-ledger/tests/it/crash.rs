@@ -21,16 +21,19 @@ fn crash_child() {
     };
     let dir = std::path::PathBuf::from(dir);
     let l = common::open(&dir, HashAlg::Sha256);
-    let mut batch = 0u64;
+    let (mut until_sync, mut until_checkpoint) = (3u32, 7u32);
     loop {
         let next = l.size() + 1;
         common::append_range(&l, next, next + 49);
-        batch += 1;
-        if batch % 3 == 0 {
+        until_sync -= 1;
+        until_checkpoint -= 1;
+        if until_sync == 0 {
+            until_sync = 3;
             l.sync().expect("sync");
             println!("synced {}", l.size());
         }
-        if batch % 7 == 0 {
+        if until_checkpoint == 0 {
+            until_checkpoint = 7;
             let cp = l.checkpoint().expect("checkpoint");
             println!("checkpoint {}", cp.checkpoint.size);
         }
