@@ -12,7 +12,6 @@ use std::time::Instant;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 type Res<T> = Result<T, Box<dyn Error + Send + Sync>>;
@@ -328,29 +327,47 @@ fn open_engine(name: &str, dir: &Path, mode: Mode) -> Res<Arc<dyn Engine>> {
 //
 // Mirrors crates/quiver/src/bench_ingest.rs so both sides do the same work: the same event
 // types and sources, a JSON payload `{"d":"<random alphanumerics>"}` of exactly
-// `--payload-bytes` bytes generated the same way (StdRng, one draw per character), ids claimed
+// `--payload-bytes` bytes generated the same way (xorshift64*, eight characters per draw), ids claimed
 // in runs of `batch` from one shared counter, the same percentile rule and timing boundary.
 
 const TYPES: [&str; 8] = ["click", "view", "purchase", "login", "logout", "search", "error", "heartbeat"];
 const ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 
+/// xorshift64*, the same cheap generator as quiver's `bench ingest`.
+pub struct Gen(pub u64);
+
+impl Gen {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
 /// Encodes one event as a row value: timestamp (ns, BE), type, source (`svc-NN`, 16 kinds),
 /// then the JSON payload (~240 bytes in total with a 200-byte payload).
-fn encode_event(rng: &mut StdRng, ts: i64, payload_bytes: usize, out: &mut Vec<u8>) {
+fn encode_event(g: &mut Gen, ts: i64, payload_bytes: usize, out: &mut Vec<u8>) {
     let fixed = r#"{"d":""}"#.len();
     let n = payload_bytes.saturating_sub(fixed);
     out.clear();
     out.extend_from_slice(&ts.to_be_bytes());
-    let ty = TYPES[rng.gen_range(0..TYPES.len())];
+    let r = g.next();
+    let ty = TYPES[(r % 8) as usize];
     out.push(ty.len() as u8);
     out.extend_from_slice(ty.as_bytes());
-    let src = format!("svc-{:02}", rng.gen_range(0..16));
+    let src = format!("svc-{:02}", (r >> 8) % 16);
     out.push(src.len() as u8);
     out.extend_from_slice(src.as_bytes());
     out.extend_from_slice(&((n + fixed) as u32).to_be_bytes());
     out.extend_from_slice(br#"{"d":""#);
-    for _ in 0..n {
-        out.push(ALNUM[rng.gen_range(0..ALNUM.len())]);
+    let mut left = n;
+    while left > 0 {
+        let bytes = g.next().to_le_bytes();
+        for &b in bytes.iter().take(left.min(8)) {
+            out.push(ALNUM[(b as usize * ALNUM.len()) >> 8]);
+        }
+        left = left.saturating_sub(8);
     }
     out.extend_from_slice(br#""}"#);
 }
@@ -376,7 +393,7 @@ fn run_workload(engine: Arc<dyn Engine>, a: &Args) -> Res<RunResult> {
         let next = Arc::clone(&next);
         let (events, batch, payload_bytes) = (a.events, a.batch as u64, a.payload_bytes);
         handles.push(std::thread::spawn(move || -> Res<Vec<f64>> {
-            let mut rng = StdRng::seed_from_u64(0x5eed + w as u64);
+            let mut rng = Gen(0x5eed_0000_0000 + w as u64 * 0x9e37_79b9 + 1);
             let mut lat = Vec::new();
             let mut buf: Vec<([u8; 8], Vec<u8>)> = Vec::with_capacity(batch as usize);
             loop {

@@ -119,15 +119,18 @@ fn flush_one(inner: &Inner, mt: &SharedMemtable) -> Result<()> {
         return Ok(());
     };
     let older_data_exists = !inner.state.read().segments.is_empty();
+    // With no id written twice (the common case for event streams) every row is the newest
+    // version and no entry needs decoding.
+    let all_distinct = mt_r.distinct_ids() == mt_r.len();
     let mut rows: Vec<&[u8]> = Vec::with_capacity(mt_r.len());
     for body in mt_r.iter() {
-        let e = codec::decode_entry(body)?;
-        let id = e.op.id()?;
-        let newest = mt_r.get(id).map(codec::peek_seq).transpose()?;
-        if newest != Some(e.seq) {
-            continue; // overwritten inside this memtable
+        if !all_distinct {
+            let (seq, id, _) = codec::decode_key(body)?;
+            if mt_r.get_seq(&id) != Some(seq) {
+                continue; // overwritten inside this memtable
+            }
         }
-        if matches!(e.op, Op::Delete(_)) && !older_data_exists {
+        if is_tombstone(body) && !older_data_exists {
             continue; // a tombstone with nothing older to shadow
         }
         rows.push(body);
@@ -170,6 +173,11 @@ fn flush_one(inner: &Inner, mt: &SharedMemtable) -> Result<()> {
     }
     inner.wal.remove_before(last_seq + 1)?;
     Ok(())
+}
+
+/// The tombstone bit of an encoded entry's flags byte (see `docs/format/entry.md`).
+fn is_tombstone(body: &[u8]) -> bool {
+    body.get(codec::SEQ_PREFIX).is_some_and(|f| f & 1 == 1)
 }
 
 fn seg_options(inner: &Inner) -> SegmentOptions {
@@ -229,7 +237,7 @@ pub(crate) fn compact(inner: &Inner, force: bool) -> Result<()> {
             let keep = (|| -> Result<Option<Vec<u8>>> {
                 let row = row?;
                 let e = codec::decode_entry(&row)?;
-                if overwritten_later(e.op.id()?, &window[i + 1..])? {
+                if overwritten(e.op.id()?, e.seq, &window[i..])? {
                     return Ok(None);
                 }
                 if drop_tombstones && matches!(e.op, Op::Delete(_)) {
@@ -252,11 +260,12 @@ pub(crate) fn compact(inner: &Inner, force: bool) -> Result<()> {
         let _ = std::fs::remove_file(&path);
         return Err(e);
     }
-    let meta = written?;
+    // Every row of the window may be dropped: then there is no new segment at all.
     let new_seg = if !any {
         let _ = std::fs::remove_file(&path);
         None
     } else {
+        let meta = written?;
         manifest::sync_dir(&segments_dir(&inner.dir))?;
         Some((meta, Arc::new(LiveSegment { id, seg: Segment::open(&path)? })))
     };
@@ -297,9 +306,11 @@ pub(crate) fn compact(inner: &Inner, force: bool) -> Result<()> {
     Ok(())
 }
 
-fn overwritten_later(id: &Id, newer: &[Arc<LiveSegment>]) -> Result<bool> {
-    for s in newer {
-        if s.seg.get(id)?.is_some() {
+/// Whether a newer version of `id` than `seq` exists in `segs` (the row's own segment and the
+/// newer ones of the window), answered from the id indexes without reading data blocks.
+fn overwritten(id: &Id, seq: u64, segs: &[Arc<LiveSegment>]) -> Result<bool> {
+    for s in segs {
+        if s.seg.newest_seq(id)?.is_some_and(|n| n > seq) {
             return Ok(true);
         }
     }

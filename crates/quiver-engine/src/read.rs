@@ -27,7 +27,7 @@ impl Source {
     /// Whether this source holds any version of `id`.
     fn holds(&self, id: &Id) -> Result<bool> {
         Ok(match self {
-            Source::Segment(s) => s.seg.get(id)?.is_some(),
+            Source::Segment(s) => s.seg.newest_seq(id)?.is_some(),
             Source::Frozen(m) => m.read().get(id).is_some(),
             Source::Active(a) => a.newest.contains_key(id),
         })

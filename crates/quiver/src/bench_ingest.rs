@@ -4,7 +4,6 @@ use crate::util;
 use anyhow::Context;
 use quiver_core::{DbConfig, Id, Op, Preset, Record};
 use quiver_engine::Database;
-use rand::{Rng, SeedableRng};
 use std::{
     path::PathBuf,
     sync::{
@@ -50,25 +49,48 @@ const TYPES: [&str; 8] =
     ["click", "view", "purchase", "login", "logout", "search", "error", "heartbeat"];
 const ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 
-fn make_event(rng: &mut impl Rng, id: u64, ts: i64, payload_bytes: usize, dim: usize) -> Op {
+/// xorshift64*: a cheap generator so the benchmark measures the database, not the RNG.
+/// `bench/compare` uses the same generator, so both sides do the same work.
+struct Gen(u64);
+
+impl Gen {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    /// Appends `n` random alphanumerics, eight per draw.
+    fn alnum(&mut self, n: usize, out: &mut String) {
+        let mut left = n;
+        while left > 0 {
+            let r = self.next().to_le_bytes();
+            for &b in r.iter().take(left.min(8)) {
+                out.push(ALNUM[(b as usize * ALNUM.len()) >> 8] as char);
+            }
+            left = left.saturating_sub(8);
+        }
+    }
+}
+
+fn make_event(g: &mut Gen, id: u64, ts: i64, payload_bytes: usize, dim: usize) -> Op {
     // A JSON object whose serialized size is `payload_bytes` (at least the fixed part).
     let fixed = r#"{"d":""}"#.len();
-    let n = payload_bytes.saturating_sub(fixed);
-    let mut p = String::with_capacity(payload_bytes);
+    let mut p = String::with_capacity(payload_bytes.max(fixed));
     p.push_str(r#"{"d":""#);
-    for _ in 0..n {
-        p.push(ALNUM[rng.gen_range(0..ALNUM.len())] as char);
-    }
+    g.alnum(payload_bytes.saturating_sub(fixed), &mut p);
     p.push_str("\"}");
-    let mut r = Record::new(Id::U64(id))
+    let r = g.next();
+    let mut rec = Record::new(Id::U64(id))
         .with_timestamp(ts)
-        .with_type(TYPES[rng.gen_range(0..TYPES.len())])
-        .with_source(format!("svc-{:02}", rng.gen_range(0..16)));
-    r.payload = Some(p);
+        .with_type(TYPES[(r % 8) as usize])
+        .with_source(format!("svc-{:02}", (r >> 8) % 16));
+    rec.payload = Some(p);
     if dim > 0 {
-        r.vector = Some((0..dim).map(|_| rng.gen_range(-1.0f32..1.0)).collect());
+        rec.vector =
+            Some((0..dim).map(|_| (g.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0).collect());
     }
-    Op::Put(r)
+    Op::Put(rec)
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
@@ -103,7 +125,7 @@ pub fn run(a: BenchIngestArgs) -> anyhow::Result<()> {
         let pb = pb.clone();
         let (events, batch, pbytes, dim) = (a.events, a.batch as u64, a.payload_bytes, a.dim);
         handles.push(std::thread::spawn(move || -> anyhow::Result<Vec<f64>> {
-            let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed + w as u64);
+            let mut g = Gen(0x5eed_0000_0000 + w as u64 * 0x9e37_79b9 + 1);
             let mut lat = Vec::new();
             let mut ops = Vec::with_capacity(batch as usize);
             loop {
@@ -114,7 +136,7 @@ pub fn run(a: BenchIngestArgs) -> anyhow::Result<()> {
                 let last = (first + batch).min(events);
                 ops.clear();
                 for id in first..last {
-                    ops.push(make_event(&mut rng, id, t0 + id as i64 * 1000, pbytes, dim));
+                    ops.push(make_event(&mut g, id, t0 + id as i64 * 1000, pbytes, dim));
                 }
                 let t = Instant::now();
                 db.write_batch(&ops)?;
