@@ -10,17 +10,18 @@ use parking_lot::Mutex;
 
 use crate::error::{LedgerError, Result};
 use crate::framed::FramedLog;
-use crate::hash::{leaf_hash, node_hash, Hash, HashAlg};
+use crate::hash::{leaf_hash, Hash, HashAlg};
 use crate::keys;
+use crate::meta::{read_meta, write_meta, META_FILE};
 use crate::note::{self, SignedCheckpoint};
-use crate::proof::{self, ConsistencyProof, InclusionProof, NodeSource};
+use crate::proof::{self, ConsistencyProof, InclusionProof};
 use crate::receipt::Receipt;
 use crate::store::TreeStore;
+use crate::tree::Inner;
+pub use crate::tree::LeafHashes;
 
-pub(crate) const META_FILE: &str = "ledger.meta";
 pub(crate) const CHECKPOINTS_FILE: &str = "checkpoints.log";
 pub(crate) const RECEIPTS_FILE: &str = "receipts.log";
-const META_MAGIC: &[u8; 8] = b"QVLGMETA";
 pub(crate) const CHECKPOINT_MAGIC: &[u8; 8] = b"QVLGCKPT";
 pub(crate) const RECEIPT_MAGIC: &[u8; 8] = b"QVLGRCPT";
 
@@ -49,28 +50,6 @@ impl Default for LedgerConfig {
     }
 }
 
-pub(crate) struct Inner {
-    pub(crate) store: TreeStore,
-    pub(crate) size: u64,
-    /// `frontier[l]` is the last node of level `l`, valid where bit `l` of `size` is set.
-    frontier: [Hash; 64],
-    pub(crate) checkpoints: FramedLog,
-    pub(crate) latest: Option<SignedCheckpoint>,
-    last_checkpoint_at: Instant,
-    pub(crate) receipts: FramedLog,
-    /// Offset of receipt `id` at `receipt_offsets[id - 1]`.
-    pub(crate) receipt_offsets: Vec<u64>,
-    /// first_seq -> (last_seq, id).
-    pub(crate) receipt_by_first: BTreeMap<u64, (u64, u64)>,
-    poisoned: bool,
-}
-
-impl NodeSource for Inner {
-    fn node(&self, level: u32, index: u64) -> Result<Hash> {
-        self.store.node(level, index)
-    }
-}
-
 /// The tamper-evident log. `Send + Sync`; every method takes `&self` (one internal mutex).
 pub struct Ledger {
     pub(crate) inner: Mutex<Inner>,
@@ -92,43 +71,6 @@ impl std::fmt::Debug for Ledger {
             .field("size", &self.size())
             .finish_non_exhaustive()
     }
-}
-
-fn read_meta(path: &Path, read_only: bool) -> Result<Option<(HashAlg, String)>> {
-    if !path.exists() {
-        return Ok(None);
-    }
-    let mut meta = None;
-    let mut each = |off: u64, b: &[u8]| {
-        let alg = b
-            .first()
-            .and_then(|c| HashAlg::from_code(*c))
-            .ok_or_else(|| LedgerError::corrupt(path, off, "unknown hash algorithm code"))?;
-        let origin = std::str::from_utf8(&b[1..])
-            .map_err(|_| LedgerError::corrupt(path, off, "origin is not UTF-8"))?;
-        meta = Some((alg, origin.to_string()));
-        Ok(())
-    };
-    FramedLog::open(path, META_MAGIC, read_only, &mut each)?;
-    match meta {
-        Some(m) => Ok(Some(m)),
-        None => Err(LedgerError::corrupt(path, 0, "no metadata record")),
-    }
-}
-
-fn write_meta(dir: &Path, alg: HashAlg, origin: &str) -> Result<()> {
-    let tmp = dir.join(format!("{META_FILE}.tmp"));
-    let _ = fs::remove_file(&tmp);
-    let mut none = |_: u64, _: &[u8]| Ok(());
-    let mut log = FramedLog::open(&tmp, META_MAGIC, false, &mut none)?;
-    let mut body = vec![alg.code()];
-    body.extend_from_slice(origin.as_bytes());
-    log.append(&body)?;
-    log.sync()?;
-    drop(log);
-    let path = dir.join(META_FILE);
-    fs::rename(&tmp, &path).map_err(|e| LedgerError::io(&path, e))?;
-    crate::store::sync_dir(dir)
 }
 
 impl Ledger {
@@ -376,13 +318,7 @@ impl Ledger {
     /// Streams stored leaf hashes from `from` up to the size at the time of the call, reading
     /// in chunks (memory independent of size).
     pub fn leaf_hashes(&self, from: u64) -> LeafHashes<'_> {
-        LeafHashes {
-            ledger: self,
-            next: from,
-            end: self.size(),
-            buf: Vec::new(),
-            pos: 0,
-        }
+        LeafHashes::new(self, from, self.size())
     }
 
     /// Current root (`H()` for the empty tree). O(log n) hashing, no I/O.
@@ -506,131 +442,5 @@ impl Drop for Ledger {
         if !self.read_only {
             let _ = self.inner.get_mut().store.flush();
         }
-    }
-}
-
-impl Inner {
-    fn check_size(&self, what: &'static str, size: u64) -> Result<()> {
-        if size > self.size {
-            return Err(LedgerError::OutOfRange {
-                what,
-                value: size,
-                size: self.size,
-            });
-        }
-        Ok(())
-    }
-
-    fn push_leaf(&mut self, alg: HashAlg, h: &Hash) -> Result<()> {
-        self.store.push(0, h)?;
-        let mut node = *h;
-        let mut level = 0u32;
-        let mut idx = self.size;
-        while idx & 1 == 1 {
-            node = node_hash(alg, &self.frontier[level as usize], &node);
-            level += 1;
-            idx >>= 1;
-            self.store.push(level, &node)?;
-        }
-        self.frontier[level as usize] = node;
-        self.size += 1;
-        Ok(())
-    }
-
-    pub(crate) fn current_root(&self, alg: HashAlg) -> Hash {
-        let mut acc: Option<Hash> = None;
-        for level in 0..64 {
-            if self.size & (1u64 << level) != 0 {
-                let f = &self.frontier[level];
-                acc = Some(match acc {
-                    None => *f,
-                    Some(a) => node_hash(alg, f, &a),
-                });
-            }
-        }
-        acc.unwrap_or_else(|| alg.empty_root())
-    }
-
-    pub(crate) fn root_at(&self, alg: HashAlg, size: u64) -> Result<Hash> {
-        if size == 0 {
-            return Ok(alg.empty_root());
-        }
-        if size == self.size {
-            return Ok(self.current_root(alg));
-        }
-        proof::range_hash(self, alg, 0, size)
-    }
-
-    fn rebuild_frontier(&mut self) -> Result<()> {
-        for level in 0..64u32 {
-            if self.size & (1u64 << level) != 0 {
-                self.frontier[level as usize] = self.store.node(level, (self.size >> level) - 1)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Makes every level hold exactly `size >> level` nodes: cuts stale extra nodes and
-    /// recomputes nodes whose write was lost in a crash (in memory only when read-only).
-    fn reconcile(&mut self, alg: HashAlg, read_only: bool) -> Result<()> {
-        for level in 1..64u32 {
-            let want = self.size >> level;
-            let have = self.store.count(level);
-            if have > want && !read_only {
-                self.store.truncate_level(level, want)?;
-            }
-            for i in have.min(want)..want {
-                let l = self.store.node(level - 1, 2 * i)?;
-                let r = self.store.node(level - 1, 2 * i + 1)?;
-                self.store.push(level, &node_hash(alg, &l, &r))?;
-            }
-            if want == 0 && level >= self.store.level_count() {
-                break;
-            }
-        }
-        if !read_only {
-            self.store.drop_empty_top_levels()?;
-            self.store.sync()?;
-        }
-        self.rebuild_frontier()
-    }
-}
-
-/// Iterator over stored leaf hashes, see [`Ledger::leaf_hashes`].
-pub struct LeafHashes<'a> {
-    ledger: &'a Ledger,
-    next: u64,
-    end: u64,
-    buf: Vec<Hash>,
-    pos: usize,
-}
-
-impl Iterator for LeafHashes<'_> {
-    type Item = Result<Hash>;
-
-    fn next(&mut self) -> Option<Result<Hash>> {
-        if self.pos == self.buf.len() {
-            if self.next >= self.end {
-                return None;
-            }
-            let n = (self.end - self.next).min(4096) as usize;
-            self.buf.resize(n, Hash::default());
-            self.pos = 0;
-            let r = self
-                .ledger
-                .inner
-                .lock()
-                .store
-                .read_range(0, self.next, &mut self.buf);
-            if let Err(e) = r {
-                self.next = self.end;
-                self.buf.clear();
-                return Some(Err(e));
-            }
-            self.next += n as u64;
-        }
-        let h = self.buf[self.pos];
-        self.pos += 1;
-        Some(Ok(h))
     }
 }

@@ -37,12 +37,14 @@ mod framed;
 mod hash;
 mod keys;
 mod ledger;
+mod meta;
 mod mmap;
 mod note;
 mod proof;
 mod receipt;
 mod signing;
 mod store;
+mod tree;
 mod trust;
 pub mod verify;
 
