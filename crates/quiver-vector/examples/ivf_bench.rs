@@ -4,13 +4,14 @@
 //! cargo run --release -p quiver-vector --example ivf_bench -- \
 //!     --data /work/shared/data/debian-minilm [--metric cosine] [--nlist 1024] [--pq-m 48]
 //!     [--nprobe 1,4,8,16,32,64] [--rescore 0,4,8,16] [--k 10] [--nq 1000]
-//!     [--flat-nq 200] [--skip-flat] [--index FILE]
+//!     [--flat-nq 200] [--skip-flat] [--index FILE] [--repeat 1]
 //! ```
 //!
 //! Reads `base.fvecs`, `query.fvecs`, `groundtruth.ivecs` (per row: little-endian i32 dim,
 //! then dim f32 / i32). Queries run one at a time on one thread. Prints one JSON line per
 //! setting: recall@k against the ground truth, QPS, p50/p99 latency. With `--index FILE` the
-//! IVF-PQ index is loaded from FILE when it exists, else built and saved there.
+//! IVF-PQ index is loaded from FILE when it exists, else built and saved there. `--repeat R`
+//! runs the IVF-PQ query set R times per setting (longer, steadier timings).
 
 use quiver_vector::ivf::{IvfPqIndex, IvfPqParams};
 use quiver_vector::quant::{ProductQuantizer, Sq8Quantizer};
@@ -71,6 +72,7 @@ struct Run {
 
 /// Runs `search` over the queries one at a time (after a warm-up pass over up to 100).
 fn run(
+    repeat: usize,
     queries: &[f32],
     dim: usize,
     truth: &[u32],
@@ -81,10 +83,15 @@ fn run(
     for q in queries.chunks_exact(dim).take(100) {
         std::hint::black_box(search(q));
     }
-    let mut lat = Vec::with_capacity(queries.len() / dim);
+    let mut lat = Vec::with_capacity(queries.len() / dim * repeat);
     let mut hits = 0usize;
     let start = Instant::now();
-    for (i, q) in queries.chunks_exact(dim).enumerate() {
+    for (i, q) in queries
+        .chunks_exact(dim)
+        .enumerate()
+        .cycle()
+        .take(queries.len() / dim * repeat)
+    {
         let t = Instant::now();
         let res = search(q);
         lat.push(t.elapsed().as_secs_f64() * 1e6);
@@ -95,7 +102,7 @@ fn run(
     let nq = lat.len();
     lat.sort_by(f64::total_cmp);
     Run {
-        recall: hits as f64 / (nq * k) as f64,
+        recall: hits as f64 / (nq * k) as f64, // every pass scores the same hits
         qps: nq as f64 / secs,
         p50_us: lat[nq / 2],
         p99_us: lat[(nq * 99 / 100).min(nq - 1)],
@@ -131,6 +138,7 @@ fn main() -> Result<(), String> {
         .parse()
         .map_err(|e| format!("{e:?}"))?;
     let k = one(&args, "k", 10);
+    let repeat = one(&args, "repeat", 1).max(1);
     let (dim, mut base) = fvecs(&dir.join("base.fvecs"))?;
     let (qdim, mut queries) = fvecs(&dir.join("query.fvecs"))?;
     let (gt_dim, truth) = read_vecs(&dir.join("groundtruth.ivecs"))?;
@@ -191,7 +199,7 @@ fn main() -> Result<(), String> {
     for &rescore in &list(&args, "rescore", "0,4,8,16") {
         for &nprobe in &list(&args, "nprobe", "1,4,8,16,32,64") {
             let rs = (rescore > 0).then_some((&base[..], rescore));
-            let r = run(&queries, dim, &truth, gt_dim, k, |q| {
+            let r = run(repeat, &queries, dim, &truth, gt_dim, k, |q| {
                 index.search(q, k, nprobe, rs).unwrap_or_default()
             });
             println!(
@@ -213,7 +221,7 @@ fn main() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let build = t.elapsed().as_secs_f64();
     for rescore in [1usize, 2, 4] {
-        let r = run(flat_queries, dim, &truth, gt_dim, k, |q| {
+        let r = run(1, flat_queries, dim, &truth, gt_dim, k, |q| {
             sq8.search_rerank(q, k, &base, rescore).unwrap_or_default()
         });
         println!(
@@ -229,7 +237,7 @@ fn main() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let build = t.elapsed().as_secs_f64();
     for rescore in [4usize, 16, 64] {
-        let r = run(flat_queries, dim, &truth, gt_dim, k, |q| {
+        let r = run(1, flat_queries, dim, &truth, gt_dim, k, |q| {
             pq.search_rerank(q, k, &base, rescore).unwrap_or_default()
         });
         println!(

@@ -163,7 +163,15 @@ fn bad_input_is_a_typed_error() {
 fn scan_matches_score_for_odd_and_even_m() {
     let seed = 31;
     println!("seed {seed}");
-    for (dim, m) in [(15usize, 3usize), (14, 7), (16, 8), (5, 1)] {
+    for (dim, m) in [
+        (15usize, 3usize),
+        (14, 7),
+        (16, 8),
+        (5, 1),
+        (16, 16),
+        (34, 17),
+        (96, 48),
+    ] {
         let data = clustered(700, dim, 6, 0.3, false, seed);
         let pq =
             ProductQuantizer::train_with(&data, dim, m, Metric::L2, seed, 700, 2).expect("train");
