@@ -17,6 +17,11 @@ pub trait QueryScorer {
     /// Hint that point `i` will be scored soon (prefetch its data). Default: nothing.
     #[inline]
     fn prefetch(&self, _i: u32) {}
+    /// Hint that all of point `i`'s data is needed next (default: [`QueryScorer::prefetch`]).
+    #[inline]
+    fn prefetch_all(&self, i: u32) {
+        self.prefetch(i)
+    }
 }
 
 /// A collection of stored points that can prepare queries.
@@ -103,14 +108,65 @@ impl std::fmt::Debug for Filter<'_> {
     }
 }
 
-/// One 64-byte block: the unit of the aligned in-memory row buffer.
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-#[repr(C, align(64))]
-struct Block([f32; 16]);
+/// Growable, page-aligned f32 buffer in anonymous memory. On Linux it is advised to use
+/// transparent huge pages: graph traversal touches rows at random, and 2 MiB pages take the
+/// TLB misses out of that walk.
+#[derive(Default)]
+struct AnonBuf {
+    map: Option<memmap2::MmapMut>,
+    len: usize,
+}
+
+impl AnonBuf {
+    fn capacity(&self) -> usize {
+        self.map.as_ref().map_or(0, |m| m.len() / 4)
+    }
+
+    fn as_slice(&self) -> &[f32] {
+        match &self.map {
+            Some(m) => bytemuck::try_cast_slice(&m[..self.len * 4]).unwrap_or(&[]),
+            None => &[],
+        }
+    }
+
+    fn reserve(&mut self, additional: usize) -> std::io::Result<()> {
+        let need = self.len + additional;
+        if need <= self.capacity() {
+            return Ok(());
+        }
+        let cap = need.max(2 * self.capacity()).max(1024);
+        let mut map = memmap2::MmapMut::map_anon(cap * 4)?;
+        #[cfg(target_os = "linux")]
+        let _ = map.advise(memmap2::Advice::HugePage);
+        if let Some(old) = &self.map {
+            map[..self.len * 4].copy_from_slice(&old[..self.len * 4]);
+        }
+        self.map = Some(map);
+        Ok(())
+    }
+
+    /// Appends `v` followed by `pad` zeros (anonymous memory starts zeroed).
+    fn extend(&mut self, v: &[f32], pad: usize) -> std::io::Result<()> {
+        self.reserve(v.len() + pad)?;
+        if let Some(m) = &mut self.map {
+            let bytes: &[u8] = bytemuck::cast_slice(v);
+            m[self.len * 4..self.len * 4 + bytes.len()].copy_from_slice(bytes);
+        }
+        self.len += v.len() + pad;
+        Ok(())
+    }
+}
 
 enum Backing {
-    Owned(Vec<Block>),
+    Owned(AnonBuf),
     Mapped(VecFile),
+}
+
+fn anon_err(source: std::io::Error) -> VectorError {
+    VectorError::Io {
+        path: "<anonymous memory>".into(),
+        source,
+    }
 }
 
 /// Full-precision rows with a 64-byte aligned stride, held in memory or memory-mapped from a
@@ -126,7 +182,7 @@ impl F32Vectors {
     /// An empty in-memory collection of `dim`-dimensional rows.
     pub fn new(dim: usize) -> Self {
         F32Vectors {
-            backing: Backing::Owned(Vec::new()),
+            backing: Backing::Owned(AnonBuf::default()),
             dim,
             stride: vecfile::row_stride(dim, ElemType::F32) / 4,
             len: 0,
@@ -164,13 +220,13 @@ impl F32Vectors {
             });
         }
         if let Backing::Mapped(_) = self.backing {
+            let mut buf = AnonBuf::default();
             let data = self.data();
-            let nb = data.len() / 16;
-            let mut blocks = vec![Block([0.0; 16]); nb];
-            bytemuck::cast_slice_mut::<Block, f32>(&mut blocks).copy_from_slice(&data[..nb * 16]);
-            self.backing = Backing::Owned(blocks);
+            buf.extend(&data[..self.len * self.stride], 0)
+                .map_err(anon_err)?;
+            self.backing = Backing::Owned(buf);
         }
-        let blocks = match &mut self.backing {
+        let buf = match &mut self.backing {
             Backing::Owned(b) => b,
             Backing::Mapped(_) => {
                 return Err(VectorError::InvalidParameter {
@@ -179,10 +235,7 @@ impl F32Vectors {
                 })
             }
         };
-        let per_row = self.stride / 16;
-        let start = self.len * self.stride;
-        blocks.resize(blocks.len() + per_row, Block([0.0; 16]));
-        bytemuck::cast_slice_mut::<Block, f32>(blocks)[start..start + self.dim].copy_from_slice(v);
+        buf.extend(v, self.stride - self.dim).map_err(anon_err)?;
         self.len += 1;
         Ok((self.len - 1) as u32)
     }
@@ -190,7 +243,8 @@ impl F32Vectors {
     /// Reserves room for `additional` more rows.
     pub fn reserve(&mut self, additional: usize) {
         if let Backing::Owned(b) = &mut self.backing {
-            b.reserve(additional * self.stride / 16);
+            // Best effort: a failure here resurfaces as a typed error from `push`.
+            let _ = b.reserve(additional * self.stride);
         }
     }
 
@@ -198,7 +252,7 @@ impl F32Vectors {
     #[inline]
     pub fn data(&self) -> &[f32] {
         match &self.backing {
-            Backing::Owned(b) => bytemuck::cast_slice(b),
+            Backing::Owned(b) => b.as_slice(),
             // `open` checked the cast once; the map does not change afterwards.
             Backing::Mapped(f) => f.f32_data().unwrap_or(&[]),
         }
@@ -273,6 +327,11 @@ impl F32Space {
         self.vectors.push(&p)
     }
 
+    /// Reserves room for `additional` more vectors.
+    pub fn reserve(&mut self, additional: usize) {
+        self.vectors.reserve(additional);
+    }
+
     /// Validates and normalises (cosine) a query.
     pub fn prepare_query(&self, q: &[f32]) -> Result<Vec<f32>> {
         distance::prepare(self.metric, q, self.vectors.dim())
@@ -318,7 +377,16 @@ impl QueryScorer for F32Scorer<'_> {
     fn prefetch(&self, i: u32) {
         let p = self.data.as_ptr().wrapping_add(i as usize * self.stride);
         distance::prefetch(p);
-        distance::prefetch(p.wrapping_add(16));
+    }
+
+    #[inline]
+    fn prefetch_all(&self, i: u32) {
+        let p = self.data.as_ptr().wrapping_add(i as usize * self.stride);
+        let mut o = 16;
+        while o < self.dim {
+            distance::prefetch(p.wrapping_add(o));
+            o += 16;
+        }
     }
 }
 

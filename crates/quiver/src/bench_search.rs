@@ -9,8 +9,10 @@
 use anyhow::{bail, Context};
 use quiver_vector::flat::{self, FlatParams};
 use quiver_vector::hnsw::{Hnsw, HnswParams, SearchParams};
+use quiver_vector::ivf::{IvfPqIndex, IvfPqParams};
+use quiver_vector::quant::{PqCodes, ProductQuantizer, Sq8Codes, Sq8Quantizer};
 use quiver_vector::rayon::{self, prelude::*};
-use quiver_vector::space::{F32Space, VectorSpace};
+use quiver_vector::space::{F32Space, QueryScorer, VectorSpace};
 use quiver_vector::{Metric, Neighbor};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -23,6 +25,7 @@ pub enum IndexKind {
     /// HNSW graph.
     Hnsw,
     /// IVF with PQ-coded residuals.
+    #[value(name = "ivf_pq", alias = "ivf-pq")]
     IvfPq,
 }
 
@@ -76,7 +79,8 @@ pub struct BenchSearchArgs {
     /// Codes held in memory while searching.
     #[arg(long, value_enum, default_value = "none")]
     pub quantization: Quantization,
-    /// Re-rank oversampling factor for quantized searches.
+    /// Re-rank oversampling factor for quantized searches: the best `k·rescore` candidates
+    /// by code distance are re-ranked exactly on the f32 rows (0 = no re-rank).
     #[arg(long, default_value_t = 1)]
     pub rescore: usize,
     /// Neighbours per query (recall@k).
@@ -94,6 +98,9 @@ pub struct BenchSearchArgs {
     /// Only the first N queries.
     #[arg(long)]
     pub nq: Option<usize>,
+    /// HNSW graph file: opened by mmap when it exists (no build), else built and saved there.
+    #[arg(long)]
+    pub graph: Option<PathBuf>,
     /// Dataset folder in the texmex layout (base.fvecs, query.fvecs, groundtruth.ivecs,
     /// meta.json) supplying the defaults above.
     #[arg(long)]
@@ -214,6 +221,9 @@ fn pick(
 
 struct Timing {
     qps: f64,
+    /// Queries per second of *CPU* time of the querying thread (1 thread only, Linux): less
+    /// sensitive than `qps` to other processes competing for the cores.
+    cpu_qps: Option<f64>,
     p50_us: f64,
     p99_us: f64,
     results: Vec<Vec<Neighbor>>,
@@ -238,6 +248,7 @@ where
         let mut results = Vec::new();
         let mut total = Duration::ZERO;
         let mut passes = 0usize;
+        let cpu0 = thread_cpu_ns();
         while passes == 0 || total.as_secs_f64() < min_seconds {
             let t0 = Instant::now();
             let r: Vec<(Vec<Neighbor>, Duration)> = if threads <= 1 {
@@ -264,6 +275,12 @@ where
                 results = r.into_iter().map(|x| x.0).collect();
             }
         }
+        let cpu_qps = match (threads <= 1, cpu0, thread_cpu_ns()) {
+            (true, Some(a), Some(b)) if b > a => {
+                Some((passes * queries.len()) as f64 / ((b - a) as f64 * 1e-9))
+            }
+            _ => None,
+        };
         lat.sort_unstable();
         let pct = |p: f64| {
             lat.get(((lat.len() - 1) as f64 * p).round() as usize)
@@ -271,11 +288,18 @@ where
         };
         Ok(Timing {
             qps: (passes * queries.len()) as f64 / total.as_secs_f64(),
+            cpu_qps,
             p50_us: pct(0.50),
             p99_us: pct(0.99),
             results,
         })
     })
+}
+
+/// CPU time of the calling thread in ns (Linux `/proc/thread-self/schedstat`).
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
 }
 
 fn recall(results: &[Vec<Neighbor>], truth: &[i32], tdim: usize, k: usize) -> f64 {
@@ -315,13 +339,6 @@ pub fn run(a: BenchSearchArgs) -> anyhow::Result<()> {
     if a.k == 0 {
         bail!("--k must be at least 1");
     }
-    if a.quantization != Quantization::None {
-        bail!("--quantization {:?} is not available yet in this build (SQ8/PQ codes are not wired into the bench)", a.quantization);
-    }
-    if a.index == IndexKind::IvfPq {
-        bail!("--index ivf_pq is not available yet in this build");
-    }
-
     let (dim, base) = read_fvecs(&base_p)?;
     let (qdim, qflat) = read_fvecs(&query_p)?;
     let (tdim, truth) = read_ivecs(&truth_p)?;
@@ -342,6 +359,7 @@ pub fn run(a: BenchSearchArgs) -> anyhow::Result<()> {
     }
 
     let mut space = F32Space::new(metric, dim);
+    space.reserve(n);
     for (i, row) in base.chunks_exact(dim).enumerate() {
         space.add(row).with_context(|| format!("base row {i}"))?;
     }
@@ -362,9 +380,10 @@ pub fn run(a: BenchSearchArgs) -> anyhow::Result<()> {
             "bench": "search",
             "index": index,
             "params": params,
-            "build_seconds": build_s,
+            "build_seconds": if build_s.is_nan() { serde_json::Value::Null } else { build_s.into() },
             "recall_at_k": recall(&t.results, &truth, tdim, a.k),
             "qps": t.qps,
+            "cpu_qps": t.cpu_qps,
             "p50_us": t.p50_us,
             "p99_us": t.p99_us,
             "index_bytes": bytes,
@@ -378,69 +397,186 @@ pub fn run(a: BenchSearchArgs) -> anyhow::Result<()> {
         println!("{line}");
     };
 
+    // Row-major f32 rows in stored form (normalised for cosine) for training and re-rank.
+    let compact: Vec<f32> = (0..n as u32)
+        .flat_map(|i| space.vectors().row(i).iter().copied())
+        .collect();
+    let t0 = Instant::now();
+    let codes = match a.quantization {
+        Quantization::None => Codes::None,
+        Quantization::Sq8 => Codes::Sq8(
+            Sq8Quantizer::train(&compact, dim, metric, n.min(100_000), 7)?.encode_all(&compact)?,
+        ),
+        Quantization::Pq => {
+            let m = a.pq_m.unwrap_or(dim / 8);
+            Codes::Pq(ProductQuantizer::train(&compact, dim, m, metric, 7)?.encode_all(&compact)?)
+        }
+    };
+    let quant_s = t0.elapsed().as_secs_f64();
+    let (codes_bytes, quant_name) = match &codes {
+        Codes::None => (space.vectors().bytes(), "none"),
+        Codes::Sq8(c) => (c.memory_bytes(), "sq8"),
+        Codes::Pq(c) => (c.memory_bytes(), "pq"),
+    };
+    let rescore = a.rescore;
+
     match a.index {
         IndexKind::Flat => {
-            let p = FlatParams::k(a.k);
+            let k = a.k;
             let t = time_queries(&queries, a.threads, a.min_seconds, |q| {
-                Ok(flat::search(&space, q, &p)?)
+                Ok(match &codes {
+                    Codes::None => flat::search(&space, q, &FlatParams::k(k))?,
+                    Codes::Sq8(c) => flat_rescored(c, &space, q, k, rescore)?,
+                    Codes::Pq(c) => flat_rescored(c, &space, q, k, rescore)?,
+                })
             })?;
-            // Whole query set in one call (blocked, all build threads).
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(a.threads.max(1))
-                .build()?;
-            let t0 = Instant::now();
-            let batch = pool.install(|| flat::search_batch(&space, &queries, &p))?;
-            let batch_s = t0.elapsed().as_secs_f64();
-            let batch_recall = recall(&batch, &truth, tdim, a.k);
-            emit(
-                "flat",
-                serde_json::json!({"k": a.k, "batch_qps": nq as f64 / batch_s, "batch_recall": batch_recall}),
-                0.0,
-                &t,
-                space.vectors().bytes(),
-            );
+            let mut params =
+                serde_json::json!({"k": k, "quantization": quant_name, "rescore": rescore});
+            if let Codes::None = codes {
+                // Whole query set in one call (blocked, on `threads` threads).
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(a.threads.max(1))
+                    .build()?;
+                let p = FlatParams::k(k);
+                let t0 = Instant::now();
+                let batch = pool.install(|| flat::search_batch(&space, &queries, &p))?;
+                let batch_s = t0.elapsed().as_secs_f64();
+                params["batch_qps"] = (nq as f64 / batch_s).into();
+                params["batch_recall"] = recall(&batch, &truth, tdim, k).into();
+            }
+            emit("flat", params, quant_s, &t, codes_bytes);
         }
         IndexKind::Hnsw => {
             let params = HnswParams::default()
                 .with_m(a.m)
                 .with_ef_construction(a.ef_construction);
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(build_threads)
-                .build()?;
-            let pb = progress_bar(space.len(), "building hnsw");
-            let t0 = Instant::now();
-            let h = pool.install(|| {
-                Hnsw::build_with_progress(&space, params, &|c| pb.set_position(c as u64))
-            })?;
-            let build_s = t0.elapsed().as_secs_f64();
-            pb.finish_and_clear();
-            eprintln!("built hnsw over {n} x {dim} in {build_s:.2} s with {build_threads} threads");
-            let bytes = h.bytes() + space.vectors().bytes();
+            let (h, build_s) = match &a.graph {
+                Some(g) if g.exists() => {
+                    let t0 = Instant::now();
+                    let h =
+                        Hnsw::open(g).with_context(|| format!("opening graph {}", g.display()))?;
+                    let s = t0.elapsed().as_secs_f64();
+                    eprintln!("opened hnsw graph {} (mmap) in {s:.3} s", g.display());
+                    (h, f64::NAN)
+                }
+                _ => {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(build_threads)
+                        .build()?;
+                    let pb = progress_bar(space.len(), "building hnsw");
+                    let t0 = Instant::now();
+                    let h = pool.install(|| {
+                        Hnsw::build_with_progress(&space, params, &|c| pb.set_position(c as u64))
+                    })?;
+                    let build_s = t0.elapsed().as_secs_f64();
+                    pb.finish_and_clear();
+                    eprintln!("built hnsw over {n} x {dim} in {build_s:.2} s with {build_threads} threads");
+                    if let Some(g) = &a.graph {
+                        h.save(g)?;
+                    }
+                    (h, build_s)
+                }
+            };
+            let bytes = h.bytes() + codes_bytes;
             for &ef in &a.ef {
-                let sp = SearchParams::new(a.k, ef);
+                let sp = SearchParams::new(a.k, ef).with_rescore(rescore);
                 let t = time_queries(&queries, a.threads, a.min_seconds, |q| {
-                    Ok(h.search(&space, q, &sp)?)
+                    Ok(match &codes {
+                        Codes::None => h.search(&space, q, &sp)?,
+                        Codes::Sq8(c) => hnsw_codes(&h, c, &space, q, &sp, rescore)?,
+                        Codes::Pq(c) => hnsw_codes(&h, c, &space, q, &sp, rescore)?,
+                    })
                 })?;
                 emit(
                     "hnsw",
                     serde_json::json!({"m": a.m, "ef_construction": a.ef_construction, "ef": ef, "k": a.k,
-                        "quantization": "none", "rescore": a.rescore, "build_threads": build_threads}),
-                    build_s,
+                        "quantization": quant_name, "rescore": rescore, "build_threads": build_threads,
+                        "quantize_seconds": quant_s}),
+                    if build_s.is_nan() {
+                        f64::NAN
+                    } else {
+                        build_s + quant_s
+                    },
                     &t,
                     bytes,
                 );
             }
         }
-        IndexKind::IvfPq => unreachable_ivf()?,
+        IndexKind::IvfPq => {
+            let nlist = a
+                .nlist
+                .unwrap_or_else(|| ((4.0 * (n as f64).sqrt()) as usize).clamp(1, n.max(1)));
+            let pq_m = a.pq_m.unwrap_or(dim / 8);
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(build_threads)
+                .build()?;
+            let t0 = Instant::now();
+            let idx = pool.install(|| {
+                IvfPqIndex::build(&compact, dim, metric, IvfPqParams::new(nlist, pq_m))
+            })?;
+            let build_s = t0.elapsed().as_secs_f64();
+            eprintln!("built ivf_pq (nlist {nlist}, pq_m {pq_m}) in {build_s:.2} s");
+            for &nprobe in &a.nprobe {
+                let k = a.k;
+                let t = time_queries(&queries, a.threads, a.min_seconds, |q| {
+                    let rows = (rescore > 0).then_some((&compact[..], rescore));
+                    Ok(idx
+                        .search(q, k, nprobe, rows)?
+                        .into_iter()
+                        .map(|(id, distance)| Neighbor { id, distance })
+                        .collect())
+                })?;
+                emit(
+                    "ivf_pq",
+                    serde_json::json!({"nlist": nlist, "nprobe": nprobe, "pq_m": pq_m, "k": k, "rescore": rescore}),
+                    build_s,
+                    &t,
+                    idx.index_bytes(),
+                );
+            }
+        }
     }
     Ok(())
 }
 
-fn unreachable_ivf() -> anyhow::Result<()> {
-    bail!("--index ivf_pq is not available yet in this build")
+enum Codes {
+    None,
+    Sq8(Sq8Codes),
+    Pq(PqCodes),
 }
 
-#[allow(dead_code)]
-fn _assert_space_is_vector_space(s: &F32Space) -> usize {
-    s.len()
+/// HNSW over quantized codes, re-ranked exactly on the f32 rows unless `rescore == 0`.
+fn hnsw_codes<S: VectorSpace>(
+    h: &Hnsw,
+    codes: &S,
+    space: &F32Space,
+    q: &[f32],
+    sp: &SearchParams<'_>,
+    rescore: usize,
+) -> anyhow::Result<Vec<Neighbor>> {
+    Ok(if rescore == 0 {
+        h.search(codes, q, sp)?
+    } else {
+        h.search_rescored(codes, space, q, sp)?
+    })
+}
+
+/// Flat scan of the codes for `k·rescore` candidates, re-ranked exactly on the f32 rows.
+fn flat_rescored<S: VectorSpace>(
+    codes: &S,
+    space: &F32Space,
+    q: &[f32],
+    k: usize,
+    rescore: usize,
+) -> anyhow::Result<Vec<Neighbor>> {
+    let mut c = flat::search(codes, q, &FlatParams::k(k * rescore.max(1)))?;
+    if rescore > 0 {
+        let scorer = space.scorer(q);
+        for n in &mut c {
+            n.distance = scorer.distance(n.id);
+        }
+        c.sort_unstable();
+    }
+    c.truncate(k);
+    Ok(c)
 }

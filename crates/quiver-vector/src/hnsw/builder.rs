@@ -63,7 +63,7 @@ pub(crate) fn select_heuristic<S: VectorSpace>(
         }
         if out
             .iter()
-            .all(|r| space.pair_distance(c.id, r.id) >= c.distance)
+            .all(|r| space.pair_distance(c.id, r.id) > c.distance)
         {
             out.push(*c);
         }
@@ -244,5 +244,67 @@ pub(crate) fn insert_range<S: VectorSpace>(
             progress(c);
         }
     });
+    link_orphans(g, space);
     progress(n - from);
+}
+
+/// Gives every node that no other node links to on layer 0 an in-link: heuristic pruning
+/// (Alg. 4) can drop a node from all its neighbours' lists, which makes it unreachable. The
+/// orphan is appended to the closest of its own neighbours that has room, else it replaces
+/// the farthest entry of its closest neighbour's list (a few passes, as that can orphan the
+/// replaced node in turn).
+fn link_orphans<S: VectorSpace>(g: &MemGraph, space: &S) {
+    let n = g.len();
+    if n < 2 {
+        return;
+    }
+    let mut buf = Vec::new();
+    for _pass in 0..4 {
+        let mut linked = vec![false; n];
+        for i in 0..n as u32 {
+            buf.clear();
+            g.neighbors(0, i, &mut buf);
+            for &x in &buf {
+                if let Some(l) = linked.get_mut(x as usize) {
+                    *l = true;
+                }
+            }
+        }
+        if let Some(l) = g.entry().and_then(|(e, _)| linked.get_mut(e as usize)) {
+            *l = true;
+        }
+        let orphans: Vec<u32> = (0..n).filter(|&i| !linked[i]).map(|i| i as u32).collect();
+        if orphans.is_empty() {
+            return;
+        }
+        for q in orphans {
+            buf.clear();
+            g.neighbors(0, q, &mut buf);
+            let mut own: Vec<Neighbor> = buf
+                .iter()
+                .map(|&x| Neighbor {
+                    id: x,
+                    distance: space.pair_distance(q, x),
+                })
+                .collect();
+            own.sort_unstable();
+            if own.iter().any(|e| g.try_append(0, e.id, q)) {
+                continue;
+            }
+            let Some(closest) = own.first().map(|e| e.id) else {
+                continue;
+            };
+            let mut list = Vec::new();
+            g.neighbors(0, closest, &mut list);
+            if let Some((far, _)) = list
+                .iter()
+                .enumerate()
+                .map(|(j, &x)| (j, space.pair_distance(closest, x)))
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+            {
+                list[far] = q;
+                g.write(0, closest, &list);
+            }
+        }
+    }
 }

@@ -42,13 +42,6 @@ impl Visited {
             _ => false,
         }
     }
-
-    #[inline]
-    pub fn contains(&self, i: u32) -> bool {
-        self.marks
-            .get(i as usize)
-            .is_none_or(|&m| m == self.generation)
-    }
 }
 
 /// Per-thread scratch space of a search.
@@ -58,6 +51,7 @@ pub(crate) struct SearchCtx {
     pub candidates: BinaryHeap<Reverse<Neighbor>>,
     pub results: BinaryHeap<Neighbor>,
     pub buf: Vec<u32>,
+    pub unvisited: Vec<u32>,
     pub sorted: Vec<Neighbor>,
     pub selected: Vec<Neighbor>,
     pub scratch: Vec<Neighbor>,
@@ -125,6 +119,7 @@ pub(crate) fn search_layer<G: GraphRead, Q: QueryScorer, A: Fn(u32) -> bool>(
         candidates,
         results,
         buf,
+        unvisited,
         ..
     } = ctx;
     visited.reset(g.len());
@@ -155,14 +150,18 @@ pub(crate) fn search_layer<G: GraphRead, Q: QueryScorer, A: Fn(u32) -> bool>(
         if let Some(Reverse(next)) = candidates.peek() {
             g.prefetch_links(next.id);
         }
+        unvisited.clear();
         for &nb in buf.iter() {
-            if !visited.contains(nb) {
+            if visited.insert(nb) {
                 scorer.prefetch(nb);
+                unvisited.push(nb);
             }
         }
-        for &nb in buf.iter() {
-            if !visited.insert(nb) {
-                continue;
+        // First lines of every unvisited neighbour were requested above; the whole row of
+        // the next one is requested while the current one is scored.
+        for (j, &nb) in unvisited.iter().enumerate() {
+            if let Some(&nx) = unvisited.get(j + 1) {
+                scorer.prefetch_all(nx);
             }
             let d = scorer.distance(nb);
             if d < bound {

@@ -75,17 +75,24 @@ fn every_point_finds_itself() {
     eprintln!("seed {seed}");
     let pts = clustered(seed, 2000, 12, 8);
     let s = space_of(Metric::L2, &pts);
-    let h = Hnsw::build(
-        &s,
-        HnswParams::default()
-            .with_ef_construction(64)
-            .with_seed(seed),
-    )
-    .expect("build");
+    let params = HnswParams::default()
+        .with_ef_construction(64)
+        .with_seed(seed);
+    // One build thread: the graph is a pure function of (data, params, seed).
+    let h = one_thread(|| Hnsw::build(&s, params).expect("build"));
     for (i, p) in pts.iter().enumerate() {
         let r = h.search(&s, p, &SearchParams::new(1, 64)).expect("search");
         assert_eq!(r[0].distance, 0.0, "point {i} did not find itself: {r:?}");
     }
+    // Parallel builds vary with thread timing; known weakness: very rarely a point is not
+    // found from itself at this ef (see docs/benchmarks/vector.md). Floor: 99.5 %.
+    let hp = Hnsw::build(&s, params).expect("build");
+    let found = pts
+        .iter()
+        .filter(|p| hp.search(&s, p, &SearchParams::new(1, 64)).expect("search")[0].distance == 0.0)
+        .count();
+    eprintln!("parallel build: {found}/2000 points find themselves");
+    assert!(found * 1000 >= 2000 * 995, "{found}/2000 (seed {seed})");
 }
 
 #[test]
