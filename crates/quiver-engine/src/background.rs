@@ -58,24 +58,22 @@ fn flush_loop(inner: &Inner) {
         let due = size >= inner.config.memtable_bytes
             || (size > 0 && last_flush.elapsed() >= inner.config.flush_interval)
             || frozen > 0;
-        if !due {
-            continue;
+        if due {
+            if let Err(e) = flush_all(inner) {
+                record_failure(inner, "flush", &e);
+                return;
+            }
+            last_flush = Instant::now();
+            inner.compact_signal.notify();
         }
-        if let Err(e) = flush_all(inner) {
-            record_failure(inner, "flush", &e);
-            return;
-        }
-        last_flush = Instant::now();
-        if let Some(l) = &inner.ledger {
-            if l.checkpoint_due() {
-                if let Some(_g) = inner.checkpoint_lock.try_lock() {
-                    if let Err(e) = checkpoint_now(inner) {
-                        record_failure(inner, "checkpoint", &e);
-                    }
+        if inner.ledger.as_ref().is_some_and(|l| l.checkpoint_due()) {
+            if let Some(_g) = inner.checkpoint_lock.try_lock() {
+                if let Err(e) = checkpoint_now(inner) {
+                    record_failure(inner, "checkpoint", &e);
+                    return;
                 }
             }
         }
-        inner.compact_signal.notify();
     }
 }
 

@@ -35,9 +35,6 @@ pub(crate) struct Inner {
     pub(crate) compact_signal: Signal,
     /// Serialises manifest edits (flush and compaction).
     pub(crate) manifest_lock: Mutex<()>,
-    /// Writers hold it shared across a commit; a checkpoint takes it exclusively so that it
-    /// signs only what is durable.
-    pub(crate) commit_gate: RwLock<()>,
     pub(crate) checkpoint_lock: Mutex<()>,
     /// One compaction at a time (background or asked for).
     pub(crate) compaction_lock: Mutex<()>,
@@ -152,7 +149,6 @@ impl Database {
             flush_signal,
             compact_signal: Signal::default(),
             manifest_lock: Mutex::new(()),
-            commit_gate: RwLock::new(()),
             checkpoint_lock: Mutex::new(()),
             compaction_lock: Mutex::new(()),
             shutdown: AtomicBool::new(false),
@@ -203,11 +199,11 @@ impl Database {
         }
         self.check_healthy()?;
         self.stall_if_behind()?;
-        let range = {
-            let _gate = self.inner.commit_gate.read();
-            self.inner.wal.commit(bodies)?
-        };
-        self.maybe_checkpoint()?;
+        let range = self.inner.wal.commit(bodies)?;
+        if self.inner.ledger.as_ref().is_some_and(|l| l.checkpoint_due()) {
+            // Signed by the flush thread, off the writers' path.
+            self.inner.flush_signal.notify();
+        }
         Ok(range)
     }
 
@@ -247,20 +243,6 @@ impl Database {
         }
     }
 
-    /// Signs a checkpoint when the ledger's policy says one is due. Only durable data is
-    /// covered: commits are held off while the WAL is synced and the checkpoint signed.
-    fn maybe_checkpoint(&self) -> Result<()> {
-        let Some(ledger) = &self.inner.ledger else { return Ok(()) };
-        if !ledger.checkpoint_due() {
-            return Ok(());
-        }
-        let Some(_one) = self.inner.checkpoint_lock.try_lock() else { return Ok(()) };
-        if !ledger.checkpoint_due() {
-            return Ok(());
-        }
-        checkpoint_now(&self.inner)
-    }
-
     /// Flushes the active memtable to a segment now (and waits for it).
     pub fn flush(&self) -> Result<()> {
         self.check_healthy()?;
@@ -277,8 +259,18 @@ impl Database {
     /// `throughput` preset, so only durable data is covered).
     pub fn checkpoint(&self) -> Result<()> {
         self.check_healthy()?;
+        let Some(ledger) = &self.inner.ledger else { return Err(EngineError::LedgerDisabled) };
         let _one = self.inner.checkpoint_lock.lock();
-        checkpoint_now(&self.inner)
+        // Leaves are appended after their records were written, so once the WAL is synced
+        // every leaf counted here is durable.
+        let size = ledger.size();
+        if self.inner.config.wal.sync == SyncMode::None {
+            self.inner.wal.sync()?;
+        }
+        if size > 0 {
+            ledger.checkpoint_at(size)?;
+        }
+        Ok(())
     }
 
     /// Stops background work and syncs the WAL and ledger with a final checkpoint, but leaves
@@ -290,7 +282,7 @@ impl Database {
         if let Some(l) = &self.inner.ledger {
             let covered = l.latest_checkpoint().map_or(0, |c| c.checkpoint.size);
             if l.size() > covered {
-                l.checkpoint()?;
+                l.checkpoint_at(l.size())?;
             }
             l.sync()?;
         }
@@ -324,7 +316,7 @@ impl Database {
         if let Some(l) = &self.inner.ledger {
             let covered = l.latest_checkpoint().map_or(0, |c| c.checkpoint.size);
             if l.size() > covered {
-                l.checkpoint()?;
+                l.checkpoint_at(l.size())?;
             }
             l.sync()?;
         }
@@ -340,14 +332,19 @@ impl Drop for Database {
     }
 }
 
+/// Signs a checkpoint over what is durable, without holding writers off: under `balanced`
+/// and `durable` every appended leaf is (the commit observer runs after the group's fsync);
+/// under `throughput` only what has been flushed to segments is.
 pub(crate) fn checkpoint_now(inner: &Inner) -> Result<()> {
     let Some(ledger) = &inner.ledger else { return Ok(()) };
-    let _gate = inner.commit_gate.write();
-    if inner.config.wal.sync == SyncMode::None {
-        inner.wal.sync()?;
+    let size = match inner.config.wal.sync {
+        SyncMode::None => inner.state.read().manifest.flushed_through.min(ledger.size()),
+        SyncMode::PerGroup | SyncMode::PerWrite => ledger.size(),
+    };
+    let signed = ledger.latest_checkpoint().map_or(0, |c| c.checkpoint.size);
+    if size > signed {
+        ledger.checkpoint_at(size)?;
     }
-    ledger.sync()?;
-    ledger.checkpoint()?;
     Ok(())
 }
 

@@ -204,6 +204,12 @@ impl FramedLog {
         Ok(off)
     }
 
+    /// A duplicated handle, to fdatasync without holding the ledger lock.
+    pub(crate) fn dup(&self) -> Result<(File, PathBuf)> {
+        let f = self.file.try_clone().map_err(|e| LedgerError::io(&self.path, e))?;
+        Ok((f, self.path.clone()))
+    }
+
     /// fdatasyncs the file.
     pub(crate) fn sync(&self) -> Result<()> {
         if self.read_only {

@@ -60,6 +60,8 @@ pub struct Ledger {
     pub(crate) dir: PathBuf,
     pub(crate) read_only: bool,
     pub(crate) cfg: LedgerConfig,
+    /// Serialises checkpoint signing (whose fsyncs run outside `inner`).
+    pub(crate) signing: Mutex<()>,
 }
 
 impl std::fmt::Debug for Ledger {
@@ -219,6 +221,7 @@ impl Ledger {
             origin,
             dir: dir.to_path_buf(),
             read_only,
+            signing: Mutex::new(()),
             cfg,
         };
         if !read_only {
@@ -265,7 +268,7 @@ impl Ledger {
         &self.dir
     }
 
-    fn check_writable(&self, inner: &Inner) -> Result<()> {
+    pub(crate) fn check_writable(&self, inner: &Inner) -> Result<()> {
         if self.read_only {
             return Err(LedgerError::ReadOnly);
         }
@@ -334,20 +337,29 @@ impl Ledger {
     }
 
     /// Writes buffered nodes and fsyncs the node, checkpoint and receipt files. A failure
-    /// poisons the ledger.
+    /// poisons the ledger. The fdatasyncs run on duplicated handles outside the ledger lock,
+    /// so appends (and the commits that make them) are not held up by the disk.
     pub fn sync(&self) -> Result<()> {
-        let mut inner = self.inner.lock();
         if self.read_only {
             return Ok(());
         }
-        self.check_writable(&inner)?;
-        let r = inner
-            .store
-            .sync()
-            .and_then(|()| inner.checkpoints.sync())
-            .and_then(|()| inner.receipts.sync());
+        let mut batch = {
+            let mut inner = self.inner.lock();
+            self.check_writable(&inner)?;
+            let r = (|| {
+                let mut b = inner.store.begin_sync()?;
+                b.files.push(inner.checkpoints.dup()?);
+                b.files.push(inner.receipts.dup()?);
+                Ok(b)
+            })();
+            if r.is_err() {
+                inner.poisoned = true;
+            }
+            r?
+        };
+        let r = std::mem::take(&mut batch).run();
         if r.is_err() {
-            inner.poisoned = true;
+            self.inner.lock().poisoned = true;
         }
         r
     }

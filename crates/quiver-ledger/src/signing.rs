@@ -56,6 +56,67 @@ impl Ledger {
         Ok(signed)
     }
 
+    /// Signs a checkpoint of the first `size` leaves — for callers that know only a prefix of
+    /// the tree is durable (e.g. what has been flushed) — and stores it durably. Node files are
+    /// synced first and every fsync runs outside the ledger lock, so appends continue. Sizes
+    /// are monotone: a size below the newest checkpoint is refused, the same size returns the
+    /// newest checkpoint unchanged.
+    pub fn checkpoint_at(&self, size: u64) -> Result<SignedCheckpoint> {
+        if self.read_only {
+            return Err(LedgerError::ReadOnly);
+        }
+        let _one = self.signing.lock();
+        self.sync()?;
+        let (signed, file) = {
+            let mut inner = self.inner.lock();
+            self.check_writable(&inner)?;
+            if let Some(cp) = &inner.latest {
+                if cp.checkpoint.size == size {
+                    let cp = cp.clone();
+                    Ledger::mark_checkpointed(&mut inner);
+                    return Ok(cp);
+                }
+                if cp.checkpoint.size > size {
+                    return Err(LedgerError::OutOfRange {
+                        what: "checkpoint size below the newest checkpoint",
+                        value: size,
+                        size: cp.checkpoint.size,
+                    });
+                }
+            }
+            inner.check_size("tree size", size)?;
+            let prev_ts = inner.latest.as_ref().map_or(0, |c| c.checkpoint.timestamp_ms);
+            let cp = Checkpoint {
+                origin: self.origin.clone(),
+                size,
+                root: inner.root_at(self.alg, size)?,
+                alg: self.alg,
+                timestamp_ms: now_ms().max(prev_ts),
+            };
+            let signed = note::sign_checkpoint(&self.key, &cp);
+            let r = inner
+                .checkpoints
+                .append(signed.note.as_bytes())
+                .and_then(|_| inner.checkpoints.dup());
+            match r {
+                Ok(f) => (signed, f),
+                Err(e) => {
+                    Ledger::poison(&mut inner);
+                    return Err(e);
+                }
+            }
+        };
+        let r = file.0.sync_data().map_err(|e| LedgerError::io(&file.1, e));
+        let mut inner = self.inner.lock();
+        if let Err(e) = r {
+            Ledger::poison(&mut inner);
+            return Err(e);
+        }
+        inner.latest = Some(signed.clone());
+        Ledger::mark_checkpointed(&mut inner);
+        Ok(signed)
+    }
+
     /// Every stored checkpoint, oldest first (each signature re-verified).
     pub fn checkpoints(&self) -> Result<Vec<SignedCheckpoint>> {
         let mut out = Vec::new();

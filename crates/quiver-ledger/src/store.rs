@@ -383,6 +383,29 @@ impl TreeStore {
         Ok(())
     }
 
+    /// Flushes pending nodes and returns duplicated handles of the levels written since the
+    /// last sync, marked clean, so the caller can fdatasync them without holding the ledger
+    /// lock (appends go on meanwhile). The caller must poison the ledger if the sync fails.
+    pub(crate) fn begin_sync(&mut self) -> Result<SyncBatch> {
+        self.flush()?;
+        let mut batch = SyncBatch::default();
+        for l in &mut self.levels {
+            if !l.dirty {
+                continue;
+            }
+            if let Some(f) = &l.file {
+                let dup = f.try_clone().map_err(|e| LedgerError::io(&l.path, e))?;
+                batch.files.push((dup, l.path.clone()));
+            }
+            if l.new_file {
+                batch.dir = Some(self.dir.clone());
+            }
+            l.new_file = false;
+            l.dirty = false;
+        }
+        Ok(batch)
+    }
+
     /// Flushes and fdatasyncs every level written since the last sync.
     pub(crate) fn sync(&mut self) -> Result<()> {
         self.flush()?;
@@ -434,6 +457,26 @@ impl TreeStore {
                 drop(l.file);
                 fs::remove_file(&l.path).map_err(|e| LedgerError::io(&l.path, e))?;
             }
+        }
+        Ok(())
+    }
+}
+
+/// Files to fdatasync (and a directory to fsync) outside the ledger lock.
+#[derive(Default)]
+pub(crate) struct SyncBatch {
+    pub(crate) files: Vec<(File, PathBuf)>,
+    pub(crate) dir: Option<PathBuf>,
+}
+
+impl SyncBatch {
+    /// Runs the syncs.
+    pub(crate) fn run(self) -> Result<()> {
+        for (f, path) in &self.files {
+            f.sync_data().map_err(|e| LedgerError::io(path, e))?;
+        }
+        if let Some(d) = &self.dir {
+            sync_dir(d)?;
         }
         Ok(())
     }
