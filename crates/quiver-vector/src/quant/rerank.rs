@@ -75,15 +75,30 @@ pub(crate) fn rerank_checked(
 
 /// Hints the CPU to load every cache line of `row`.
 #[inline]
+pub(crate) fn prefetch<T>(row: &[T]) {
+    let bytes = std::mem::size_of_val(row);
+    let start: *const u8 = row.as_ptr().cast();
+    let mut off = 0;
+    while off < bytes {
+        prefetch_line(start.wrapping_add(off));
+        off += 64;
+    }
+}
+
+/// Prefetch hint for the cache line holding `p` (which must point into a live slice).
+#[inline]
 #[cfg_attr(
     target_arch = "x86_64",
     expect(unsafe_code, reason = "prefetch intrinsic on a slice pointer")
 )]
-fn prefetch(row: &[f32]) {
+fn prefetch_line(p: *const u8) {
     #[cfg(target_arch = "x86_64")]
-    for line in row.chunks(16) {
+    {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        // SAFETY: a prefetch is only a hint and never faults; the pointer is inside `row`.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast()) };
+        // SAFETY: a prefetch is only a hint and never faults; callers pass pointers inside a
+        // slice they hold.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) };
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }

@@ -3,7 +3,7 @@
 use super::adc::{self, Table};
 use super::{PqCodes, ProductQuantizer};
 use crate::distance::distance;
-use crate::quant::rerank::rerank_checked;
+use crate::quant::rerank::{prefetch, rerank_checked};
 use crate::quant::topk::TopK;
 use crate::quant::validate;
 use crate::space::{QueryScorer, VectorSpace};
@@ -55,6 +55,11 @@ impl QueryScorer for PqScorer<'_> {
             .code(i)
             .map_or(f32::INFINITY, |c| self.query.distance(c))
     }
+
+    #[inline]
+    fn prefetch(&self, i: u32) {
+        self.codes.prefetch(i);
+    }
 }
 
 impl VectorSpace for PqCodes {
@@ -72,6 +77,13 @@ impl VectorSpace for PqCodes {
         PqScorer {
             codes: self,
             query: PqQuery::new(&self.pq, query),
+        }
+    }
+
+    #[inline]
+    fn prefetch(&self, i: u32) {
+        if let Some(c) = self.code(i) {
+            prefetch(c);
         }
     }
 

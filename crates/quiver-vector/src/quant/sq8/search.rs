@@ -3,7 +3,7 @@
 use super::kernel::{self, Isa};
 use super::{Sq8Codes, Sq8Quantizer};
 use crate::distance::distance;
-use crate::quant::rerank::rerank_checked;
+use crate::quant::rerank::{prefetch, rerank_checked};
 use crate::quant::topk::TopK;
 use crate::quant::validate;
 use crate::space::{QueryScorer, VectorSpace};
@@ -88,6 +88,11 @@ impl QueryScorer for Sq8Scorer<'_> {
             .code(i)
             .map_or(f32::INFINITY, |c| self.query.distance(c))
     }
+
+    #[inline]
+    fn prefetch(&self, i: u32) {
+        self.codes.prefetch(i);
+    }
 }
 
 impl VectorSpace for Sq8Codes {
@@ -105,6 +110,13 @@ impl VectorSpace for Sq8Codes {
         Sq8Scorer {
             codes: self,
             query: Sq8Query::new(&self.quantizer, query, self.isa),
+        }
+    }
+
+    #[inline]
+    fn prefetch(&self, i: u32) {
+        if let Some(c) = self.code(i) {
+            prefetch(c);
         }
     }
 
