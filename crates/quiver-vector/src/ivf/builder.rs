@@ -25,7 +25,7 @@ impl IvfPqIndex {
     pub fn build(data: &[f32], dim: usize, metric: Metric, params: IvfPqParams) -> Result<Self> {
         let n = validate::matrix(data, dim, metric)?;
         let m = params.pq_m;
-        if m == 0 || dim % m != 0 {
+        if m == 0 || !dim.is_multiple_of(m) {
             return Err(VectorError::InvalidParameter {
                 name: "pq_m",
                 reason: format!("the PQ sub-space count pq_m={m} must divide the dimension {dim}"),

@@ -161,7 +161,7 @@ impl IvfPqIndex {
         let m = r.u32()? as usize;
         r.take(4)?;
         let n = usize::try_from(r.u64()?).map_err(|_| bad(32, "vector count overflows".into()))?;
-        if dim == 0 || m == 0 || dim % m != 0 || nlist == 0 || n > u32::MAX as usize {
+        if dim == 0 || m == 0 || !dim.is_multiple_of(m) || nlist == 0 || n > u32::MAX as usize {
             return Err(bad(
                 16,
                 format!("inconsistent header: dim {dim}, nlist {nlist}, m {m}, n {n}"),

@@ -23,7 +23,7 @@ pub(crate) struct BlockedRows {
 impl BlockedRows {
     /// Re-lays out `rows` (row-major, `dim` per row).
     pub(crate) fn new(rows: &[f32], dim: usize) -> Self {
-        let n = if dim == 0 { 0 } else { rows.len() / dim };
+        let n = rows.len().checked_div(dim).unwrap_or(0);
         let blocks = n.div_ceil(LANES);
         let mut data = vec![0.0f32; blocks * LANES * dim];
         for (i, row) in rows.chunks_exact(dim.max(1)).enumerate().take(n) {

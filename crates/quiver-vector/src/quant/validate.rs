@@ -11,7 +11,7 @@ pub(crate) fn rows(data: &[f32], dim: usize) -> Result<usize> {
             reason: "the dimension must be at least 1".into(),
         });
     }
-    if data.len() % dim != 0 {
+    if !data.len().is_multiple_of(dim) {
         return Err(VectorError::InvalidParameter {
             name: "data",
             reason: format!(

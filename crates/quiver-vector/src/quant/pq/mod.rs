@@ -63,7 +63,7 @@ impl ProductQuantizer {
         iters: usize,
     ) -> Result<Self> {
         let n = validate::matrix(data, dim, metric)?;
-        if m == 0 || dim % m != 0 {
+        if m == 0 || !dim.is_multiple_of(m) {
             return Err(VectorError::InvalidParameter {
                 name: "m",
                 reason: format!("the PQ sub-space count m={m} must divide the dimension {dim}"),
