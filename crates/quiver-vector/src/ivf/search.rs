@@ -90,8 +90,9 @@ impl IvfPqIndex {
         } else {
             -1.0
         };
-        let mut tables = self.pq.inner_product_tables(query);
-        tables.iter_mut().flatten().for_each(|x| *x *= scale);
+        // The tables are linear in the query: scale it instead of the 256·m entries.
+        let scaled: Vec<f32> = query.iter().map(|&x| x * scale).collect();
+        let tables = self.pq.inner_product_tables(&scaled);
         let mut top = TopK::new(n);
         let mut dists = Vec::new();
         for (cell, base) in self.probe(query, nprobe) {

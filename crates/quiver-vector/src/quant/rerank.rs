@@ -51,7 +51,7 @@ pub(crate) fn rerank_checked(
     metric: Metric,
     k: usize,
 ) -> Vec<(u32, f32)> {
-    const AHEAD: usize = 2;
+    const AHEAD: usize = 4;
     let row = |id: u32| {
         let start = id as usize * dim;
         rows.get(start..start + dim)
