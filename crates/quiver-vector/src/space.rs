@@ -45,6 +45,11 @@ pub trait VectorSpace: Send + Sync {
     /// Hint that point `i` will be used soon. Default: nothing.
     #[inline]
     fn prefetch(&self, _i: u32) {}
+    /// A scorer whose query is stored point `i` (used while inserting `i` into a graph), if
+    /// the space can make one; otherwise builders fall back to [`VectorSpace::pair_distance`].
+    fn point_scorer(&self, _i: u32) -> Option<Self::Scorer<'_>> {
+        None
+    }
 }
 
 /// One search result: a point id and its distance to the query (smaller is closer).
@@ -68,11 +73,13 @@ impl Neighbor {
 
 impl Eq for Neighbor {}
 impl PartialOrd for Neighbor {
+    #[inline]
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
     }
 }
 impl Ord for Neighbor {
+    #[inline]
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         self.cmp_key(other)
     }
@@ -122,6 +129,7 @@ impl AnonBuf {
         self.map.as_ref().map_or(0, |m| m.len() / 4)
     }
 
+    #[inline]
     fn as_slice(&self) -> &[f32] {
         match &self.map {
             Some(m) => bytemuck::try_cast_slice(&m[..self.len * 4]).unwrap_or(&[]),
@@ -266,6 +274,7 @@ impl F32Vectors {
     }
 
     /// Row `i`, or `None` past the end.
+    #[inline]
     pub fn get(&self, i: u32) -> Option<&[f32]> {
         ((i as usize) < self.len).then(|| self.row(i))
     }
@@ -426,5 +435,8 @@ impl VectorSpace for F32Space {
             .as_ptr()
             .wrapping_add(i as usize * self.vectors.stride());
         distance::prefetch(p);
+    }
+    fn point_scorer(&self, i: u32) -> Option<F32Scorer<'_>> {
+        self.vectors.get(i).map(|q| self.scorer(q))
     }
 }

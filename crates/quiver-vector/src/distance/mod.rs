@@ -65,6 +65,9 @@ pub struct Kernels {
     pub l2_u8: fn(&[u8], &[u8]) -> u32,
     /// Inner product of u8 codes (exact, same range as `l2_u8`).
     pub dot_u8: fn(&[u8], &[u8]) -> u32,
+    /// Inner products of 4 queries × 4 rows into `out[4·i + j]`, where this path has a
+    /// register-blocked kernel (used by batched flat search).
+    pub dot_4x4: Option<fn(&[&[f32]; 4], &[&[f32]; 4], &mut [f32; 16])>,
 }
 
 impl Kernels {
@@ -76,6 +79,7 @@ impl Kernels {
             dot: scalar::dot_unrolled,
             l2_u8: scalar::l2_u8,
             dot_u8: scalar::dot_u8,
+            dot_4x4: None,
         }
     }
 
@@ -92,6 +96,7 @@ impl Kernels {
                         dot: x86_dispatch::dot_avx2,
                         l2_u8: x86_dispatch::l2_u8_avx2,
                         dot_u8: x86_dispatch::dot_u8_avx2,
+                        dot_4x4: None,
                     })
                 } else {
                     None
@@ -106,6 +111,7 @@ impl Kernels {
                         dot: x86_dispatch::dot_avx512,
                         l2_u8: x86_dispatch::l2_u8_avx512,
                         dot_u8: x86_dispatch::dot_u8_avx512,
+                        dot_4x4: Some(x86_dispatch::dot_4x4_avx512),
                     })
                 } else {
                     None
@@ -120,6 +126,7 @@ impl Kernels {
                         dot: neon_dispatch::dot,
                         l2_u8: neon_dispatch::l2_u8,
                         dot_u8: neon_dispatch::dot_u8,
+                        dot_4x4: None,
                     })
                 } else {
                     None
@@ -134,6 +141,7 @@ impl Kernels {
                     dot: simsimd_dispatch::dot,
                     l2_u8: native.l2_u8,
                     dot_u8: native.dot_u8,
+                    dot_4x4: None,
                 })
             }
             #[allow(unreachable_patterns)]
@@ -206,6 +214,14 @@ mod x86_dispatch {
     wrap!(dot_u8_avx2, u8, u32);
     wrap!(l2_u8_avx512, u8, u32);
     wrap!(dot_u8_avx512, u8, u32);
+
+    pub fn dot_4x4_avx512(q: &[&[f32]; 4], r: &[&[f32]; 4], out: &mut [f32; 16]) {
+        // SAFETY: handed out only after `is_x86_feature_detected!("avx512f")`.
+        #[expect(unsafe_code, reason = "calling a #[target_feature] kernel")]
+        unsafe {
+            x86::dot_4x4_avx512(q, r, out)
+        }
+    }
 }
 
 #[cfg(target_arch = "aarch64")]

@@ -370,3 +370,44 @@ pub fn prefetch(p: *const u8) {
         _mm_prefetch::<_MM_HINT_T0>(p.cast());
     }
 }
+
+/// Inner products of 4 queries × 4 rows (`out[4·i + j] = q_i · r_j`), AVX-512F: each row
+/// chunk is loaded once for four queries, sixteen accumulators stay in registers.
+///
+/// # Safety
+/// The CPU must support `avx512f`.
+#[target_feature(enable = "avx512f")]
+#[expect(unsafe_code, reason = "SIMD loads from raw pointers within the slices")]
+pub unsafe fn dot_4x4_avx512(q: &[&[f32]; 4], r: &[&[f32]; 4], out: &mut [f32; 16]) {
+    let n = q.iter().chain(r.iter()).map(|s| s.len()).min().unwrap_or(0);
+    let qp = [q[0].as_ptr(), q[1].as_ptr(), q[2].as_ptr(), q[3].as_ptr()];
+    let rp = [r[0].as_ptr(), r[1].as_ptr(), r[2].as_ptr(), r[3].as_ptr()];
+    let mut acc = [_mm512_setzero_ps(); 16];
+    let mut i = 0;
+    // SAFETY: full loads read 16 floats at i with i + 16 <= n <= every slice's length; the
+    // tail loads are masked to the n - i remaining lanes.
+    while i < n {
+        let m: __mmask16 = if i + 16 <= n {
+            0xFFFF
+        } else {
+            ((1u32 << (n - i)) - 1) as __mmask16
+        };
+        let rv = [
+            _mm512_maskz_loadu_ps(m, rp[0].add(i)),
+            _mm512_maskz_loadu_ps(m, rp[1].add(i)),
+            _mm512_maskz_loadu_ps(m, rp[2].add(i)),
+            _mm512_maskz_loadu_ps(m, rp[3].add(i)),
+        ];
+        for (qi, qptr) in qp.iter().enumerate() {
+            let qv = _mm512_maskz_loadu_ps(m, qptr.add(i));
+            acc[4 * qi] = _mm512_fmadd_ps(qv, rv[0], acc[4 * qi]);
+            acc[4 * qi + 1] = _mm512_fmadd_ps(qv, rv[1], acc[4 * qi + 1]);
+            acc[4 * qi + 2] = _mm512_fmadd_ps(qv, rv[2], acc[4 * qi + 2]);
+            acc[4 * qi + 3] = _mm512_fmadd_ps(qv, rv[3], acc[4 * qi + 3]);
+        }
+        i += 16;
+    }
+    for (o, a) in out.iter_mut().zip(acc.iter()) {
+        *o = _mm512_reduce_add_ps(*a);
+    }
+}

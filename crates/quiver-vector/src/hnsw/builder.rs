@@ -12,20 +12,45 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Scores stored points against stored point `q` (used while inserting `q`).
+/// Scores stored points against stored point `q` (used while inserting `q`), through the
+/// space's point scorer when it has one.
 pub(crate) struct PairScorer<'a, S: VectorSpace> {
     pub space: &'a S,
     pub q: u32,
+    pub direct: Option<S::Scorer<'a>>,
 }
 
-impl<S: VectorSpace> QueryScorer for PairScorer<'_, S> {
+impl<'a, S: VectorSpace + 'a> PairScorer<'a, S> {
+    pub fn new(space: &'a S, q: u32) -> Self {
+        PairScorer {
+            space,
+            q,
+            direct: space.point_scorer(q),
+        }
+    }
+}
+
+impl<'a, S: VectorSpace + 'a> QueryScorer for PairScorer<'a, S> {
     #[inline]
     fn distance(&self, i: u32) -> f32 {
-        self.space.pair_distance(self.q, i)
+        match &self.direct {
+            Some(s) => s.distance(i),
+            None => self.space.pair_distance(self.q, i),
+        }
     }
     #[inline]
     fn prefetch(&self, i: u32) {
-        self.space.prefetch(i)
+        match &self.direct {
+            Some(s) => s.prefetch(i),
+            None => self.space.prefetch(i),
+        }
+    }
+    #[inline]
+    fn prefetch_all(&self, i: u32) {
+        match &self.direct {
+            Some(s) => s.prefetch_all(i),
+            None => self.space.prefetch(i),
+        }
     }
 }
 
@@ -164,7 +189,7 @@ pub(crate) fn insert<S: VectorSpace>(
     ctx: &mut SearchCtx,
 ) {
     let lq = g.level(q);
-    let scorer = PairScorer { space, q };
+    let scorer = PairScorer::new(space, q);
     let mut snapshot = g.entry();
     let _grow = match snapshot {
         Some((_, top)) if lq <= top => None,

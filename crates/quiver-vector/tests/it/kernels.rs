@@ -168,3 +168,41 @@ fn bad_input_is_typed() {
     let p = distance::prepare(Metric::Cosine, &[3.0, 4.0], 2).expect("normalises");
     assert!((p[0] - 0.6).abs() < 1e-6 && (p[1] - 0.8).abs() < 1e-6);
 }
+
+#[test]
+fn dot_4x4_matches_reference() {
+    for dim in DIMS {
+        let v = |s: usize| -> Vec<f32> {
+            (0..dim)
+                .map(|i| (((i + 7) * (s + 3) * 2654435761usize) % 1000) as f32 / 500.0 - 1.0)
+                .collect()
+        };
+        let qs: Vec<Vec<f32>> = (0..4).map(v).collect();
+        let rs: Vec<Vec<f32>> = (4..8).map(v).collect();
+        for k in Kernels::available() {
+            let Some(k4) = k.dot_4x4 else { continue };
+            let mut out = [0.0f32; 16];
+            k4(
+                &[&qs[0], &qs[1], &qs[2], &qs[3]],
+                &[&rs[0], &rs[1], &rs[2], &rs[3]],
+                &mut out,
+            );
+            for i in 0..4 {
+                for j in 0..4 {
+                    let want = scalar::dot(&qs[i], &rs[j]);
+                    let scale: f64 = qs[i]
+                        .iter()
+                        .zip(&rs[j])
+                        .map(|(a, b)| f64::from(a * b).abs())
+                        .sum();
+                    assert!(
+                        close(out[4 * i + j], want, scale),
+                        "{:?} dim {dim} ({i},{j}): {} vs {want}",
+                        k.isa,
+                        out[4 * i + j]
+                    );
+                }
+            }
+        }
+    }
+}
