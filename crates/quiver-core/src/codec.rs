@@ -237,12 +237,21 @@ pub fn decode_entry(body: &[u8]) -> Result<Entry> {
     Ok(Entry { seq, op })
 }
 
-/// Decodes only the sequence number and id of an entry (for indexes that need no payload).
+/// Decodes only the sequence number, id and tombstone flag of an entry, without touching the
+/// rest (for flush, compaction and indexes that need no payload). Checks only what it reads.
 pub fn decode_key(body: &[u8]) -> Result<(SeqNo, Id, bool)> {
-    let e = decode_entry(body)?;
-    let tomb = matches!(e.op, Op::Delete(_));
-    let id = e.op.id()?.clone();
-    Ok((e.seq, id, tomb))
+    let mut r = Reader { buf: body, pos: 0 };
+    let seq = u64::from_le_bytes(r.arr::<8>("truncated sequence number")?);
+    let flags = r.u8("truncated flags")?;
+    let id = match r.u8("truncated id tag")? {
+        0 => Id::U64(u64::from_le_bytes(r.arr::<8>("truncated u64 id")?)),
+        1 => {
+            let n = u32::from_le_bytes(r.arr::<4>("truncated id length")?) as usize;
+            Id::Str(r.string(n, "truncated string id")?)
+        }
+        _ => return Err(CoreError::Decode { offset: 9, reason: "unknown id tag" }),
+    };
+    Ok((seq, id, flags & F_TOMBSTONE != 0))
 }
 
 #[cfg(test)]
@@ -289,6 +298,16 @@ mod tests {
             let b = encode_entry(&e).unwrap();
             prop_assert_eq!(peek_seq(&b).unwrap(), seq);
             prop_assert_eq!(decode_entry(&b).unwrap(), e);
+        }
+
+        #[test]
+        fn key_agrees_with_full_decode(op in arb_op(), seq in any::<u64>()) {
+            let e = Entry { seq, op };
+            let b = encode_entry(&e).unwrap();
+            let (s, id, tomb) = decode_key(&b).unwrap();
+            prop_assert_eq!(s, seq);
+            prop_assert_eq!(&id, e.op.id().unwrap());
+            prop_assert_eq!(tomb, matches!(e.op, Op::Delete(_)));
         }
 
         #[test]

@@ -8,7 +8,7 @@ use crate::{
     EngineError, Result,
 };
 use parking_lot::RwLock;
-use quiver_core::{codec, Id, Op};
+use quiver_core::{codec, Id};
 use quiver_segment::{write_segment, Memtable, Segment, SegmentOptions};
 use std::{
     sync::{atomic::Ordering, Arc},
@@ -156,6 +156,7 @@ fn flush_one(inner: &Inner, mt: &SharedMemtable) -> Result<()> {
     drop(mt_r);
     // The ledger's leaves must be durable before the WAL records they were hashed from go.
     if let Some(l) = &inner.ledger {
+        inner.wait_for_leaves(last_seq)?;
         l.sync()?;
     }
     m.flushed_through = last_seq;
@@ -234,11 +235,13 @@ pub(crate) fn compact(inner: &Inner, force: bool) -> Result<()> {
             }
             let keep = (|| -> Result<Option<Vec<u8>>> {
                 let row = row?;
-                let e = codec::decode_entry(&row)?;
-                if overwritten(e.op.id()?, e.seq, &window[i..])? {
+                let (seq, id, tombstone) = codec::decode_key(&row)?;
+                // A segment holds one version per id (flush and compaction keep the newest),
+                // so only the newer segments of the window can overwrite this row.
+                if overwritten(&id, seq, &window[i + 1..])? {
                     return Ok(None);
                 }
-                if drop_tombstones && matches!(e.op, Op::Delete(_)) {
+                if drop_tombstones && tombstone {
                     return Ok(None);
                 }
                 Ok(Some(row))
@@ -304,8 +307,8 @@ pub(crate) fn compact(inner: &Inner, force: bool) -> Result<()> {
     Ok(())
 }
 
-/// Whether a newer version of `id` than `seq` exists in `segs` (the row's own segment and the
-/// newer ones of the window), answered from the id indexes without reading data blocks.
+/// Whether a newer version of `id` than `seq` exists in `segs`, answered from the bloom
+/// filters and id indexes without reading data blocks.
 fn overwritten(id: &Id, seq: u64, segs: &[Arc<LiveSegment>]) -> Result<bool> {
     for s in segs {
         if s.seg.newest_seq(id)?.is_some_and(|n| n > seq) {

@@ -2,6 +2,7 @@
 
 use crate::{
     background,
+    leaves::{BatchCopy, LeafSequencer},
     manifest::{self, Manifest},
     state::{Applier, LiveSegment, Signal, State},
     EngineError, Result,
@@ -29,6 +30,8 @@ pub(crate) struct Inner {
     pub(crate) config: DbConfig,
     pub(crate) wal: Wal,
     pub(crate) ledger: Option<Arc<Ledger>>,
+    /// Appends writer-hashed leaves in seq order (when the ledger is on).
+    pub(crate) leaves: Option<LeafSequencer>,
     pub(crate) state: Arc<RwLock<State>>,
     pub(crate) applier: Arc<Applier>,
     pub(crate) flush_signal: Arc<Signal>,
@@ -129,7 +132,6 @@ impl Database {
         let flush_signal = Arc::new(Signal::default());
         let applier = Arc::new(Applier {
             state: state.clone(),
-            ledger: ledger.clone(),
             memtable_bytes: config.memtable_bytes,
             flush: flush_signal.clone(),
             failed: AtomicBool::new(false),
@@ -139,11 +141,13 @@ impl Database {
         wal.set_next_seq_at_least(flushed_through + 1);
         recover(&wal, &state, ledger.as_deref(), flushed_through)?;
 
+        let leaves = ledger.clone().map(LeafSequencer::new);
         let inner = Arc::new(Inner {
             dir,
             config,
             wal,
             ledger,
+            leaves,
             state,
             applier,
             flush_signal,
@@ -199,7 +203,13 @@ impl Database {
         }
         self.check_healthy()?;
         self.stall_if_behind()?;
+        let copy = self.inner.leaves.as_ref().map(|_| BatchCopy::of(&bodies));
         let range = self.inner.wal.commit(bodies)?;
+        if let (Some(seqr), Some(copy), Some(ledger)) =
+            (&self.inner.leaves, copy, &self.inner.ledger)
+        {
+            seqr.submit(range.first, copy.leaf_hashes(ledger, range.first))?;
+        }
         if self.inner.ledger.as_ref().is_some_and(|l| l.checkpoint_due()) {
             // Signed by the flush thread, off the writers' path.
             self.inner.flush_signal.notify();
@@ -212,6 +222,7 @@ impl Database {
     pub fn write_batch_with_receipt(&self, ops: &[Op]) -> Result<(SeqRange, Receipt)> {
         let ledger = self.inner.ledger.clone().ok_or(EngineError::LedgerDisabled)?;
         let range = self.write_batch(ops)?;
+        self.inner.wait_for_leaves(range.last)?;
         let receipt = ledger.receipt(range.first, range.last)?;
         Ok((range, receipt))
     }
@@ -263,6 +274,7 @@ impl Database {
         let _one = self.inner.checkpoint_lock.lock();
         // Leaves are appended after their records were written, so once the WAL is synced
         // every leaf counted here is durable.
+        self.inner.wait_for_leaves(self.inner.wal.last_seq())?;
         let size = ledger.size();
         if self.inner.config.wal.sync == SyncMode::None {
             self.inner.wal.sync()?;
@@ -279,6 +291,7 @@ impl Database {
     pub fn close_without_flush(self) -> Result<()> {
         self.shutdown(false)?;
         self.inner.wal.sync()?;
+        self.inner.wait_for_leaves(self.inner.wal.last_seq())?;
         if let Some(l) = &self.inner.ledger {
             let covered = l.latest_checkpoint().map_or(0, |c| c.checkpoint.size);
             if l.size() > covered {
@@ -313,6 +326,7 @@ impl Database {
         }
         background::flush_all(&self.inner)?;
         self.inner.wal.sync()?;
+        self.inner.wait_for_leaves(self.inner.wal.last_seq())?;
         if let Some(l) = &self.inner.ledger {
             let covered = l.latest_checkpoint().map_or(0, |c| c.checkpoint.size);
             if l.size() > covered {
@@ -335,6 +349,16 @@ impl Drop for Database {
 /// Signs a checkpoint over what is durable, without holding writers off: under `balanced`
 /// and `durable` every appended leaf is (the commit observer runs after the group's fsync);
 /// under `throughput` only what has been flushed to segments is.
+impl Inner {
+    /// Waits until the ledger holds every leaf up to `seq` (writers hash after their commit).
+    pub(crate) fn wait_for_leaves(&self, seq: SeqNo) -> Result<()> {
+        match &self.leaves {
+            Some(l) => l.wait_for(seq),
+            None => Ok(()),
+        }
+    }
+}
+
 pub(crate) fn checkpoint_now(inner: &Inner) -> Result<()> {
     let Some(ledger) = &inner.ledger else { return Ok(()) };
     let size = match inner.config.wal.sync {
@@ -364,7 +388,7 @@ fn recover(wal: &Wal, state: &RwLock<State>, ledger: Option<&Ledger>, flushed: S
                 }
             }
         }
-        mt.insert(body.to_vec()).map_err(|e| e.to_string())
+        mt.insert_slice(body).map_err(|e| e.to_string())
     })
     .map_err(|e| err.take().unwrap_or(EngineError::Wal(e)))?;
     if let Some(l) = ledger {

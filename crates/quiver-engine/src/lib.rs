@@ -11,8 +11,10 @@
 //! 2. The WAL's group commit queues the batch; one leader writes the whole group with one
 //!    `write(2)` and, per the preset, one `fdatasync`, stamping sequence numbers in order.
 //! 3. Still inside the WAL's critical section (so in seq order), the group's bodies are
-//!    appended to the ledger as leaves and inserted into the active memtable.
-//! 4. The writer is acknowledged with its sequence range (and, if asked, a signed receipt).
+//!    inserted into the active memtable.
+//! 4. The writer hashes its own records' leaves (their seqs are now fixed) in parallel with
+//!    other writers; a sequencer appends them to the ledger strictly in seq order.
+//! 5. The writer is acknowledged with its sequence range (and, if asked, a signed receipt).
 //!
 //! Background:
 //! - flush seals the active memtable (a pointer swap), writes it as a segment (newest version
@@ -32,6 +34,7 @@
 mod background;
 mod db;
 mod error;
+mod leaves;
 pub mod manifest;
 mod read;
 mod state;

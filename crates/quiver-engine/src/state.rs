@@ -4,7 +4,6 @@
 use crate::manifest::Manifest;
 use parking_lot::{Condvar, Mutex, RwLock};
 use quiver_core::SeqNo;
-use quiver_ledger::Ledger;
 use quiver_segment::{Memtable, Segment};
 use quiver_wal::CommitObserver;
 use std::sync::{
@@ -69,11 +68,10 @@ impl Signal {
     }
 }
 
-/// Applies each committed group, in the WAL's critical section and therefore in seq order:
-/// ledger leaves first, then the active memtable.
+/// Applies each committed group to the active memtable, in the WAL's critical section and
+/// therefore in seq order. (Ledger leaves are hashed by the writers: see `leaves.rs`.)
 pub(crate) struct Applier {
     pub(crate) state: Arc<RwLock<State>>,
-    pub(crate) ledger: Option<Arc<Ledger>>,
     pub(crate) memtable_bytes: usize,
     pub(crate) flush: Arc<Signal>,
     pub(crate) failed: AtomicBool,
@@ -81,16 +79,11 @@ pub(crate) struct Applier {
 
 impl CommitObserver for Applier {
     fn on_commit(&self, first_seq: SeqNo, bodies: &[&[u8]]) -> Result<(), String> {
+        let _ = first_seq;
         let st = self.state.read();
-        if let Some(l) = &self.ledger {
-            if let Err(e) = l.append(first_seq, bodies) {
-                self.failed.store(true, Ordering::Release);
-                return Err(format!("ledger append failed: {e}"));
-            }
-        }
         let mut mt = st.active.write();
         for b in bodies {
-            if let Err(e) = mt.insert(b.to_vec()) {
+            if let Err(e) = mt.insert_slice(b) {
                 self.failed.store(true, Ordering::Release);
                 return Err(format!("memtable insert failed: {e}"));
             }

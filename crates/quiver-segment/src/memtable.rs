@@ -16,8 +16,15 @@ const ENTRY_OVERHEAD: usize =
 struct MemRow {
     seq: SeqNo,
     ts: Option<i64>,
-    body: Vec<u8>,
+    /// Arena chunk, offset in it, and length of the body.
+    chunk: u32,
+    off: u32,
+    len: u32,
 }
+
+/// Bodies live back to back in chunks of this size (a larger body gets a chunk of its own),
+/// so an insert is a copy, not an allocation, and a scan walks memory in order.
+const CHUNK_BYTES: usize = 1 << 20;
 
 /// The growing in-memory segment (memtable).
 ///
@@ -28,6 +35,7 @@ struct MemRow {
 #[derive(Debug, Default)]
 pub struct Memtable {
     rows: Vec<MemRow>,
+    chunks: Vec<Vec<u8>>,
     newest: IdMap<usize>,
     bytes: usize,
 }
@@ -42,7 +50,12 @@ impl Memtable {
     /// increasing sequence order: [`SegmentError::OutOfOrder`] otherwise, and
     /// [`SegmentError::Core`] when the body does not decode. On error nothing is inserted.
     pub fn insert(&mut self, body: Vec<u8>) -> Result<()> {
-        let head = parse_head(&body)?;
+        self.insert_slice(&body)
+    }
+
+    /// Like [`insert`](Self::insert), copying the body into the memtable's arena.
+    pub fn insert_slice(&mut self, body: &[u8]) -> Result<()> {
+        let head = parse_head(body)?;
         if let Some(last) = self.rows.last() {
             if head.seq <= last.seq {
                 return Err(SegmentError::OutOfOrder {
@@ -64,8 +77,30 @@ impl Memtable {
             }
             None => self.bytes += body.len() + ENTRY_OVERHEAD + id_heap,
         }
-        self.rows.push(MemRow { seq, ts, body });
+        let (chunk, off) = self.place(body);
+        self.rows.push(MemRow { seq, ts, chunk, off, len: body.len() as u32 });
         Ok(())
+    }
+
+    /// Copies `body` into the arena and returns where it went.
+    fn place(&mut self, body: &[u8]) -> (u32, u32) {
+        let fits = self
+            .chunks
+            .last()
+            .is_some_and(|c| c.capacity() - c.len() >= body.len());
+        if !fits {
+            self.chunks.push(Vec::with_capacity(CHUNK_BYTES.max(body.len())));
+        }
+        let idx = self.chunks.len() - 1;
+        let c = &mut self.chunks[idx];
+        let off = c.len();
+        c.extend_from_slice(body);
+        (idx as u32, off as u32)
+    }
+
+    fn body(&self, r: &MemRow) -> &[u8] {
+        let c = &self.chunks[r.chunk as usize];
+        &c[r.off as usize..r.off as usize + r.len as usize]
     }
 
     /// The body of the newest entry for `id` (tombstones included: the caller checks).
@@ -73,7 +108,7 @@ impl Memtable {
         self.newest
             .get(id)
             .and_then(|&i| self.rows.get(i))
-            .map(|r| r.body.as_slice())
+            .map(|r| self.body(r))
     }
 
     /// The sequence number of the newest entry for `id`.
@@ -86,7 +121,7 @@ impl Memtable {
 
     /// Every body, in sequence order (all versions).
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        self.rows.iter().map(|r| r.body.as_slice())
+        self.rows.iter().map(|r| self.body(r))
     }
 
     /// Bodies of events whose timestamp lies in `[from, to)`, in sequence order.
@@ -95,7 +130,7 @@ impl Memtable {
         self.rows
             .iter()
             .filter(move |r| r.ts.is_some_and(|t| t >= from && t < to))
-            .map(|r| r.body.as_slice())
+            .map(|r| self.body(r))
     }
 
     /// Approximate memory held, in bytes: bodies plus per-entry bookkeeping.

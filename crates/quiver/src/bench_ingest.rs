@@ -73,24 +73,30 @@ impl Gen {
     }
 }
 
-fn make_event(g: &mut Gen, id: u64, ts: i64, payload_bytes: usize, dim: usize) -> Op {
-    // A JSON object whose serialized size is `payload_bytes` (at least the fixed part).
+/// Fills `rec` with a fresh event, reusing its buffers (a client that builds records in a
+/// loop would do the same; the peers' harness reuses its value buffer likewise).
+fn fill_event(g: &mut Gen, rec: &mut Record, id: u64, ts: i64, payload_bytes: usize, dim: usize) {
+    use std::fmt::Write as _;
     let fixed = r#"{"d":""}"#.len();
-    let mut p = String::with_capacity(payload_bytes.max(fixed));
+    rec.id = Some(Id::U64(id));
+    rec.timestamp_ns = Some(ts);
+    let p = rec.payload.get_or_insert_with(String::new);
+    p.clear();
     p.push_str(r#"{"d":""#);
-    g.alnum(payload_bytes.saturating_sub(fixed), &mut p);
+    g.alnum(payload_bytes.saturating_sub(fixed), p);
     p.push_str("\"}");
     let r = g.next();
-    let mut rec = Record::new(Id::U64(id))
-        .with_timestamp(ts)
-        .with_type(TYPES[(r % 8) as usize])
-        .with_source(format!("svc-{:02}", (r >> 8) % 16));
-    rec.payload = Some(p);
+    let t = rec.event_type.get_or_insert_with(String::new);
+    t.clear();
+    t.push_str(TYPES[(r % 8) as usize]);
+    let src = rec.source.get_or_insert_with(String::new);
+    src.clear();
+    let _ = write!(src, "svc-{:02}", (r >> 8) % 16);
     if dim > 0 {
-        rec.vector =
-            Some((0..dim).map(|_| (g.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0).collect());
+        let v = rec.vector.get_or_insert_with(Vec::new);
+        v.clear();
+        v.extend((0..dim).map(|_| (g.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0));
     }
-    Op::Put(rec)
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
@@ -134,9 +140,13 @@ pub fn run(a: BenchIngestArgs) -> anyhow::Result<()> {
                     break;
                 }
                 let last = (first + batch).min(events);
-                ops.clear();
-                for id in first..last {
-                    ops.push(make_event(&mut g, id, t0 + id as i64 * 1000, pbytes, dim));
+                let n = (last - first) as usize;
+                ops.resize_with(n, || Op::Put(Record::default()));
+                ops.truncate(n);
+                for (op, id) in ops.iter_mut().zip(first..last) {
+                    if let Op::Put(rec) = op {
+                        fill_event(&mut g, rec, id, t0 + id as i64 * 1000, pbytes, dim);
+                    }
                 }
                 let t = Instant::now();
                 db.write_batch(&ops)?;
