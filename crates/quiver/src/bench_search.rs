@@ -86,6 +86,10 @@ pub struct BenchSearchArgs {
     /// Neighbours per query (recall@k).
     #[arg(long, default_value_t = 10)]
     pub k: usize,
+    /// Build the HNSW graph over the quantized codes instead of the f32 rows (faster build,
+    /// graph from approximate distances).
+    #[arg(long)]
+    pub build_on_codes: bool,
     /// Query threads.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
@@ -465,8 +469,11 @@ pub fn run(a: BenchSearchArgs) -> anyhow::Result<()> {
                         .build()?;
                     let pb = progress_bar(space.len(), "building hnsw");
                     let t0 = Instant::now();
-                    let h = pool.install(|| {
-                        Hnsw::build_with_progress(&space, params, &|c| pb.set_position(c as u64))
+                    let progress = |c: usize| pb.set_position(c as u64);
+                    let h = pool.install(|| match (&codes, a.build_on_codes) {
+                        (Codes::Sq8(c), true) => Hnsw::build_with_progress(c, params, &progress),
+                        (Codes::Pq(c), true) => Hnsw::build_with_progress(c, params, &progress),
+                        _ => Hnsw::build_with_progress(&space, params, &progress),
                     })?;
                     let build_s = t0.elapsed().as_secs_f64();
                     pb.finish_and_clear();
@@ -491,6 +498,7 @@ pub fn run(a: BenchSearchArgs) -> anyhow::Result<()> {
                     "hnsw",
                     serde_json::json!({"m": a.m, "ef_construction": a.ef_construction, "ef": ef, "k": a.k,
                         "quantization": quant_name, "rescore": rescore, "build_threads": build_threads,
+                        "build_on_codes": a.build_on_codes,
                         "quantize_seconds": quant_s}),
                     if build_s.is_nan() {
                         f64::NAN
