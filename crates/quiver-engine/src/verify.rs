@@ -66,6 +66,17 @@ impl Report {
     }
 }
 
+/// Records are hashed in batches of this many, in parallel; comparisons stay in seq order.
+const BATCH: usize = 16384;
+
+struct Queued {
+    seq: SeqNo,
+    file: usize,
+    offset: u64,
+    start: usize,
+    end: usize,
+}
+
 struct Checker<'a> {
     ledger: &'a Ledger,
     leaves: quiver_ledger::LeafHashes<'a>,
@@ -75,6 +86,9 @@ struct Checker<'a> {
     bytes: u64,
     unhashed: u64,
     failure: Option<Failure>,
+    files: Vec<PathBuf>,
+    buf: Vec<u8>,
+    queue: Vec<Queued>,
 }
 
 impl Checker<'_> {
@@ -102,7 +116,15 @@ impl Checker<'_> {
         Ok(h)
     }
 
-    /// Checks one record body; returns false to stop (a failure makes later seqs moot).
+    fn file_index(&mut self, file: &Path) -> usize {
+        if self.files.last().map(PathBuf::as_path) != Some(file) {
+            self.files.push(file.to_path_buf());
+        }
+        self.files.len() - 1
+    }
+
+    /// Checks one record's place in the sequence and queues it for hashing; returns false to
+    /// stop (a failure makes later seqs moot).
     fn record(&mut self, body: &[u8], file: &Path, offset: u64) -> Result<bool> {
         let seq = match codec::peek_seq(body) {
             Ok(s) if s > 0 => s,
@@ -119,29 +141,49 @@ impl Checker<'_> {
         self.records += 1;
         self.bytes += body.len() as u64;
         self.last_seq = seq;
-        if let Err(e) = codec::decode_entry(body) {
-            self.fail(seq, file, format!("record at byte {offset} does not decode: {e}"));
-            return Ok(false);
+        let f = self.file_index(file);
+        let start = self.buf.len();
+        self.buf.extend_from_slice(body);
+        self.queue.push(Queued { seq, file: f, offset, start, end: self.buf.len() });
+        if self.queue.len() >= BATCH {
+            self.drain()?;
         }
-        match self.stored_leaf(seq - 1)? {
-            None => self.unhashed += 1,
-            Some(stored) => {
-                let got = leaf_hash(self.ledger.alg(), body);
-                if got != stored {
+        Ok(self.failure.is_none())
+    }
+
+    /// Hashes the queued records in parallel and compares them with the stored leaves in order.
+    fn drain(&mut self) -> Result<()> {
+        use rayon::prelude::*;
+        let alg = self.ledger.alg();
+        let buf = &self.buf;
+        let hashes: Vec<Hash> =
+            self.queue.par_iter().map(|q| leaf_hash(alg, &buf[q.start..q.end])).collect();
+        let queue = std::mem::take(&mut self.queue);
+        for (q, got) in queue.iter().zip(hashes) {
+            match self.stored_leaf(q.seq - 1)? {
+                None => self.unhashed += 1,
+                Some(stored) if stored != got => {
+                    let file = self.files[q.file].clone();
                     self.fail(
-                        seq,
-                        file,
+                        q.seq,
+                        &file,
                         format!(
-                            "record at byte {offset}: leaf hash {} differs from the stored leaf {}",
+                            "record at byte {}: leaf hash {} differs from the stored leaf {}",
+                            q.offset,
                             got.to_hex(),
                             stored.to_hex()
                         ),
                     );
-                    return Ok(false);
+                    break;
                 }
+                Some(_) => {}
             }
         }
-        Ok(true)
+        self.buf.clear();
+        let keep = self.files.last().cloned();
+        self.files.clear();
+        self.files.extend(keep);
+        Ok(())
     }
 }
 
@@ -153,6 +195,10 @@ pub fn verify_dir(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<Report> {
         reason: "not a quiver data directory (no CURRENT)".into(),
     })?;
     let ledger = Ledger::open_read_only(&dir.join("ledger"), &dir.join("keys"))?;
+    // The ledger's own audit (every interior node, checkpoint and signature) is independent
+    // of the record check: run them side by side.
+    let tree_ledger = Ledger::open_read_only(&dir.join("ledger"), &dir.join("keys"))?;
+    let tree_thread = std::thread::spawn(move || tree_ledger.verify_tree(&mut |_| {}));
     let mut c = Checker {
         ledger: &ledger,
         leaves: ledger.leaf_hashes(0),
@@ -162,6 +208,9 @@ pub fn verify_dir(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<Report> {
         bytes: 0,
         unhashed: 0,
         failure: None,
+        files: Vec::new(),
+        buf: Vec::with_capacity(BATCH * 512),
+        queue: Vec::with_capacity(BATCH),
     };
     'segments: for e in &m.segments {
         let path = segment_path(dir, e.id);
@@ -190,11 +239,13 @@ pub fn verify_dir(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<Report> {
             }
         }
     }
+    c.drain()?;
     if c.failure.is_none() {
         check_wal(dir, m.flushed_through, &mut c, progress)?;
+        c.drain()?;
     }
     progress(c.records);
-    let tree = ledger.verify_tree(&mut |_| {})?;
+    let tree = tree_thread.join().map_err(|_| EngineError::Closed { reason: "tree audit panicked".into() })??;
     if let Some(f) = &tree.failure {
         c.fail(f.first_bad_index + 1, &f.file, f.reason.clone());
     }
