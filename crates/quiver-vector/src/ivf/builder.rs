@@ -20,7 +20,7 @@ impl IvfPqIndex {
     /// `params.train_sample` rows, then assigns and encodes every row (in parallel).
     ///
     /// Errors: `dim == 0`, `data` not whole rows, `nlist == 0`, `nlist > n`, `pq_m` not
-    /// dividing `dim` (`InvalidParameter`); fewer than 256 rows (`NotEnoughTrainingData`);
+    /// dividing `dim` (`InvalidParameter`); no rows (`NotEnoughTrainingData`);
     /// NaN/inf (`NonFinite`); a zero row under cosine (`ZeroVector`).
     pub fn build(data: &[f32], dim: usize, metric: Metric, params: IvfPqParams) -> Result<Self> {
         let n = validate::matrix(data, dim, metric)?;
@@ -37,11 +37,11 @@ impl IvfPqIndex {
                 reason: format!("{n} rows exceed the u32 id space"),
             });
         }
-        if n < KSUB {
+        if n == 0 {
             return Err(VectorError::NotEnoughTrainingData {
-                what: "ivf_pq (256 PQ centroids per sub-space)",
-                need: KSUB,
-                got: n,
+                what: "ivf_pq",
+                need: 1,
+                got: 0,
             });
         }
         let nlist = params.nlist;

@@ -188,14 +188,6 @@ fn bad_input_is_a_typed_error() {
         IvfPqIndex::build(&data, 8, Metric::L2, IvfPqParams::new(8, 3)),
         Err(VectorError::InvalidParameter { name: "pq_m", .. })
     ));
-    assert!(matches!(
-        IvfPqIndex::build(&data[..100 * 8], 8, Metric::L2, p),
-        Err(VectorError::NotEnoughTrainingData {
-            need: 256,
-            got: 100,
-            ..
-        })
-    ));
     let mut nan = data.clone();
     nan[17] = f32::NAN;
     assert!(matches!(
@@ -244,6 +236,33 @@ fn bad_input_is_a_typed_error() {
         .search(q, 0, 4, Some((&data, 3)))
         .expect("k = 0")
         .is_empty());
+}
+
+#[test]
+fn small_and_single_point_indexes() {
+    let data = clustered(100, 8, 4, 0.3, true, 6);
+    // Fewer rows than 256 PQ centroids: still built; every point finds itself.
+    let small = IvfPqIndex::build(&data, 8, Metric::Cosine, IvfPqParams::new(8, 2)).expect("small");
+    for i in [0usize, 42, 99] {
+        let q = &data[i * 8..(i + 1) * 8];
+        assert_eq!(
+            small.search(q, 1, 8, Some((&data, 4))).expect("search")[0].0,
+            i as u32
+        );
+    }
+    // One point, one list.
+    let one = IvfPqIndex::build(&data[..8], 8, Metric::L2, IvfPqParams::new(1, 4)).expect("one");
+    assert_eq!(one.len(), 1);
+    let got = one
+        .search(&data[8..16], 5, 1, Some((&data[..8], 2)))
+        .expect("search");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0, 0);
+    let bytes = one.to_bytes();
+    assert_eq!(
+        IvfPqIndex::from_bytes(&bytes, Path::new("one")).expect("reload"),
+        one
+    );
 }
 
 #[test]

@@ -46,8 +46,10 @@ impl ProductQuantizer {
     /// (row-major, `dim` per row) drawn with `seed`; k-means runs 10 Lloyd iterations per
     /// sub-space, the sub-spaces in parallel.
     ///
-    /// Errors: `m == 0` or `dim % m != 0`, `data` not whole rows (`InvalidParameter`); fewer
-    /// than 256 rows (`NotEnoughTrainingData`); NaN/inf (`NonFinite`); zero rows under cosine.
+    /// With fewer than 256 rows, each sub-space gets one centroid per row (padded to 256).
+    ///
+    /// Errors: `m == 0` or `dim % m != 0`, `data` not whole rows (`InvalidParameter`); no rows
+    /// (`NotEnoughTrainingData`); NaN/inf (`NonFinite`); zero rows under cosine.
     pub fn train(data: &[f32], dim: usize, m: usize, metric: Metric, seed: u64) -> Result<Self> {
         Self::train_with(data, dim, m, metric, seed, DEFAULT_TRAIN_SAMPLE, 10)
     }
@@ -70,13 +72,16 @@ impl ProductQuantizer {
             });
         }
         let sample = validate::sample_rows(n, train_sample.max(KSUB), seed);
-        if sample.len() < KSUB {
+        if sample.is_empty() {
             return Err(VectorError::NotEnoughTrainingData {
-                what: "pq (256 centroids per sub-space)",
-                need: KSUB,
-                got: sample.len(),
+                what: "pq",
+                need: 1,
+                got: 0,
             });
         }
+        // Fewer rows than centroids (a small segment): every row gets a centroid of its own
+        // and the codebook is padded with copies of the first, which encoding never prefers.
+        let ksub = sample.len().min(KSUB);
         let dsub = dim / m;
         let books: Vec<Result<Vec<f32>>> = (0..m)
             .into_par_iter()
@@ -85,9 +90,13 @@ impl ProductQuantizer {
                 for &i in &sample {
                     sub.extend_from_slice(&data[i * dim + j * dsub..i * dim + (j + 1) * dsub]);
                 }
-                let mut km = KMeans::new(KSUB, seed.wrapping_add(j as u64 + 1));
+                let mut km = KMeans::new(ksub, seed.wrapping_add(j as u64 + 1));
                 km.iters = iters;
-                km.train(&sub, dsub)
+                let mut book = km.train(&sub, dsub)?;
+                for c in ksub..KSUB {
+                    book.extend_from_within(c % ksub * dsub..(c % ksub + 1) * dsub);
+                }
+                Ok(book)
             })
             .collect();
         let mut centroids = Vec::with_capacity(m * KSUB * dsub);
