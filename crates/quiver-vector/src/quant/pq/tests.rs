@@ -200,3 +200,43 @@ fn scan_matches_score_for_odd_and_even_m() {
         }
     }
 }
+
+#[test]
+fn hnsw_traverses_pq_codes_with_rerank() {
+    use crate::hnsw::{Hnsw, HnswParams, SearchParams};
+    use crate::space::F32Space;
+    let seed = 88;
+    println!("seed {seed}");
+    let (n, dim, m, nq, k) = (4000, 32, 8, 50, 10);
+    let data = clustered(n, dim, 30, 0.3, false, seed);
+    let queries = clustered(nq, dim, 30, 0.3, false, seed + 1);
+    let mut f32s = F32Space::new(Metric::L2, dim);
+    for row in data.chunks_exact(dim) {
+        f32s.add(row).expect("add");
+    }
+    let codes = ProductQuantizer::train_with(&data, dim, m, Metric::L2, seed, n, 8)
+        .and_then(|pq| pq.encode_all(&data))
+        .expect("pq");
+    let params = HnswParams::default()
+        .with_m(16)
+        .with_ef_construction(100)
+        .with_seed(seed);
+    let graph = Hnsw::build(&f32s, params).expect("build");
+    let ids = |v: Vec<crate::space::Neighbor>| v.into_iter().map(|x| x.id).collect::<Vec<u32>>();
+    let exact = mean_recall(&data, &queries, dim, Metric::L2, k, |q| {
+        ids(graph
+            .search(&f32s, q, &SearchParams::new(k, 64))
+            .expect("search"))
+    });
+    let mut recalls = Vec::new();
+    for rescore in [1usize, 8] {
+        let p = SearchParams::new(k, 64).with_rescore(rescore);
+        let r = mean_recall(&data, &queries, dim, Metric::L2, k, |q| {
+            ids(graph.search_rescored(&codes, &f32s, q, &p).expect("search"))
+        });
+        println!("hnsw ef=64 over pq m={m} codes, rerank x{rescore}: {r:.4} (f32 {exact:.4})");
+        recalls.push(r);
+    }
+    assert!(recalls[1] >= 0.9 && recalls[1] >= exact - 0.05);
+    assert!(recalls[1] > recalls[0], "the rescore factor had no effect");
+}
