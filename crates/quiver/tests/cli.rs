@@ -200,3 +200,59 @@ fn scan_gives_back_fields_as_ingested() {
     assert_eq!(s.lines().count(), 1);
     assert!(s.contains("\"id\":11"));
 }
+
+fn run_ok(args: &[&str], dir: &std::path::Path) -> String {
+    let out = Command::new(BIN).args(args).arg("--data").arg(dir).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn verify_and_proofs_end_to_end() {
+    let d = tempfile::tempdir().unwrap();
+    let input: String = (0..300).map(line).collect();
+    let (ok, _, stderr) = ingest(d.path(), &input);
+    assert!(ok, "{stderr}");
+    // A second session extends the log (and its close signs a newer checkpoint).
+    let (ok, _, stderr) = ingest(d.path(), &(300..450).map(line).collect::<String>());
+    assert!(ok, "{stderr}");
+
+    let v: serde_json::Value = serde_json::from_str(run_ok(&["verify"], d.path()).trim()).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["records"], 450);
+    assert!(v["checkpoints"].as_u64().unwrap() >= 2);
+
+    let key: serde_json::Value = serde_json::from_str(run_ok(&["key", "show"], d.path()).trim()).unwrap();
+    let pubkey = key["vkey"].as_str().unwrap_or_else(|| panic!("no vkey in {key}")).to_owned();
+    let trust = d.path().join("trusted.json");
+
+    let check = |bundle: &str| {
+        let p = d.path().join("bundle.json");
+        std::fs::write(&p, bundle).unwrap();
+        Command::new(BIN)
+            .args(["proof", "check", "--pubkey", &pubkey, "--trust-file"])
+            .arg(&trust)
+            .arg(&p)
+            .output()
+            .unwrap()
+    };
+    // Inclusion of seq 5 against the first checkpoint (size 300), then consistency 300 -> 450.
+    let inc = run_ok(&["proof", "inclusion", "--seq", "5", "--tree-size", "300"], d.path());
+    let out = check(&inc);
+    assert!(out.status.success(), "inclusion: {}", String::from_utf8_lossy(&out.stdout));
+    let cons = run_ok(&["proof", "consistency", "--from", "300", "--to", "450"], d.path());
+    let out = check(&cons);
+    assert!(out.status.success(), "consistency: {}", String::from_utf8_lossy(&out.stdout));
+    // Rolling back to the older checkpoint is refused now that 450 is trusted.
+    let out = check(&inc);
+    assert!(!out.status.success(), "rollback accepted: {}", String::from_utf8_lossy(&out.stdout));
+
+    // A forged inclusion bundle (leaf hash altered) is refused.
+    let mut forged: serde_json::Value = serde_json::from_str(inc.trim()).unwrap();
+    let s = forged.to_string();
+    let leaf = forged["leaf_hash"].as_str().expect("bundle has a leaf_hash").to_owned();
+    let bad = format!("{}{}", if leaf.starts_with('0') { "1" } else { "0" }, &leaf[1..]);
+    forged = serde_json::from_str(&s.replace(&leaf, &bad)).unwrap();
+    let out = check(&forged.to_string());
+    assert!(!out.status.success(), "forged leaf accepted");
+}
