@@ -95,7 +95,7 @@ pub(crate) fn flush_all(inner: &Inner) -> Result<()> {
     let _m = inner.manifest_lock.lock();
     {
         let mut st = inner.state.write();
-        if st.active.read().len() > 0 {
+        if !st.active.read().is_empty() {
             let fresh = Arc::new(RwLock::new(Memtable::new()));
             let old = std::mem::replace(&mut st.active, fresh);
             st.frozen.push(old);

@@ -234,7 +234,7 @@ pub fn verify_dir(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<Report> {
             if !c.record(&row, &path, i as u64)? {
                 break 'segments;
             }
-            if c.records % 65536 == 0 {
+            if c.records.is_multiple_of(65536) {
                 progress(c.records);
             }
         }
@@ -332,7 +332,7 @@ fn check_wal(dir: &Path, flushed: SeqNo, c: &mut Checker<'_>, progress: &mut dyn
                 return Ok(());
             }
             off = start + len;
-            if c.records % 65536 == 0 {
+            if c.records.is_multiple_of(65536) {
                 progress(c.records);
             }
         }

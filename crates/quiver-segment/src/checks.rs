@@ -13,7 +13,7 @@ use std::path::Path;
 /// Parses the block index and checks it against the footer: blocks contiguous from the
 /// header to the id index, known codecs, sequence ranges increasing, row counts summing up.
 pub(crate) fn parse_block_index(path: &Path, b: &[u8], f: &Footer) -> Result<Vec<BlockHandle>> {
-    if b.len() % BLOCK_HANDLE_LEN > 0 || b.is_empty() {
+    if !b.len().is_multiple_of(BLOCK_HANDLE_LEN) || b.is_empty() {
         return Err(corrupt(
             path,
             f.block_index_offset,

@@ -29,7 +29,7 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 fn id(k: u8) -> Id {
-    if k % 3 == 0 {
+    if k.is_multiple_of(3) {
         Id::Str(format!("key-{k}"))
     } else {
         Id::U64(k as u64)
