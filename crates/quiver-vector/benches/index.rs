@@ -16,7 +16,7 @@ fn index(c: &mut Criterion) {
     let centres: Vec<Vec<f32>> = (0..50)
         .map(|_| (0..dim).map(|_| rng.gen_range(-1.0..1.0)).collect())
         .collect();
-    let mut point = |rng: &mut rand_chacha::ChaCha8Rng| -> Vec<f32> {
+    let point = |rng: &mut rand_chacha::ChaCha8Rng| -> Vec<f32> {
         let c = &centres[rng.gen_range(0..centres.len())];
         c.iter().map(|x| x + rng.gen_range(-0.3f32..0.3)).collect()
     };

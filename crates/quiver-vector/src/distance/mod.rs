@@ -51,6 +51,9 @@ impl Isa {
     }
 }
 
+/// Inner products of 4 queries × 4 rows into `out[4·i + j]`.
+pub type Dot4x4 = fn(&[&[f32]; 4], &[&[f32]; 4], &mut [f32; 16]);
+
 /// A resolved set of kernels (plain function pointers).
 #[derive(Debug, Clone, Copy)]
 pub struct Kernels {
@@ -67,7 +70,7 @@ pub struct Kernels {
     pub dot_u8: fn(&[u8], &[u8]) -> u32,
     /// Inner products of 4 queries × 4 rows into `out[4·i + j]`, where this path has a
     /// register-blocked kernel (used by batched flat search).
-    pub dot_4x4: Option<fn(&[&[f32]; 4], &[&[f32]; 4], &mut [f32; 16])>,
+    pub dot_4x4: Option<Dot4x4>,
 }
 
 impl Kernels {

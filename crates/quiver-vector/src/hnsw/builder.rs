@@ -265,7 +265,7 @@ pub(crate) fn insert_range<S: VectorSpace>(
     (start..n).into_par_iter().with_min_len(64).for_each(|q| {
         with_ctx(|ctx| insert(g, space, q as u32, ef_construction, ctx));
         let c = done.fetch_add(1, Ordering::Relaxed) + 1;
-        if c % 1024 == 0 {
+        if c & 1023 == 0 {
             progress(c);
         }
     });

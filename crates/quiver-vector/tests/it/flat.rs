@@ -78,7 +78,7 @@ fn deleted_and_filtered_never_returned() {
     let s = space_of(Metric::L2, &pts);
     let deleted: RoaringBitmap = (0..1000u32).filter(|i| i % 3 == 0).collect();
     let allow: RoaringBitmap = (0..1000u32).filter(|i| i % 5 != 0).collect();
-    let pred = |i: u32| i % 2 == 0;
+    let pred = |i: u32| i & 1 == 0;
     for q in clustered(6, 10, 8, 4) {
         let p = FlatParams {
             k: 20,
@@ -102,7 +102,7 @@ fn deleted_and_filtered_never_returned() {
             .all(|n| n.id % 2 == 0));
         let b = flat::search_batch(
             &s,
-            &[q.clone()],
+            std::slice::from_ref(&q),
             &FlatParams {
                 k: 20,
                 deleted: Some(&deleted),
