@@ -119,6 +119,29 @@ impl FromStr for Compression {
     }
 }
 
+/// Hash function of the ledger's Merkle tree, fixed when a database is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LedgerHash {
+    /// SHA-256 (Certificate Transparency's). The default: with SHA-NI it hashes ~250-byte
+    /// records faster than BLAKE3 here (see BENCHMARKS.md).
+    #[default]
+    Sha256,
+    /// BLAKE3.
+    Blake3,
+}
+
+impl FromStr for LedgerHash {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sha256" | "sha-256" => Ok(LedgerHash::Sha256),
+            "blake3" => Ok(LedgerHash::Blake3),
+            o => Err(format!("unknown ledger hash {o:?}: expected sha256 or blake3")),
+        }
+    }
+}
+
 /// Database configuration. Build with [`DbConfig::new`] and the setters; each setter documents
 /// its default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -143,6 +166,9 @@ pub struct DbConfig {
     pub max_payload_bytes: usize,
     /// Whether the Merkle ledger is maintained. Default true.
     pub ledger: bool,
+    /// Ledger hash for a new database (an existing one keeps its own). Default SHA-256.
+    #[serde(default)]
+    pub ledger_hash: LedgerHash,
 }
 
 impl Default for DbConfig {
@@ -165,6 +191,7 @@ impl DbConfig {
             compaction_trigger: 8,
             max_payload_bytes: 1 << 20,
             ledger: true,
+            ledger_hash: LedgerHash::default(),
         }
     }
     /// Memtable flush threshold in bytes (default 64 MiB).
@@ -210,6 +237,11 @@ impl DbConfig {
     /// Maximum payload size (default 1 MiB).
     pub fn max_payload_bytes(mut self, v: usize) -> Self {
         self.max_payload_bytes = v;
+        self
+    }
+    /// Ledger hash for a new database (default SHA-256).
+    pub fn ledger_hash(mut self, v: LedgerHash) -> Self {
+        self.ledger_hash = v;
         self
     }
     /// Maintain the Merkle ledger (default true).

@@ -18,7 +18,7 @@ mod id;
 mod metric;
 mod record;
 
-pub use config::{Compression, DbConfig, Preset, SyncMode, WalConfig};
+pub use config::{Compression, DbConfig, LedgerHash, Preset, SyncMode, WalConfig};
 pub use error::CoreError;
 pub use id::Id;
 pub use metric::Metric;

@@ -105,7 +105,10 @@ impl Database {
                         reason: format!("unknown ledger hash {other:?}"),
                     })
                 }
-                None => HashAlg::default(),
+                None => match config.ledger_hash {
+                    quiver_core::LedgerHash::Sha256 => HashAlg::Sha256,
+                    quiver_core::LedgerHash::Blake3 => HashAlg::Blake3,
+                },
             };
             if m.ledger_alg.is_none() || m.db_id.is_none() {
                 m.ledger_alg = Some(alg_name(alg).to_owned());

@@ -37,6 +37,9 @@ pub struct BenchIngestArgs {
     /// Maintain the Merkle ledger (on) or not (off), to measure its cost.
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     pub ledger: String,
+    /// Ledger hash: sha256 or blake3.
+    #[arg(long, default_value = "sha256")]
+    pub hash: quiver_core::LedgerHash,
     /// Parent directory; the run uses a fresh subdirectory that is removed afterwards.
     #[arg(long, default_value = "./quiver-data")]
     pub data: PathBuf,
@@ -112,7 +115,7 @@ pub fn run(a: BenchIngestArgs) -> anyhow::Result<()> {
     anyhow::ensure!(a.writers > 0 && a.batch > 0 && a.events > 0, "events, batch and writers must be positive");
     let dir = a.data.join(format!("bench-ingest-{}-{}", std::process::id(), util::now_ns()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let cfg = DbConfig::new(a.preset).ledger(a.ledger == "on");
+    let cfg = DbConfig::new(a.preset).ledger(a.ledger == "on").ledger_hash(a.hash);
     let db = Arc::new(Database::open(&dir, cfg)?);
     let pb = indicatif::ProgressBar::new(a.events);
     pb.set_style(
@@ -169,6 +172,7 @@ pub fn run(a: BenchIngestArgs) -> anyhow::Result<()> {
         "bench": "ingest",
         "preset": a.preset.to_string(),
         "ledger": a.ledger,
+        "hash": format!("{:?}", a.hash).to_lowercase(),
         "events": a.events,
         "writers": a.writers,
         "batch": a.batch,
