@@ -434,7 +434,11 @@ impl VectorSpace for F32Space {
             .data()
             .as_ptr()
             .wrapping_add(i as usize * self.vectors.stride());
-        distance::prefetch(p);
+        let mut o = 0;
+        while o < self.vectors.dim() {
+            distance::prefetch(p.wrapping_add(o));
+            o += 16;
+        }
     }
     fn point_scorer(&self, i: u32) -> Option<F32Scorer<'_>> {
         self.vectors.get(i).map(|q| self.scorer(q))

@@ -120,6 +120,10 @@ fn connect<S: VectorSpace>(
         ctx.buf = ids;
         return;
     }
+    // e's neighbours are usually cold: request all their rows before scoring them.
+    for &x in &ids {
+        space.prefetch(x);
+    }
     let scratch = &mut ctx.scratch;
     scratch.clear();
     scratch.extend(ids.iter().map(|&x| Neighbor {
