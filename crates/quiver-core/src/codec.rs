@@ -171,6 +171,16 @@ impl<'a> Reader<'a> {
         a.copy_from_slice(s);
         Ok(a)
     }
+    fn id(&mut self) -> Result<Id> {
+        Ok(match self.u8("truncated id tag")? {
+            0 => Id::U64(u64::from_le_bytes(self.arr::<8>("truncated u64 id")?)),
+            1 => {
+                let n = u32::from_le_bytes(self.arr::<4>("truncated id length")?) as usize;
+                Id::Str(self.string(n, "truncated string id")?)
+            }
+            _ => return Err(CoreError::Decode { offset: 9, reason: "unknown id tag" }),
+        })
+    }
     fn string(&mut self, n: usize, what: &'static str) -> Result<String> {
         let off = self.pos;
         let b = self.take(n, what)?;
@@ -186,14 +196,7 @@ pub fn decode_entry(body: &[u8]) -> Result<Entry> {
     if flags & 0x80 != 0 {
         return Err(CoreError::Decode { offset: 8, reason: "unknown flag bits" });
     }
-    let id = match r.u8("truncated id tag")? {
-        0 => Id::U64(u64::from_le_bytes(r.arr::<8>("truncated u64 id")?)),
-        1 => {
-            let n = u32::from_le_bytes(r.arr::<4>("truncated id length")?) as usize;
-            Id::Str(r.string(n, "truncated string id")?)
-        }
-        _ => return Err(CoreError::Decode { offset: 9, reason: "unknown id tag" }),
-    };
+    let id = r.id()?;
     let op = if flags & F_TOMBSTONE != 0 {
         if flags != F_TOMBSTONE {
             return Err(CoreError::Decode { offset: 8, reason: "tombstone with record fields" });
@@ -243,14 +246,7 @@ pub fn decode_key(body: &[u8]) -> Result<(SeqNo, Id, bool)> {
     let mut r = Reader { buf: body, pos: 0 };
     let seq = u64::from_le_bytes(r.arr::<8>("truncated sequence number")?);
     let flags = r.u8("truncated flags")?;
-    let id = match r.u8("truncated id tag")? {
-        0 => Id::U64(u64::from_le_bytes(r.arr::<8>("truncated u64 id")?)),
-        1 => {
-            let n = u32::from_le_bytes(r.arr::<4>("truncated id length")?) as usize;
-            Id::Str(r.string(n, "truncated string id")?)
-        }
-        _ => return Err(CoreError::Decode { offset: 9, reason: "unknown id tag" }),
-    };
+    let id = r.id()?;
     Ok((seq, id, flags & F_TOMBSTONE != 0))
 }
 

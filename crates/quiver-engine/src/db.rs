@@ -293,6 +293,18 @@ impl Database {
     /// behind. For tests and tools that need records that live only in the WAL.
     pub fn close_without_flush(self) -> Result<()> {
         self.shutdown(false)?;
+        self.seal_ledger()
+    }
+
+    /// Clean shutdown: stops background work, flushes the memtable, syncs the WAL, signs a
+    /// final checkpoint and syncs the ledger.
+    pub fn close(self) -> Result<()> {
+        self.shutdown(true)
+    }
+
+    /// Syncs the WAL, waits for every leaf, signs a checkpoint over everything (all of it is
+    /// durable once the WAL is synced) and syncs the ledger.
+    fn seal_ledger(&self) -> Result<()> {
         self.inner.wal.sync()?;
         self.inner.wait_for_leaves(self.inner.wal.last_seq())?;
         if let Some(l) = &self.inner.ledger {
@@ -303,12 +315,6 @@ impl Database {
             l.sync()?;
         }
         Ok(())
-    }
-
-    /// Clean shutdown: stops background work, flushes the memtable, syncs the WAL, signs a
-    /// final checkpoint and syncs the ledger.
-    pub fn close(self) -> Result<()> {
-        self.shutdown(true)
     }
 
     fn shutdown(&self, clean: bool) -> Result<()> {
@@ -328,16 +334,7 @@ impl Database {
             return Err(EngineError::Closed { reason: format!("background task failed: {e}") });
         }
         background::flush_all(&self.inner)?;
-        self.inner.wal.sync()?;
-        self.inner.wait_for_leaves(self.inner.wal.last_seq())?;
-        if let Some(l) = &self.inner.ledger {
-            let covered = l.latest_checkpoint().map_or(0, |c| c.checkpoint.size);
-            if l.size() > covered {
-                l.checkpoint_at(l.size())?;
-            }
-            l.sync()?;
-        }
-        Ok(())
+        self.seal_ledger()
     }
 }
 

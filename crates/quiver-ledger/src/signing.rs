@@ -22,38 +22,7 @@ impl Ledger {
         if self.read_only {
             return Err(LedgerError::ReadOnly);
         }
-        let mut inner = self.inner.lock();
-        if let Some(cp) = &inner.latest {
-            if cp.checkpoint.size == inner.size {
-                let cp = cp.clone();
-                Ledger::mark_checkpointed(&mut inner);
-                return Ok(cp);
-            }
-        }
-        let prev_ts = inner
-            .latest
-            .as_ref()
-            .map_or(0, |c| c.checkpoint.timestamp_ms);
-        let cp = Checkpoint {
-            origin: self.origin.clone(),
-            size: inner.size,
-            root: inner.current_root(self.alg),
-            alg: self.alg,
-            timestamp_ms: now_ms().max(prev_ts),
-        };
-        let signed = note::sign_checkpoint(&self.key, &cp);
-        let r = inner
-            .store
-            .sync()
-            .and_then(|()| inner.checkpoints.append(signed.note.as_bytes()).map(|_| ()))
-            .and_then(|()| inner.checkpoints.sync());
-        if let Err(e) = r {
-            Ledger::poison(&mut inner);
-            return Err(e);
-        }
-        inner.latest = Some(signed.clone());
-        Ledger::mark_checkpointed(&mut inner);
-        Ok(signed)
+        self.checkpoint_at(self.size())
     }
 
     /// Signs a checkpoint of the first `size` leaves — for callers that know only a prefix of
