@@ -134,10 +134,19 @@ fn k_larger_than_n_empty_single_duplicates() {
         .expect("s");
     assert_eq!(r.len(), 10);
     assert!(r.iter().all(|n| n.distance == 0.0 && n.id < 200), "{r:?}");
-    let r = hd
-        .search(&sd, &dup[250], &SearchParams::new(1, 50))
-        .expect("s");
-    assert_eq!(r[0].distance, 0.0);
+    // 200 exact duplicates make parts of the graph hard to reach (Alg. 4 keeps one of a
+    // group of duplicates). hnswlib misses 0-86 of these 300 self-queries on the same data
+    // (M=8, ef=50); quiver (strict pruning, orphan repair) missed 0-16 single-threaded, up to 43 in parallel.
+    let found = (200..500)
+        .filter(|&i| {
+            hd.search(&sd, &dup[i], &SearchParams::new(1, 50))
+                .expect("s")[0]
+                .distance
+                == 0.0
+        })
+        .count();
+    eprintln!("with 200 duplicates: {found}/300 other points find themselves at ef=50");
+    assert!(found >= 240, "{found}/300");
 }
 
 #[test]
