@@ -145,12 +145,11 @@ impl Database {
         };
         for (i, src) in sources.iter().enumerate() {
             let newer = &sources[i + 1..];
-            let mut emit = |body: &[u8], newest_here: Option<SeqNo>| -> Result<bool> {
+            // Visits `body` if it is live: not a tombstone, in range, not overwritten by a
+            // newer source. (Within its own source the caller passes only newest versions.)
+            let mut emit = |body: &[u8]| -> Result<bool> {
                 let e = codec::decode_entry(body)?;
                 if matches!(e.op, Op::Delete(_)) || !in_range(&e) {
-                    return Ok(true);
-                }
-                if newest_here.is_some_and(|s| s != e.seq) {
                     return Ok(true);
                 }
                 let id = e.op.id()?;
@@ -171,7 +170,7 @@ impl Database {
                     for row in rows {
                         let row = row?;
                         // Segments hold one version per id (flush and compaction keep the newest).
-                        if !emit(&row, None)? {
+                        if !emit(&row)? {
                             go = false;
                             break;
                         }
@@ -187,7 +186,7 @@ impl Database {
                         if newest != Some(seq) {
                             continue;
                         }
-                        if !emit(b, None)? {
+                        if !emit(b)? {
                             go = false;
                             break;
                         }
@@ -201,7 +200,7 @@ impl Database {
                         if a.newest.get(&id) != Some(&seq) {
                             continue;
                         }
-                        if !emit(b, None)? {
+                        if !emit(b)? {
                             go = false;
                             break;
                         }

@@ -78,8 +78,7 @@ pub(crate) struct Applier {
 }
 
 impl CommitObserver for Applier {
-    fn on_commit(&self, first_seq: SeqNo, bodies: &[&[u8]]) -> Result<(), String> {
-        let _ = first_seq;
+    fn on_commit(&self, _first_seq: SeqNo, bodies: &[&[u8]]) -> Result<(), String> {
         let st = self.state.read();
         let mut mt = st.active.write();
         for b in bodies {
