@@ -51,6 +51,10 @@ pub struct Stats {
     pub memtable_entries: usize,
     /// Bytes of WAL files.
     pub wal_bytes: u64,
+    /// WAL commit groups written since open.
+    pub wal_groups: u64,
+    /// WAL fdatasync calls since open.
+    pub wal_syncs: u64,
     /// Ledger leaves (0 when the ledger is off).
     pub ledger_size: u64,
 }
@@ -229,6 +233,8 @@ impl Database {
             segment_bytes: st.segments.iter().map(|s| s.seg.meta().bytes).sum(),
             memtable_entries,
             wal_bytes: wal_stats.bytes,
+            wal_groups: wal_stats.groups,
+            wal_syncs: wal_stats.syncs,
             ledger_size: self.inner.ledger.as_ref().map_or(0, |l| l.size()),
         })
     }
