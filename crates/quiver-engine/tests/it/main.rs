@@ -1,5 +1,6 @@
 //! Integration tests of the embedded database.
 
 mod basic;
+mod ledger;
 mod model;
 mod tamper;
