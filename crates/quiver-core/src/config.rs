@@ -169,6 +169,10 @@ pub struct DbConfig {
     /// Ledger hash for a new database (an existing one keeps its own). Default SHA-256.
     #[serde(default)]
     pub ledger_hash: LedgerHash,
+    /// Sign a checkpoint once this many records were added since the last one. Default 100 000.
+    pub checkpoint_every: u64,
+    /// ... or once this much time passed with at least one new record. Default 10 s.
+    pub checkpoint_interval: Duration,
 }
 
 impl Default for DbConfig {
@@ -192,6 +196,8 @@ impl DbConfig {
             max_payload_bytes: 1 << 20,
             ledger: true,
             ledger_hash: LedgerHash::default(),
+            checkpoint_every: 100_000,
+            checkpoint_interval: Duration::from_secs(10),
         }
     }
     /// Memtable flush threshold in bytes (default 64 MiB).
@@ -244,6 +250,16 @@ impl DbConfig {
         self.ledger_hash = v;
         self
     }
+    /// Records between signed checkpoints (default 100 000).
+    pub fn checkpoint_every(mut self, v: u64) -> Self {
+        self.checkpoint_every = v;
+        self
+    }
+    /// Longest time between signed checkpoints while records arrive (default 10 s).
+    pub fn checkpoint_interval(mut self, v: Duration) -> Self {
+        self.checkpoint_interval = v;
+        self
+    }
     /// Maintain the Merkle ledger (default true).
     pub fn ledger(mut self, v: bool) -> Self {
         self.ledger = v;
@@ -263,6 +279,9 @@ impl DbConfig {
         }
         if self.memtable_bytes < 4096 {
             return bad("memtable_bytes", "must be at least 4096");
+        }
+        if self.checkpoint_every == 0 {
+            return bad("checkpoint_every", "must be at least 1");
         }
         if self.compaction_trigger < 2 {
             return bad("compaction_trigger", "must be at least 2");

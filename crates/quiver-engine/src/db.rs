@@ -119,7 +119,8 @@ impl Database {
             let cfg = LedgerConfig {
                 alg,
                 origin: format!("quiver.local/{}", m.db_id.as_deref().unwrap_or("db")),
-                ..LedgerConfig::default()
+                checkpoint_every: config.checkpoint_every,
+                checkpoint_interval: config.checkpoint_interval,
             };
             Some(Arc::new(Ledger::open(&dir.join("ledger"), &dir.join("keys"), cfg)?))
         } else {

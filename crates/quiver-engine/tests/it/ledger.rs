@@ -55,3 +55,33 @@ fn batch_receipts_verify_and_are_indexed() {
     forged.last_seq += 1;
     assert!(quiver_ledger::verify::verify_receipt(&ledger.public_key(), &forged).is_err());
 }
+
+/// The checkpoint policy knobs take effect: signed every N records (by the flush thread, off
+/// the writers' path), and by time.
+#[test]
+fn checkpoint_policy_takes_effect() {
+    let count = |cfg: DbConfig, batches: u64| {
+        let d = tempfile::tempdir().unwrap();
+        let db = Database::open(d.path(), cfg).unwrap();
+        for b in 0..batches {
+            db.write_batch(&(b * 50..b * 50 + 50).map(ev).collect::<Vec<_>>()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(15));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        let n = db.ledger().unwrap().checkpoints().unwrap().len();
+        db.close().unwrap();
+        n
+    };
+    let base = DbConfig::new(Preset::Balanced).checkpoint_interval(std::time::Duration::from_secs(3600));
+    let every_100 = count(base.clone().checkpoint_every(100), 20);
+    let never = count(base.checkpoint_every(1_000_000), 20);
+    assert_eq!(never, 0, "no checkpoint before close with a huge N and interval");
+    assert!(every_100 >= 2, "1000 records with N = 100 gave {every_100} checkpoints");
+    let timed = count(
+        DbConfig::new(Preset::Balanced)
+            .checkpoint_every(1_000_000)
+            .checkpoint_interval(std::time::Duration::from_millis(50)),
+        10,
+    );
+    assert!(timed >= 2, "a 50 ms interval over ~0.5 s gave {timed} checkpoints");
+}
