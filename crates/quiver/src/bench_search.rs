@@ -588,3 +588,73 @@ fn flat_rescored<S: VectorSpace>(
     c.truncate(k);
     Ok(c)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).expect("write");
+        p
+    }
+
+    fn row(dim: i32, vals: &[f32]) -> Vec<u8> {
+        let mut b = dim.to_le_bytes().to_vec();
+        vals.iter()
+            .for_each(|v| b.extend_from_slice(&v.to_le_bytes()));
+        b
+    }
+
+    #[test]
+    fn texmex_reader_reads_rows_and_types_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut good = row(2, &[1.0, 2.0]);
+        good.extend(row(2, &[3.0, 4.0]));
+        let p = write(dir.path(), "good.fvecs", &good);
+        assert_eq!(read_fvecs(&p).expect("good"), (2, vec![1.0, 2.0, 3.0, 4.0]));
+
+        let p = write(dir.path(), "trunc.fvecs", &good[..good.len() - 2]);
+        assert!(matches!(
+            read_fvecs(&p),
+            Err(TexmexError::Truncated { offset: 12, .. })
+        ));
+        let mut ragged = row(2, &[1.0, 2.0]);
+        ragged.extend(row(3, &[1.0, 2.0, 3.0]));
+        let p = write(dir.path(), "ragged.fvecs", &ragged);
+        assert!(matches!(
+            read_fvecs(&p),
+            Err(TexmexError::BadDimension {
+                expected: 2,
+                got: 3,
+                ..
+            })
+        ));
+        let p = write(dir.path(), "neg.fvecs", &row(-1, &[]));
+        assert!(matches!(
+            read_fvecs(&p),
+            Err(TexmexError::BadDimension { got: -1, .. })
+        ));
+        let p = write(dir.path(), "empty.ivecs", b"");
+        assert!(matches!(read_ivecs(&p), Err(TexmexError::Empty { .. })));
+        assert!(matches!(
+            read_ivecs(&dir.path().join("missing.ivecs")),
+            Err(TexmexError::Io { .. })
+        ));
+    }
+
+    #[test]
+    fn recall_counts_hits_in_the_first_k_truth_ids() {
+        let res = vec![vec![
+            Neighbor {
+                id: 1,
+                distance: 0.0,
+            },
+            Neighbor {
+                id: 9,
+                distance: 1.0,
+            },
+        ]];
+        assert_eq!(recall(&res, &[1, 2, 3], 3, 2), 0.5);
+    }
+}
