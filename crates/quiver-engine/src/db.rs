@@ -43,6 +43,8 @@ pub(crate) struct Inner {
     pub(crate) compaction_lock: Mutex<()>,
     pub(crate) shutdown: AtomicBool,
     pub(crate) bg_error: Mutex<Option<String>>,
+    /// Exclusive lock on `<data>/LOCK`, held while open.
+    _lock: std::fs::File,
 }
 
 /// An open quiver data directory: the embedded API of the durable write path.
@@ -67,6 +69,23 @@ pub(crate) fn segment_path(d: &Path, id: u64) -> PathBuf {
     segments_dir(d).join(format!("{id:012}.seg"))
 }
 
+/// Takes the exclusive advisory lock on `<data>/LOCK` (released when the file closes, also
+/// when the process dies), so two writers never share a data directory.
+fn lock_dir(dir: &Path) -> Result<std::fs::File> {
+    let path = dir.join("LOCK");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| EngineError::io(&path, e))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(EngineError::Locked { path }),
+        Err(std::fs::TryLockError::Error(e)) => Err(EngineError::io(&path, e)),
+    }
+}
+
 fn alg_name(a: HashAlg) -> &'static str {
     match a {
         HashAlg::Blake3 => "blake3",
@@ -82,6 +101,7 @@ impl Database {
         for d in [dir.clone(), wal_dir(&dir), segments_dir(&dir)] {
             std::fs::create_dir_all(&d).map_err(|e| EngineError::io(&d, e))?;
         }
+        let lock = lock_dir(&dir)?;
         let mut m = match manifest::load(&dir)? {
             Some(m) => m,
             None => {
@@ -161,6 +181,7 @@ impl Database {
             compaction_lock: Mutex::new(()),
             shutdown: AtomicBool::new(false),
             bg_error: Mutex::new(None),
+            _lock: lock,
         });
         let threads = background::spawn(&inner)?;
         Ok(Database { inner, threads: Mutex::new(threads), closed: AtomicBool::new(false) })

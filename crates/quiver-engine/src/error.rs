@@ -33,6 +33,9 @@ pub enum EngineError {
     /// The database was closed or a background thread failed.
     #[error("database is closed or failed: {reason}")]
     Closed { reason: String },
+    /// Another process (or another `Database` in this one) has the data directory open.
+    #[error("{path} is locked: another quiver process has this data directory open")]
+    Locked { path: PathBuf },
     /// The ledger is disabled in this database's configuration.
     #[error("the ledger is disabled for this database")]
     LedgerDisabled,

@@ -136,3 +136,13 @@ fn compression_knob_takes_effect() {
     let lz4 = size(quiver_core::Compression::Lz4);
     assert!(zstd < none / 2 && lz4 < none, "none {none}, lz4 {lz4}, zstd {zstd}");
 }
+
+#[test]
+fn a_data_directory_has_one_writer() {
+    let d = tempfile::tempdir().unwrap();
+    let db = Database::open(d.path(), DbConfig::default()).unwrap();
+    let second = Database::open(d.path(), DbConfig::default());
+    assert!(matches!(second, Err(EngineError::Locked { .. })), "second open must be refused");
+    db.close().unwrap();
+    Database::open(d.path(), DbConfig::default()).unwrap().close().unwrap();
+}
