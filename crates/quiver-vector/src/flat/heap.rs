@@ -12,6 +12,8 @@ use std::collections::BinaryHeap;
 pub struct TopK {
     k: usize,
     heap: BinaryHeap<Neighbor>,
+    /// Cached [`TopK::threshold`]: the hot rejection test is one compare.
+    worst: f32,
 }
 
 impl TopK {
@@ -20,22 +22,20 @@ impl TopK {
         TopK {
             k,
             heap: BinaryHeap::with_capacity(k + 1),
+            worst: f32::INFINITY,
         }
     }
 
     /// Empties the selection, keeping its allocation.
     pub fn clear(&mut self) {
         self.heap.clear();
+        self.worst = f32::INFINITY;
     }
 
     /// The distance a new candidate must beat to enter (infinite until `k` are held).
     #[inline]
     pub fn threshold(&self) -> f32 {
-        if self.heap.len() < self.k {
-            f32::INFINITY
-        } else {
-            self.heap.peek().map_or(f32::INFINITY, |n| n.distance)
-        }
+        self.worst
     }
 
     /// Offers a candidate.
@@ -51,6 +51,9 @@ impl TopK {
             if n < *top {
                 *top = n;
             }
+        }
+        if self.heap.len() >= self.k {
+            self.worst = self.heap.peek().map_or(f32::INFINITY, |w| w.distance);
         }
     }
 
@@ -71,6 +74,7 @@ impl TopK {
 
     /// The held neighbours, closest first, leaving the selection empty.
     pub fn drain_sorted(&mut self) -> Vec<Neighbor> {
+        self.worst = f32::INFINITY;
         let mut v: Vec<Neighbor> = self.heap.drain().collect();
         v.sort_unstable();
         v
