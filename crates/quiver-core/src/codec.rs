@@ -116,7 +116,10 @@ pub fn peek_seq(body: &[u8]) -> Result<SeqNo> {
     body.get(..SEQ_PREFIX)
         .and_then(|b| b.try_into().ok())
         .map(u64::from_le_bytes)
-        .ok_or(CoreError::Decode { offset: 0, reason: "entry shorter than its sequence number" })
+        .ok_or(CoreError::Decode {
+            offset: 0,
+            reason: "entry shorter than its sequence number",
+        })
 }
 
 fn encode_id(id: &Id, out: &mut Vec<u8>) {
@@ -159,7 +162,10 @@ impl<'a> Reader<'a> {
                 self.pos = end;
                 Ok(s)
             }
-            None => Err(CoreError::Decode { offset: self.pos, reason: what }),
+            None => Err(CoreError::Decode {
+                offset: self.pos,
+                reason: what,
+            }),
         }
     }
     fn u8(&mut self, what: &'static str) -> Result<u8> {
@@ -178,13 +184,21 @@ impl<'a> Reader<'a> {
                 let n = u32::from_le_bytes(self.arr::<4>("truncated id length")?) as usize;
                 Id::Str(self.string(n, "truncated string id")?)
             }
-            _ => return Err(CoreError::Decode { offset: 9, reason: "unknown id tag" }),
+            _ => {
+                return Err(CoreError::Decode {
+                    offset: 9,
+                    reason: "unknown id tag",
+                })
+            }
         })
     }
     fn string(&mut self, n: usize, what: &'static str) -> Result<String> {
         let off = self.pos;
         let b = self.take(n, what)?;
-        String::from_utf8(b.to_vec()).map_err(|_| CoreError::Decode { offset: off, reason: "invalid UTF-8" })
+        String::from_utf8(b.to_vec()).map_err(|_| CoreError::Decode {
+            offset: off,
+            reason: "invalid UTF-8",
+        })
     }
 }
 
@@ -194,16 +208,25 @@ pub fn decode_entry(body: &[u8]) -> Result<Entry> {
     let seq = u64::from_le_bytes(r.arr::<8>("truncated sequence number")?);
     let flags = r.u8("truncated flags")?;
     if flags & 0x80 != 0 {
-        return Err(CoreError::Decode { offset: 8, reason: "unknown flag bits" });
+        return Err(CoreError::Decode {
+            offset: 8,
+            reason: "unknown flag bits",
+        });
     }
     let id = r.id()?;
     let op = if flags & F_TOMBSTONE != 0 {
         if flags != F_TOMBSTONE {
-            return Err(CoreError::Decode { offset: 8, reason: "tombstone with record fields" });
+            return Err(CoreError::Decode {
+                offset: 8,
+                reason: "tombstone with record fields",
+            });
         }
         Op::Delete(id)
     } else {
-        let mut rec = Record { id: Some(id), ..Default::default() };
+        let mut rec = Record {
+            id: Some(id),
+            ..Default::default()
+        };
         if flags & F_TS != 0 {
             rec.timestamp_ns = Some(i64::from_le_bytes(r.arr::<8>("truncated timestamp")?));
             if flags & F_TS_RFC3339 != 0 {
@@ -235,7 +258,10 @@ pub fn decode_entry(body: &[u8]) -> Result<Entry> {
         Op::Put(rec)
     };
     if r.pos != body.len() {
-        return Err(CoreError::Decode { offset: r.pos, reason: "trailing bytes after entry" });
+        return Err(CoreError::Decode {
+            offset: r.pos,
+            reason: "trailing bytes after entry",
+        });
     }
     Ok(Entry { seq, op })
 }
@@ -256,7 +282,10 @@ mod tests {
     use proptest::prelude::*;
 
     fn arb_id() -> impl Strategy<Value = Id> {
-        prop_oneof![any::<u64>().prop_map(Id::U64), "[a-z0-9-]{1,40}".prop_map(Id::Str)]
+        prop_oneof![
+            any::<u64>().prop_map(Id::U64),
+            "[a-z0-9-]{1,40}".prop_map(Id::Str)
+        ]
     }
 
     fn arb_op() -> impl Strategy<Value = Op> {

@@ -43,7 +43,9 @@ impl FromStr for Preset {
             "throughput" => Ok(Preset::Throughput),
             "balanced" => Ok(Preset::Balanced),
             "durable" => Ok(Preset::Durable),
-            o => Err(format!("unknown preset {o:?}: expected throughput, balanced or durable")),
+            o => Err(format!(
+                "unknown preset {o:?}: expected throughput, balanced or durable"
+            )),
         }
     }
 }
@@ -114,7 +116,9 @@ impl FromStr for Compression {
             "none" => Ok(Compression::None),
             "lz4" => Ok(Compression::Lz4),
             "zstd" => Ok(Compression::Zstd),
-            o => Err(format!("unknown compression {o:?}: expected none, lz4 or zstd")),
+            o => Err(format!(
+                "unknown compression {o:?}: expected none, lz4 or zstd"
+            )),
         }
     }
 }
@@ -137,7 +141,9 @@ impl FromStr for LedgerHash {
         match s {
             "sha256" | "sha-256" => Ok(LedgerHash::Sha256),
             "blake3" => Ok(LedgerHash::Blake3),
-            o => Err(format!("unknown ledger hash {o:?}: expected sha256 or blake3")),
+            o => Err(format!(
+                "unknown ledger hash {o:?}: expected sha256 or blake3"
+            )),
         }
     }
 }
@@ -267,7 +273,12 @@ impl DbConfig {
     }
     /// Checks values are in range.
     pub fn validate(&self) -> crate::Result<()> {
-        let bad = |key, reason: &str| Err(crate::CoreError::InvalidConfig { key, reason: reason.into() });
+        let bad = |key, reason: &str| {
+            Err(crate::CoreError::InvalidConfig {
+                key,
+                reason: reason.into(),
+            })
+        };
         if self.block_bytes < 512 {
             return bad("block_bytes", "must be at least 512");
         }

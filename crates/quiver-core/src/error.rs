@@ -8,14 +8,20 @@ pub enum CoreError {
     #[error("wrong vector dimension: expected {expected}, got {got}")]
     DimensionMismatch { expected: usize, got: usize },
     /// A vector component is NaN or infinite.
-    #[error("vector component {index} is not finite ({value}); every component must be a finite f32")]
+    #[error(
+        "vector component {index} is not finite ({value}); every component must be a finite f32"
+    )]
     NonFiniteComponent { index: usize, value: f32 },
     /// A string id is empty or too long.
     #[error("invalid id: {reason}")]
     InvalidId { reason: String },
     /// A field is larger than the configured maximum.
     #[error("{field} is {size} bytes, over the maximum of {max} bytes")]
-    TooLarge { field: &'static str, size: usize, max: usize },
+    TooLarge {
+        field: &'static str,
+        size: usize,
+        max: usize,
+    },
     /// A payload is not valid JSON.
     #[error("payload is not valid JSON: {reason}")]
     InvalidJson { reason: String },

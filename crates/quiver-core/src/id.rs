@@ -22,11 +22,14 @@ impl Id {
     pub fn validate(&self) -> crate::Result<()> {
         match self {
             Id::U64(_) => Ok(()),
-            Id::Str(s) if s.is_empty() => {
-                Err(crate::CoreError::InvalidId { reason: "empty string id".into() })
-            }
+            Id::Str(s) if s.is_empty() => Err(crate::CoreError::InvalidId {
+                reason: "empty string id".into(),
+            }),
             Id::Str(s) if s.len() > MAX_ID_BYTES => Err(crate::CoreError::InvalidId {
-                reason: format!("string id is {} bytes, the maximum is {MAX_ID_BYTES}", s.len()),
+                reason: format!(
+                    "string id is {} bytes, the maximum is {MAX_ID_BYTES}",
+                    s.len()
+                ),
             }),
             Id::Str(_) => Ok(()),
         }

@@ -32,7 +32,9 @@ impl FromStr for Metric {
             "l2" => Ok(Metric::L2),
             "dot" | "ip" => Ok(Metric::Dot),
             "cosine" | "angular" => Ok(Metric::Cosine),
-            other => Err(format!("unknown metric {other:?}: expected l2, dot or cosine")),
+            other => Err(format!(
+                "unknown metric {other:?}: expected l2, dot or cosine"
+            )),
         }
     }
 }

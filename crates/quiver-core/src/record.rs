@@ -59,12 +59,17 @@ pub struct Record {
 impl Record {
     /// A record with an id and nothing else.
     pub fn new(id: impl Into<Id>) -> Self {
-        Record { id: Some(id.into()), ..Default::default() }
+        Record {
+            id: Some(id.into()),
+            ..Default::default()
+        }
     }
 
     /// The record's id. Every stored record has one; `Record::default()` does not.
     pub fn id(&self) -> Result<&Id> {
-        self.id.as_ref().ok_or(CoreError::InvalidId { reason: "record has no id".into() })
+        self.id.as_ref().ok_or(CoreError::InvalidId {
+            reason: "record has no id".into(),
+        })
     }
 
     /// Sets the JSON payload from a value.
@@ -106,7 +111,11 @@ impl Record {
     pub fn payload_value(&self) -> Result<Option<serde_json::Value>> {
         self.payload
             .as_deref()
-            .map(|p| serde_json::from_str(p).map_err(|e| CoreError::InvalidJson { reason: e.to_string() }))
+            .map(|p| {
+                serde_json::from_str(p).map_err(|e| CoreError::InvalidJson {
+                    reason: e.to_string(),
+                })
+            })
             .transpose()
     }
 
@@ -117,23 +126,37 @@ impl Record {
         if let Some(v) = &self.vector {
             if let Some(d) = expected_dim {
                 if v.len() != d {
-                    return Err(CoreError::DimensionMismatch { expected: d, got: v.len() });
+                    return Err(CoreError::DimensionMismatch {
+                        expected: d,
+                        got: v.len(),
+                    });
                 }
             }
             if let Some((index, &value)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
                 return Err(CoreError::NonFiniteComponent { index, value });
             }
         }
-        for (field, s) in [("event type", &self.event_type), ("event source", &self.source)] {
+        for (field, s) in [
+            ("event type", &self.event_type),
+            ("event source", &self.source),
+        ] {
             if let Some(s) = s {
                 if s.len() > u16::MAX as usize {
-                    return Err(CoreError::TooLarge { field, size: s.len(), max: u16::MAX as usize });
+                    return Err(CoreError::TooLarge {
+                        field,
+                        size: s.len(),
+                        max: u16::MAX as usize,
+                    });
                 }
             }
         }
         if let Some(p) = &self.payload {
             if p.len() > max_payload {
-                return Err(CoreError::TooLarge { field: "payload", size: p.len(), max: max_payload });
+                return Err(CoreError::TooLarge {
+                    field: "payload",
+                    size: p.len(),
+                    max: max_payload,
+                });
             }
         }
         Ok(())

@@ -150,7 +150,10 @@ fn flush_one(inner: &Inner, mt: &SharedMemtable) -> Result<()> {
             bytes: meta.bytes,
             oldest: m.segments.is_empty(),
         });
-        new_seg = Some(Arc::new(LiveSegment { id, seg: Segment::open(&path)? }));
+        new_seg = Some(Arc::new(LiveSegment {
+            id,
+            seg: Segment::open(&path)?,
+        }));
     }
     drop(rows);
     drop(mt_r);
@@ -227,7 +230,10 @@ pub(crate) fn compact(inner: &Inner, force: bool) -> Result<()> {
     // reported after the writer returns (the half-written file is then removed).
     let mut failure: Option<EngineError> = None;
     let mut any = false;
-    let rows = window.iter().enumerate().flat_map(|(i, s)| s.seg.iter().map(move |r| (i, r)));
+    let rows = window
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| s.seg.iter().map(move |r| (i, r)));
     let kept = rows
         .map_while(|(i, row)| {
             if failure.is_some() {
@@ -268,14 +274,24 @@ pub(crate) fn compact(inner: &Inner, force: bool) -> Result<()> {
     } else {
         let meta = written?;
         manifest::sync_dir(&segments_dir(&inner.dir))?;
-        Some((meta, Arc::new(LiveSegment { id, seg: Segment::open(&path)? })))
+        Some((
+            meta,
+            Arc::new(LiveSegment {
+                id,
+                seg: Segment::open(&path)?,
+            }),
+        ))
     };
     let _m = inner.manifest_lock.lock();
     let removed: Vec<u64> = window.iter().map(|s| s.id).collect();
     let mut m = inner.state.read().manifest.clone();
-    let pos = m.segments.iter().position(|e| e.id == removed[0]).ok_or_else(|| {
-        EngineError::Closed { reason: "compaction window vanished from the manifest".into() }
-    })?;
+    let pos = m
+        .segments
+        .iter()
+        .position(|e| e.id == removed[0])
+        .ok_or_else(|| EngineError::Closed {
+            reason: "compaction window vanished from the manifest".into(),
+        })?;
     let oldest = m.segments[pos].oldest;
     let replacement: Vec<SegmentEntry> = new_seg
         .iter()
@@ -296,7 +312,11 @@ pub(crate) fn compact(inner: &Inner, force: bool) -> Result<()> {
     manifest::store(&inner.dir, &m)?;
     {
         let mut st = inner.state.write();
-        let spos = st.segments.iter().position(|s| s.id == removed[0]).unwrap_or(0);
+        let spos = st
+            .segments
+            .iter()
+            .position(|s| s.id == removed[0])
+            .unwrap_or(0);
         let repl: Vec<Arc<LiveSegment>> = new_seg.map(|(_, s)| s).into_iter().collect();
         st.segments.splice(spos..spos + removed.len(), repl);
         st.manifest = m;
@@ -328,6 +348,9 @@ mod tests {
         assert_eq!(pick_window(&[1, 2], 8, true), Some((0, 2)));
         assert_eq!(pick_window(&[5], 8, true), None);
         // Eight segments: the cheapest run of four.
-        assert_eq!(pick_window(&[100, 90, 1, 1, 1, 1, 50, 60], 8, false), Some((2, 6)));
+        assert_eq!(
+            pick_window(&[100, 90, 1, 1, 1, 1, 50, 60], 8, false),
+            Some((2, 6))
+        );
     }
 }

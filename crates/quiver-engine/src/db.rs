@@ -105,7 +105,11 @@ impl Database {
         let mut m = match manifest::load(&dir)? {
             Some(m) => m,
             None => {
-                let m = Manifest { version: 1, next_segment_id: 1, ..Default::default() };
+                let m = Manifest {
+                    version: 1,
+                    next_segment_id: 1,
+                    ..Default::default()
+                };
                 manifest::store(&dir, &m)?;
                 m
             }
@@ -132,7 +136,8 @@ impl Database {
             };
             if m.ledger_alg.is_none() || m.db_id.is_none() {
                 m.ledger_alg = Some(alg_name(alg).to_owned());
-                m.db_id.get_or_insert_with(|| format!("{:016x}", rand::random::<u64>()));
+                m.db_id
+                    .get_or_insert_with(|| format!("{:016x}", rand::random::<u64>()));
                 m.number += 1;
                 manifest::store(&dir, &m)?;
             }
@@ -142,7 +147,11 @@ impl Database {
                 checkpoint_every: config.checkpoint_every,
                 checkpoint_interval: config.checkpoint_interval,
             };
-            Some(Arc::new(Ledger::open(&dir.join("ledger"), &dir.join("keys"), cfg)?))
+            Some(Arc::new(Ledger::open(
+                &dir.join("ledger"),
+                &dir.join("keys"),
+                cfg,
+            )?))
         } else {
             None
         };
@@ -184,7 +193,11 @@ impl Database {
             _lock: lock,
         });
         let threads = background::spawn(&inner)?;
-        Ok(Database { inner, threads: Mutex::new(threads), closed: AtomicBool::new(false) })
+        Ok(Database {
+            inner,
+            threads: Mutex::new(threads),
+            closed: AtomicBool::new(false),
+        })
     }
 
     /// The data directory.
@@ -235,7 +248,12 @@ impl Database {
         {
             seqr.submit(range.first, copy.leaf_hashes(ledger, range.first))?;
         }
-        if self.inner.ledger.as_ref().is_some_and(|l| l.checkpoint_due()) {
+        if self
+            .inner
+            .ledger
+            .as_ref()
+            .is_some_and(|l| l.checkpoint_due())
+        {
             // Signed by the flush thread, off the writers' path.
             self.inner.flush_signal.notify();
         }
@@ -245,7 +263,11 @@ impl Database {
     /// Like [`write_batch`](Self::write_batch), and returns a receipt: the batch's range, the
     /// tree size and root that cover it and one Ed25519 signature for the whole batch.
     pub fn write_batch_with_receipt(&self, ops: &[Op]) -> Result<(SeqRange, Receipt)> {
-        let ledger = self.inner.ledger.clone().ok_or(EngineError::LedgerDisabled)?;
+        let ledger = self
+            .inner
+            .ledger
+            .clone()
+            .ok_or(EngineError::LedgerDisabled)?;
         let range = self.write_batch(ops)?;
         self.inner.wait_for_leaves(range.last)?;
         let receipt = ledger.receipt(range.first, range.last)?;
@@ -254,10 +276,14 @@ impl Database {
 
     fn check_healthy(&self) -> Result<()> {
         if self.inner.shutdown.load(Ordering::Acquire) {
-            return Err(EngineError::Closed { reason: "database closed".into() });
+            return Err(EngineError::Closed {
+                reason: "database closed".into(),
+            });
         }
         if let Some(e) = self.inner.bg_error.lock().as_ref() {
-            return Err(EngineError::Closed { reason: format!("background task failed: {e}") });
+            return Err(EngineError::Closed {
+                reason: format!("background task failed: {e}"),
+            });
         }
         if self.inner.applier.failed.load(Ordering::Acquire) {
             return Err(EngineError::Closed {
@@ -295,7 +321,9 @@ impl Database {
     /// `throughput` preset, so only durable data is covered).
     pub fn checkpoint(&self) -> Result<()> {
         self.check_healthy()?;
-        let Some(ledger) = &self.inner.ledger else { return Err(EngineError::LedgerDisabled) };
+        let Some(ledger) = &self.inner.ledger else {
+            return Err(EngineError::LedgerDisabled);
+        };
         let _one = self.inner.checkpoint_lock.lock();
         // Leaves are appended after their records were written, so once the WAL is synced
         // every leaf counted here is durable.
@@ -353,7 +381,9 @@ impl Database {
             return Ok(());
         }
         if let Some(e) = self.inner.bg_error.lock().clone() {
-            return Err(EngineError::Closed { reason: format!("background task failed: {e}") });
+            return Err(EngineError::Closed {
+                reason: format!("background task failed: {e}"),
+            });
         }
         background::flush_all(&self.inner)?;
         self.seal_ledger()
@@ -382,9 +412,16 @@ impl Inner {
 }
 
 pub(crate) fn checkpoint_now(inner: &Inner) -> Result<()> {
-    let Some(ledger) = &inner.ledger else { return Ok(()) };
+    let Some(ledger) = &inner.ledger else {
+        return Ok(());
+    };
     let size = match inner.config.wal.sync {
-        SyncMode::None => inner.state.read().manifest.flushed_through.min(ledger.size()),
+        SyncMode::None => inner
+            .state
+            .read()
+            .manifest
+            .flushed_through
+            .min(ledger.size()),
         SyncMode::PerGroup | SyncMode::PerWrite => ledger.size(),
     };
     let signed = ledger.latest_checkpoint().map_or(0, |c| c.checkpoint.size);
@@ -396,7 +433,12 @@ pub(crate) fn checkpoint_now(inner: &Inner) -> Result<()> {
 
 /// Replays the WAL after the last flushed seq into the memtable, catching the ledger up on
 /// records it has not hashed yet, and trimming ledger leaves the log no longer holds.
-fn recover(wal: &Wal, state: &RwLock<State>, ledger: Option<&Ledger>, flushed: SeqNo) -> Result<()> {
+fn recover(
+    wal: &Wal,
+    state: &RwLock<State>,
+    ledger: Option<&Ledger>,
+    flushed: SeqNo,
+) -> Result<()> {
     let st = state.read();
     let mut mt = st.active.write();
     let mut err: Option<EngineError> = None;
@@ -418,7 +460,11 @@ fn recover(wal: &Wal, state: &RwLock<State>, ledger: Option<&Ledger>, flushed: S
         if l.size() > last {
             let cp = l.latest_checkpoint().map_or(0, |c| c.checkpoint.size);
             if cp > last {
-                return Err(EngineError::LedgerAhead { ledger_size: l.size(), log_last: last, checkpoint_size: cp });
+                return Err(EngineError::LedgerAhead {
+                    ledger_size: l.size(),
+                    log_last: last,
+                    checkpoint_size: cp,
+                });
             }
             l.truncate(last)?;
         }

@@ -29,7 +29,11 @@ pub enum EngineError {
     Manifest { path: PathBuf, reason: String },
     /// The ledger and the log disagree in a way recovery must not paper over.
     #[error("ledger holds {ledger_size} leaves but the log ends at seq {log_last}; a signed checkpoint covers seq {checkpoint_size}: records below a signed checkpoint are missing")]
-    LedgerAhead { ledger_size: u64, log_last: u64, checkpoint_size: u64 },
+    LedgerAhead {
+        ledger_size: u64,
+        log_last: u64,
+        checkpoint_size: u64,
+    },
     /// The database was closed or a background thread failed.
     #[error("database is closed or failed: {reason}")]
     Closed { reason: String },
@@ -43,7 +47,10 @@ pub enum EngineError {
 
 impl EngineError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        EngineError::Io { path: path.into(), source }
+        EngineError::Io {
+            path: path.into(),
+            source,
+        }
     }
 }
 

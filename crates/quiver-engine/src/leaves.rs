@@ -65,7 +65,11 @@ impl LeafSequencer {
         let next = ledger.size() + 1;
         LeafSequencer {
             ledger,
-            pending: Mutex::new(Pending { next, waiting: BTreeMap::new(), failed: None }),
+            pending: Mutex::new(Pending {
+                next,
+                waiting: BTreeMap::new(),
+                failed: None,
+            }),
             cv: Condvar::new(),
         }
     }
@@ -75,12 +79,16 @@ impl LeafSequencer {
     pub(crate) fn submit(&self, first: SeqNo, hashes: Vec<Hash>) -> Result<()> {
         let mut p = self.pending.lock();
         if let Some(f) = &p.failed {
-            return Err(EngineError::Closed { reason: format!("ledger append failed earlier: {f}") });
+            return Err(EngineError::Closed {
+                reason: format!("ledger append failed earlier: {f}"),
+            });
         }
         p.waiting.insert(first, hashes);
         loop {
             let next = p.next;
-            let Some(hs) = p.waiting.remove(&next) else { break };
+            let Some(hs) = p.waiting.remove(&next) else {
+                break;
+            };
             if let Err(e) = self.ledger.append_hashes(next, &hs) {
                 p.failed = Some(e.to_string());
                 self.cv.notify_all();
@@ -98,7 +106,9 @@ impl LeafSequencer {
         let mut waited = Duration::ZERO;
         while p.next <= seq {
             if let Some(f) = &p.failed {
-                return Err(EngineError::Closed { reason: format!("ledger append failed: {f}") });
+                return Err(EngineError::Closed {
+                    reason: format!("ledger append failed: {f}"),
+                });
             }
             if waited >= Duration::from_secs(60) {
                 return Err(EngineError::Closed {

@@ -81,17 +81,25 @@ pub fn load(dir: &Path) -> Result<Option<Manifest>> {
         Err(e) => return Err(EngineError::io(current, e)),
     };
     if !name.starts_with("MANIFEST-") || name.contains('/') {
-        return Err(EngineError::Manifest { path: current, reason: format!("CURRENT names {name:?}") });
+        return Err(EngineError::Manifest {
+            path: current,
+            reason: format!("CURRENT names {name:?}"),
+        });
     }
     let path = dir.join(&name);
     let bytes = fs::read(&path).map_err(|e| EngineError::io(&path, e))?;
-    let on: OnDisk = serde_json::from_slice(&bytes)
-        .map_err(|e| EngineError::Manifest { path: path.clone(), reason: e.to_string() })?;
+    let on: OnDisk = serde_json::from_slice(&bytes).map_err(|e| EngineError::Manifest {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
     let got = crc_of(&on.manifest)?;
     if got != on.crc32c {
         return Err(EngineError::Manifest {
             path,
-            reason: format!("checksum mismatch: stored {:#010x}, computed {got:#010x}", on.crc32c),
+            reason: format!(
+                "checksum mismatch: stored {:#010x}, computed {got:#010x}",
+                on.crc32c
+            ),
         });
     }
     if on.manifest.version != 1 {
@@ -108,9 +116,14 @@ pub fn load(dir: &Path) -> Result<Option<Manifest>> {
 pub fn store(dir: &Path, m: &Manifest) -> Result<()> {
     let name = format!("MANIFEST-{:06}", m.number);
     let path = dir.join(&name);
-    let on = OnDisk { manifest: m.clone(), crc32c: crc_of(m)? };
-    let bytes = serde_json::to_vec_pretty(&on)
-        .map_err(|e| EngineError::Manifest { path: path.clone(), reason: e.to_string() })?;
+    let on = OnDisk {
+        manifest: m.clone(),
+        crc32c: crc_of(m)?,
+    };
+    let bytes = serde_json::to_vec_pretty(&on).map_err(|e| EngineError::Manifest {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
     write_synced(&path, &bytes)?;
     let tmp = dir.join("CURRENT.tmp");
     write_synced(&tmp, format!("{name}\n").as_bytes())?;
@@ -137,11 +150,22 @@ mod tests {
     fn roundtrip_and_checksum() {
         let d = tempfile::tempdir().unwrap();
         assert!(load(d.path()).unwrap().is_none());
-        let mut m = Manifest { version: 1, number: 0, ..Default::default() };
+        let mut m = Manifest {
+            version: 1,
+            number: 0,
+            ..Default::default()
+        };
         store(d.path(), &m).unwrap();
         m.number = 1;
         m.flushed_through = 42;
-        m.segments.push(SegmentEntry { id: 3, rows: 10, min_seq: 1, max_seq: 42, bytes: 99, oldest: true });
+        m.segments.push(SegmentEntry {
+            id: 3,
+            rows: 10,
+            min_seq: 1,
+            max_seq: 42,
+            bytes: 99,
+            oldest: true,
+        });
         store(d.path(), &m).unwrap();
         assert_eq!(load(d.path()).unwrap().unwrap(), m);
         assert!(!d.path().join("MANIFEST-000000").exists());

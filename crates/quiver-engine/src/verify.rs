@@ -94,7 +94,11 @@ struct Checker<'a> {
 impl Checker<'_> {
     fn fail(&mut self, seq: SeqNo, file: &Path, reason: String) {
         if self.failure.as_ref().is_none_or(|f| seq < f.first_bad_seq) {
-            self.failure = Some(Failure { first_bad_seq: seq, file: file.to_path_buf(), reason });
+            self.failure = Some(Failure {
+                first_bad_seq: seq,
+                file: file.to_path_buf(),
+                reason,
+            });
         }
     }
 
@@ -130,7 +134,11 @@ impl Checker<'_> {
             Ok(s) if s > 0 => s,
             _ => {
                 let s = self.last_seq + 1;
-                self.fail(s, file, format!("record at byte {offset} has no valid sequence number"));
+                self.fail(
+                    s,
+                    file,
+                    format!("record at byte {offset} has no valid sequence number"),
+                );
                 return Ok(false);
             }
         };
@@ -144,7 +152,13 @@ impl Checker<'_> {
         let f = self.file_index(file);
         let start = self.buf.len();
         self.buf.extend_from_slice(body);
-        self.queue.push(Queued { seq, file: f, offset, start, end: self.buf.len() });
+        self.queue.push(Queued {
+            seq,
+            file: f,
+            offset,
+            start,
+            end: self.buf.len(),
+        });
         if self.queue.len() >= BATCH {
             self.drain()?;
         }
@@ -156,8 +170,11 @@ impl Checker<'_> {
         use rayon::prelude::*;
         let alg = self.ledger.alg();
         let buf = &self.buf;
-        let hashes: Vec<Hash> =
-            self.queue.par_iter().map(|q| leaf_hash(alg, &buf[q.start..q.end])).collect();
+        let hashes: Vec<Hash> = self
+            .queue
+            .par_iter()
+            .map(|q| leaf_hash(alg, &buf[q.start..q.end]))
+            .collect();
         let queue = std::mem::take(&mut self.queue);
         for (q, got) in queue.iter().zip(hashes) {
             match self.stored_leaf(q.seq - 1)? {
@@ -218,7 +235,11 @@ pub fn verify_dir(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<Report> {
             Ok(s) => s,
             Err(err) => {
                 let s = c.last_seq + 1;
-                c.fail(s.max(e.min_seq), &path, format!("segment does not open: {err}"));
+                c.fail(
+                    s.max(e.min_seq),
+                    &path,
+                    format!("segment does not open: {err}"),
+                );
                 break 'segments;
             }
         };
@@ -245,7 +266,9 @@ pub fn verify_dir(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<Report> {
         c.drain()?;
     }
     progress(c.records);
-    let tree = tree_thread.join().map_err(|_| EngineError::Closed { reason: "tree audit panicked".into() })??;
+    let tree = tree_thread.join().map_err(|_| EngineError::Closed {
+        reason: "tree audit panicked".into(),
+    })??;
     if let Some(f) = &tree.failure {
         c.fail(f.first_bad_index + 1, &f.file, f.reason.clone());
     }
@@ -260,7 +283,12 @@ pub fn verify_dir(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<Report> {
     })
 }
 
-fn check_wal(dir: &Path, flushed: SeqNo, c: &mut Checker<'_>, progress: &mut dyn FnMut(u64)) -> Result<()> {
+fn check_wal(
+    dir: &Path,
+    flushed: SeqNo,
+    c: &mut Checker<'_>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<()> {
     let wdir = wal_dir(dir);
     let mut files: Vec<(SeqNo, PathBuf)> = std::fs::read_dir(&wdir)
         .map_err(|e| EngineError::io(&wdir, e))?
@@ -285,7 +313,8 @@ fn check_wal(dir: &Path, flushed: SeqNo, c: &mut Checker<'_>, progress: &mut dyn
         }
         let mut off = walfmt::HEADER_LEN;
         while off + walfmt::FRAME_HEADER_LEN <= buf.len() {
-            let word = |at: usize| u32::from_le_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
+            let word =
+                |at: usize| u32::from_le_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
             let len = word(off) as usize;
             if len == 0 {
                 break;
@@ -296,14 +325,22 @@ fn check_wal(dir: &Path, flushed: SeqNo, c: &mut Checker<'_>, progress: &mut dyn
                 if fi + 1 == nfiles {
                     break; // a torn final record: never acknowledged
                 }
-                c.fail(expect(prev), path, format!("frame at byte {off} runs past the end of the file"));
+                c.fail(
+                    expect(prev),
+                    path,
+                    format!("frame at byte {off} runs past the end of the file"),
+                );
                 return Ok(());
             };
             if crc32c::crc32c(body) != crc {
                 if fi + 1 == nfiles && buf[start + len..].iter().all(|&b| b == 0) {
                     break; // a torn final record
                 }
-                c.fail(expect(prev), path, format!("frame at byte {off}: checksum mismatch"));
+                c.fail(
+                    expect(prev),
+                    path,
+                    format!("frame at byte {off}: checksum mismatch"),
+                );
                 return Ok(());
             }
             let seq = codec::peek_seq(body).unwrap_or(0);
@@ -322,9 +359,16 @@ fn check_wal(dir: &Path, flushed: SeqNo, c: &mut Checker<'_>, progress: &mut dyn
             if seq <= flushed {
                 // Already covered by segments (or dropped as an overwritten version): check
                 // this copy against its stored leaf too.
-                if let Some(stored) = (seq <= c.ledger.size()).then(|| c.ledger.leaf_hash_at(seq - 1)).transpose()? {
+                if let Some(stored) = (seq <= c.ledger.size())
+                    .then(|| c.ledger.leaf_hash_at(seq - 1))
+                    .transpose()?
+                {
                     if leaf_hash(c.ledger.alg(), body) != stored {
-                        c.fail(seq, path, format!("record at byte {off}: leaf hash differs from the stored leaf"));
+                        c.fail(
+                            seq,
+                            path,
+                            format!("record at byte {off}: leaf hash differs from the stored leaf"),
+                        );
                         return Ok(());
                     }
                 }
@@ -343,7 +387,10 @@ fn check_wal(dir: &Path, flushed: SeqNo, c: &mut Checker<'_>, progress: &mut dyn
         c.fail(
             expect,
             &wdir,
-            format!("the ledger holds {size} leaves but the log ends at seq {}: records missing", expect - 1),
+            format!(
+                "the ledger holds {size} leaves but the log ends at seq {}: records missing",
+                expect - 1
+            ),
         );
     }
     Ok(())

@@ -206,7 +206,10 @@ impl FramedLog {
 
     /// A duplicated handle, to fdatasync without holding the ledger lock.
     pub(crate) fn dup(&self) -> Result<(File, PathBuf)> {
-        let f = self.file.try_clone().map_err(|e| LedgerError::io(&self.path, e))?;
+        let f = self
+            .file
+            .try_clone()
+            .map_err(|e| LedgerError::io(&self.path, e))?;
         Ok((f, self.path.clone()))
     }
 

@@ -54,7 +54,10 @@ impl Ledger {
                 }
             }
             inner.check_size("tree size", size)?;
-            let prev_ts = inner.latest.as_ref().map_or(0, |c| c.checkpoint.timestamp_ms);
+            let prev_ts = inner
+                .latest
+                .as_ref()
+                .map_or(0, |c| c.checkpoint.timestamp_ms);
             let cp = Checkpoint {
                 origin: self.origin.clone(),
                 size,

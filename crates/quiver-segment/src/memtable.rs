@@ -78,7 +78,13 @@ impl Memtable {
             None => self.bytes += body.len() + ENTRY_OVERHEAD + id_heap,
         }
         let (chunk, off) = self.place(body);
-        self.rows.push(MemRow { seq, ts, chunk, off, len: body.len() as u32 });
+        self.rows.push(MemRow {
+            seq,
+            ts,
+            chunk,
+            off,
+            len: body.len() as u32,
+        });
         Ok(())
     }
 
@@ -89,7 +95,8 @@ impl Memtable {
             .last()
             .is_some_and(|c| c.capacity() - c.len() >= body.len());
         if !fits {
-            self.chunks.push(Vec::with_capacity(CHUNK_BYTES.max(body.len())));
+            self.chunks
+                .push(Vec::with_capacity(CHUNK_BYTES.max(body.len())));
         }
         let idx = self.chunks.len() - 1;
         let c = &mut self.chunks[idx];

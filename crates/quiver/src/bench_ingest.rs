@@ -48,8 +48,16 @@ pub struct BenchIngestArgs {
     pub keep: bool,
 }
 
-const TYPES: [&str; 8] =
-    ["click", "view", "purchase", "login", "logout", "search", "error", "heartbeat"];
+const TYPES: [&str; 8] = [
+    "click",
+    "view",
+    "purchase",
+    "login",
+    "logout",
+    "search",
+    "error",
+    "heartbeat",
+];
 const ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 
 /// xorshift64*: a cheap generator so the benchmark measures the database, not the RNG.
@@ -112,10 +120,19 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 
 /// Runs the benchmark and prints one JSON line.
 pub fn run(a: BenchIngestArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(a.writers > 0 && a.batch > 0 && a.events > 0, "events, batch and writers must be positive");
-    let dir = a.data.join(format!("bench-ingest-{}-{}", std::process::id(), util::now_ns()));
+    anyhow::ensure!(
+        a.writers > 0 && a.batch > 0 && a.events > 0,
+        "events, batch and writers must be positive"
+    );
+    let dir = a.data.join(format!(
+        "bench-ingest-{}-{}",
+        std::process::id(),
+        util::now_ns()
+    ));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let cfg = DbConfig::new(a.preset).ledger(a.ledger == "on").ledger_hash(a.hash);
+    let cfg = DbConfig::new(a.preset)
+        .ledger(a.ledger == "on")
+        .ledger_hash(a.hash);
     let db = Arc::new(Database::open(&dir, cfg)?);
     let pb = indicatif::ProgressBar::new(a.events);
     pb.set_style(
@@ -161,7 +178,10 @@ pub fn run(a: BenchIngestArgs) -> anyhow::Result<()> {
     }
     let mut lat = Vec::new();
     for h in handles {
-        lat.extend(h.join().map_err(|_| anyhow::anyhow!("writer thread panicked"))??);
+        lat.extend(
+            h.join()
+                .map_err(|_| anyhow::anyhow!("writer thread panicked"))??,
+        );
     }
     let seconds = start.elapsed().as_secs_f64();
     pb.finish_and_clear();

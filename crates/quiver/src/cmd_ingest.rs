@@ -81,7 +81,11 @@ pub fn parse_line(line: &str, max_payload: usize) -> anyhow::Result<Record> {
 }
 
 /// Reads one line of at most `max` bytes (without the newline). `Ok(None)` at end of input.
-fn read_bounded(input: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> anyhow::Result<Option<()>> {
+fn read_bounded(
+    input: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> anyhow::Result<Option<()>> {
     buf.clear();
     loop {
         let chunk = input.fill_buf()?;
@@ -131,7 +135,12 @@ pub fn run(a: IngestArgs) -> anyhow::Result<()> {
             return Ok(());
         }
         let range = db.write_batch(pending)?;
-        writeln!(out, "{{\"acked_through\":{},\"count\":{}}}", range.last, pending.len())?;
+        writeln!(
+            out,
+            "{{\"acked_through\":{},\"count\":{}}}",
+            range.last,
+            pending.len()
+        )?;
         out.flush()?;
         pb.inc(pending.len() as u64);
         pending.clear();

@@ -47,8 +47,18 @@ pub fn scan(a: ScanArgs) -> anyhow::Result<()> {
         Ok(writeln!(out, "{line}").is_ok())
     };
     if a.from_ts.is_some() || a.to_ts.is_some() {
-        let from = a.from_ts.as_deref().map(util::parse_ts).transpose()?.unwrap_or(i64::MIN);
-        let to = a.to_ts.as_deref().map(util::parse_ts).transpose()?.unwrap_or(i64::MAX);
+        let from = a
+            .from_ts
+            .as_deref()
+            .map(util::parse_ts)
+            .transpose()?
+            .unwrap_or(i64::MIN);
+        let to = a
+            .to_ts
+            .as_deref()
+            .map(util::parse_ts)
+            .transpose()?
+            .unwrap_or(i64::MAX);
         db.scan_time_range(from, to, &mut visit)?;
     } else {
         db.scan(&mut visit)?;

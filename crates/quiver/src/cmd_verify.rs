@@ -43,6 +43,13 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<std::process::ExitCode> {
             "reason": f.reason, "records": report.records,
         }),
     };
-    println!("{}", serde_json::to_string(&v).context("rendering the report")?);
-    Ok(if report.ok() { std::process::ExitCode::SUCCESS } else { std::process::ExitCode::from(1) })
+    println!(
+        "{}",
+        serde_json::to_string(&v).context("rendering the report")?
+    );
+    Ok(if report.ok() {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::from(1)
+    })
 }

@@ -12,7 +12,11 @@ mod util;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "quiver", version, about = "quiver: a tamper-evident vector and event database")]
+#[command(
+    name = "quiver",
+    version,
+    about = "quiver: a tamper-evident vector and event database"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -75,7 +79,9 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         Command::Verify(a) => cmd_verify::run(a),
         Command::Key(KeyCommand::Show(a)) => cmd_ledger::key_show(a).map(|_| ok),
         Command::Proof(ProofCommand::Inclusion(a)) => cmd_ledger::proof_inclusion(a).map(|_| ok),
-        Command::Proof(ProofCommand::Consistency(a)) => cmd_ledger::proof_consistency(a).map(|_| ok),
+        Command::Proof(ProofCommand::Consistency(a)) => {
+            cmd_ledger::proof_consistency(a).map(|_| ok)
+        }
         Command::Proof(ProofCommand::Check(a)) => cmd_ledger::proof_check(a).map(|_| ok),
         Command::Bench(BenchCommand::Ingest(a)) => bench_ingest::run(a).map(|_| ok),
         Command::Bench(BenchCommand::Search(a)) => bench_search::run(a).map(|_| ok),

@@ -36,7 +36,9 @@ pub fn now_ns() -> i64 {
 /// Renders an entry as one JSON line with its `seq` and the fields as ingested; the payload
 /// is copied through as stored JSON text.
 pub fn entry_json(e: &Entry) -> anyhow::Result<String> {
-    let Op::Put(r) = &e.op else { bail!("tombstones are not rendered") };
+    let Op::Put(r) = &e.op else {
+        bail!("tombstones are not rendered")
+    };
     let mut s = String::with_capacity(128);
     write!(s, "{{\"seq\":{}", e.seq)?;
     match r.id()? {
@@ -46,9 +48,11 @@ pub fn entry_json(e: &Entry) -> anyhow::Result<String> {
     if let Some(ts) = r.timestamp_ns {
         match r.timestamp_format {
             TimestampFormat::Nanos => write!(s, ",\"timestamp\":{ts}")?,
-            TimestampFormat::Rfc3339 => {
-                write!(s, ",\"timestamp\":{}", serde_json::to_string(&ns_to_rfc3339(ts))?)?
-            }
+            TimestampFormat::Rfc3339 => write!(
+                s,
+                ",\"timestamp\":{}",
+                serde_json::to_string(&ns_to_rfc3339(ts))?
+            )?,
         }
     }
     if let Some(t) = &r.event_type {
@@ -73,7 +77,9 @@ pub fn peak_rss_bytes() -> u64 {
         .ok()
         .and_then(|s| {
             s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok())
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<u64>().ok())
             })
         })
         .map_or(0, |kb| kb * 1024)

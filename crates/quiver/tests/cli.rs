@@ -70,7 +70,10 @@ fn crash_once(preset: &str, seed: u64) -> u64 {
     child.wait().unwrap();
     let (acked, through) = reader.join().unwrap();
     let sent = feeder.join().unwrap();
-    assert_eq!(acked, through, "seed {seed}: one record per seq in a fresh database");
+    assert_eq!(
+        acked, through,
+        "seed {seed}: one record per seq in a fresh database"
+    );
 
     let db = Database::open(d.path(), DbConfig::default()).unwrap();
     let all = db.scan_all().unwrap();
@@ -80,17 +83,28 @@ fn crash_once(preset: &str, seed: u64) -> u64 {
         all.len()
     );
     for (k, e) in all.iter().enumerate() {
-        let Op::Put(r) = &e.op else { panic!("tombstone") };
-        let Id::U64(id) = r.id().unwrap() else { panic!("string id") };
+        let Op::Put(r) = &e.op else {
+            panic!("tombstone")
+        };
+        let Id::U64(id) = r.id().unwrap() else {
+            panic!("string id")
+        };
         assert_eq!(e.seq, k as u64 + 1, "seed {seed}: gap-free seqs");
         assert_eq!(*id + 1, e.seq, "seed {seed}: record order");
         assert!(*id < sent, "seed {seed}: record {id} was never written");
         let want: serde_json::Value = serde_json::from_str(line(*id).trim()).unwrap();
-        assert_eq!(r.payload_value().unwrap().unwrap(), want["payload"], "seed {seed}: payload of {id}");
+        assert_eq!(
+            r.payload_value().unwrap().unwrap(),
+            want["payload"],
+            "seed {seed}: payload of {id}"
+        );
     }
     for id in [0, acked / 2, acked.saturating_sub(1)] {
         if acked > 0 {
-            assert!(db.get(&Id::U64(id)).unwrap().is_some(), "seed {seed}: acked id {id} lost");
+            assert!(
+                db.get(&Id::U64(id)).unwrap().is_some(),
+                "seed {seed}: acked id {id} lost"
+            );
         }
     }
     acked
@@ -98,7 +112,10 @@ fn crash_once(preset: &str, seed: u64) -> u64 {
 
 #[test]
 fn sigkill_loses_no_acknowledged_record() {
-    let base = std::env::var("QUIVER_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0xc0ffee);
+    let base = std::env::var("QUIVER_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0xc0ffee);
     eprintln!("crash test seed base {base} (set QUIVER_CRASH_SEED to replay)");
     let mut runs_with_acks = 0;
     for i in 0..21u64 {
@@ -108,7 +125,10 @@ fn sigkill_loses_no_acknowledged_record() {
         }
     }
     // The test means something only if the kills land after acknowledgements.
-    assert!(runs_with_acks >= 10, "only {runs_with_acks} of 21 runs were killed after an ack");
+    assert!(
+        runs_with_acks >= 10,
+        "only {runs_with_acks} of 21 runs were killed after an ack"
+    );
 }
 
 fn ingest(dir: &std::path::Path, input: &str) -> (bool, String, String) {
@@ -131,9 +151,20 @@ fn ingest(dir: &std::path::Path, input: &str) -> (bool, String, String) {
 }
 
 fn scan(dir: &std::path::Path) -> Vec<serde_json::Value> {
-    let out = Command::new(BIN).args(["scan", "--data"]).arg(dir).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    let out = Command::new(BIN)
+        .args(["scan", "--data"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 #[test]
@@ -144,23 +175,40 @@ fn bad_lines_name_the_line_and_keep_what_came_before() {
         ("{\"id\": -4}\n", "negative id"),
         ("{\"payload\": 1}\n", "missing id"),
         ("{\"id\": 9, \"colour\": \"red\"}\n", "unknown field"),
-        ("{\"id\": 9, \"timestamp\": \"yesterday\"}\n", "bad timestamp"),
+        (
+            "{\"id\": 9, \"timestamp\": \"yesterday\"}\n",
+            "bad timestamp",
+        ),
         ("{\"id\": 9, \"vector\": [1e39]}\n", "non-finite vector"),
     ];
     for (bad, what) in cases {
         let d = tempfile::tempdir().unwrap();
-        let good = "{\"id\":1,\"payload\":{\"k\":[1,2,{\"z\":null}]}}\n{\"id\":\"b\"}\n{\"id\":2}\n";
+        let good =
+            "{\"id\":1,\"payload\":{\"k\":[1,2,{\"z\":null}]}}\n{\"id\":\"b\"}\n{\"id\":2}\n";
         let (ok, stdout, stderr) = ingest(d.path(), &format!("{good}{bad}{{\"id\":77}}\n"));
         assert!(!ok, "{what}: must fail");
-        assert!(stderr.contains("line 4"), "{what}: error names line 4: {stderr}");
-        assert!(stdout.contains("\"line\":4"), "{what}: JSON error on stdout: {stdout}");
+        assert!(
+            stderr.contains("line 4"),
+            "{what}: error names line 4: {stderr}"
+        );
+        assert!(
+            stdout.contains("\"line\":4"),
+            "{what}: JSON error on stdout: {stdout}"
+        );
         let rows = scan(d.path());
         let ids: Vec<String> = rows.iter().map(|r| r["id"].to_string()).collect();
-        assert_eq!(ids, ["1", "\"b\"", "2"], "{what}: lines before the bad one are kept, nothing after");
+        assert_eq!(
+            ids,
+            ["1", "\"b\"", "2"],
+            "{what}: lines before the bad one are kept, nothing after"
+        );
     }
     // Oversized record.
     let d = tempfile::tempdir().unwrap();
-    let huge = format!("{{\"id\":1}}\n{{\"id\":2,\"payload\":\"{}\"}}\n", "a".repeat(5 << 20));
+    let huge = format!(
+        "{{\"id\":1}}\n{{\"id\":2,\"payload\":\"{}\"}}\n",
+        "a".repeat(5 << 20)
+    );
     let (ok, _, stderr) = ingest(d.path(), &huge);
     assert!(!ok && stderr.contains("line 2"), "{stderr}");
     assert_eq!(scan(d.path()).len(), 1);
@@ -176,7 +224,10 @@ fn scan_gives_back_fields_as_ingested() {
     );
     let (ok, stdout, stderr) = ingest(d.path(), input);
     assert!(ok, "{stderr}");
-    let acks: Vec<serde_json::Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let acks: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(acks[0]["acked_through"], 2);
     assert_eq!(acks[0]["count"], 2);
     assert_eq!(acks[1]["acked_through"], 3);
@@ -202,8 +253,17 @@ fn scan_gives_back_fields_as_ingested() {
 }
 
 fn run_ok(args: &[&str], dir: &std::path::Path) -> String {
-    let out = Command::new(BIN).args(args).arg("--data").arg(dir).output().unwrap();
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--data")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -222,8 +282,12 @@ fn verify_and_proofs_end_to_end() {
     assert_eq!(v["records"], 450);
     assert!(v["checkpoints"].as_u64().unwrap() >= 2);
 
-    let key: serde_json::Value = serde_json::from_str(run_ok(&["key", "show"], d.path()).trim()).unwrap();
-    let pubkey = key["vkey"].as_str().unwrap_or_else(|| panic!("no vkey in {key}")).to_owned();
+    let key: serde_json::Value =
+        serde_json::from_str(run_ok(&["key", "show"], d.path()).trim()).unwrap();
+    let pubkey = key["vkey"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no vkey in {key}"))
+        .to_owned();
     let trust = d.path().join("trusted.json");
 
     let check = |bundle: &str| {
@@ -237,21 +301,46 @@ fn verify_and_proofs_end_to_end() {
             .unwrap()
     };
     // Inclusion of seq 5 against the first checkpoint (size 300), then consistency 300 -> 450.
-    let inc = run_ok(&["proof", "inclusion", "--seq", "5", "--tree-size", "300"], d.path());
+    let inc = run_ok(
+        &["proof", "inclusion", "--seq", "5", "--tree-size", "300"],
+        d.path(),
+    );
     let out = check(&inc);
-    assert!(out.status.success(), "inclusion: {}", String::from_utf8_lossy(&out.stdout));
-    let cons = run_ok(&["proof", "consistency", "--from", "300", "--to", "450"], d.path());
+    assert!(
+        out.status.success(),
+        "inclusion: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let cons = run_ok(
+        &["proof", "consistency", "--from", "300", "--to", "450"],
+        d.path(),
+    );
     let out = check(&cons);
-    assert!(out.status.success(), "consistency: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "consistency: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     // Rolling back to the older checkpoint is refused now that 450 is trusted.
     let out = check(&inc);
-    assert!(!out.status.success(), "rollback accepted: {}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !out.status.success(),
+        "rollback accepted: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 
     // A forged inclusion bundle (leaf hash altered) is refused.
     let mut forged: serde_json::Value = serde_json::from_str(inc.trim()).unwrap();
     let s = forged.to_string();
-    let leaf = forged["leaf_hash"].as_str().expect("bundle has a leaf_hash").to_owned();
-    let bad = format!("{}{}", if leaf.starts_with('0') { "1" } else { "0" }, &leaf[1..]);
+    let leaf = forged["leaf_hash"]
+        .as_str()
+        .expect("bundle has a leaf_hash")
+        .to_owned();
+    let bad = format!(
+        "{}{}",
+        if leaf.starts_with('0') { "1" } else { "0" },
+        &leaf[1..]
+    );
     forged = serde_json::from_str(&s.replace(&leaf, &bad)).unwrap();
     let out = check(&forged.to_string());
     assert!(!out.status.success(), "forged leaf accepted");

@@ -12,7 +12,10 @@ fn ev(id: u64, ts: i64) -> Op {
 }
 
 fn small(preset: Preset) -> DbConfig {
-    DbConfig::new(preset).memtable_bytes(16 << 10).block_bytes(1024).compaction_trigger(4)
+    DbConfig::new(preset)
+        .memtable_bytes(16 << 10)
+        .block_bytes(1024)
+        .compaction_trigger(4)
 }
 
 #[test]
@@ -21,7 +24,9 @@ fn write_get_scan_across_flush_compact_and_reopen() {
     let db = Database::open(d.path(), small(Preset::Throughput)).unwrap();
     let mut last = 0;
     for b in 0..20u64 {
-        let ops: Vec<Op> = (0..50).map(|i| ev(b * 50 + i, (b * 50 + i) as i64)).collect();
+        let ops: Vec<Op> = (0..50)
+            .map(|i| ev(b * 50 + i, (b * 50 + i) as i64))
+            .collect();
         let r = db.write_batch(&ops).unwrap();
         assert_eq!(r.first, last + 1);
         assert_eq!(r.len(), 50);
@@ -42,7 +47,10 @@ fn write_get_scan_across_flush_compact_and_reopen() {
         assert!(db.get(&Id::U64(99_999)).unwrap().is_none());
         let all = db.scan_all().unwrap();
         assert_eq!(all.len(), 999);
-        assert!(all.windows(2).all(|w| w[0].seq < w[1].seq), "scan is in seq order");
+        assert!(
+            all.windows(2).all(|w| w[0].seq < w[1].seq),
+            "scan is in seq order"
+        );
         let mut in_range = Vec::new();
         db.scan_time_range(100, 200, &mut |e| {
             in_range.push(e);
@@ -67,9 +75,18 @@ fn bad_input_is_typed_and_writes_nothing() {
     let nan = Op::Put(Record::new(1u64).with_vector(vec![1.0, f32::NAN]));
     let err = db.write_batch(&[ev(0, 0), nan]).unwrap_err();
     assert!(matches!(err, EngineError::Invalid(_)), "{err}");
-    let big = Op::Put(Record { payload: Some(format!("\"{}\"", "a".repeat(2 << 20))), ..Record::new(2u64) });
-    assert!(matches!(db.write_batch(&[big]), Err(EngineError::Invalid(_))));
-    assert!(matches!(db.write_batch(&[Op::Delete(Id::Str(String::new()))]), Err(EngineError::Invalid(_))));
+    let big = Op::Put(Record {
+        payload: Some(format!("\"{}\"", "a".repeat(2 << 20))),
+        ..Record::new(2u64)
+    });
+    assert!(matches!(
+        db.write_batch(&[big]),
+        Err(EngineError::Invalid(_))
+    ));
+    assert!(matches!(
+        db.write_batch(&[Op::Delete(Id::Str(String::new()))]),
+        Err(EngineError::Invalid(_))
+    ));
     assert_eq!(db.last_seq(), 0, "nothing of a rejected batch was written");
     assert!(db.scan_all().unwrap().is_empty());
 }
@@ -83,7 +100,10 @@ fn concurrent_writers_get_disjoint_ranges() {
             let db = db.clone();
             std::thread::spawn(move || {
                 (0..25u64)
-                    .map(|i| db.write_batch(&[ev(w * 1000 + i, 0), ev(w * 1000 + 500 + i, 0)]).unwrap())
+                    .map(|i| {
+                        db.write_batch(&[ev(w * 1000 + i, 0), ev(w * 1000 + 500 + i, 0)])
+                            .unwrap()
+                    })
                     .collect::<Vec<_>>()
             })
         })
@@ -112,9 +132,15 @@ fn presets_change_the_sync_policy() {
     };
     let (t, _) = syncs(Preset::Throughput);
     // Only the WAL file created by the first commit has its header synced, once.
-    assert!(t <= 1, "throughput never fsyncs per write ({t} syncs for 20 writes)");
+    assert!(
+        t <= 1,
+        "throughput never fsyncs per write ({t} syncs for 20 writes)"
+    );
     let (b, bg) = syncs(Preset::Balanced);
-    assert!(b >= bg && bg >= 1, "balanced: one fdatasync per group ({b} syncs, {bg} groups)");
+    assert!(
+        b >= bg && bg >= 1,
+        "balanced: one fdatasync per group ({b} syncs, {bg} groups)"
+    );
     let (du, _) = syncs(Preset::Durable);
     assert!(du >= 20, "durable: an fdatasync before every ack ({du})");
 }
@@ -124,8 +150,10 @@ fn presets_change_the_sync_policy() {
 fn compression_knob_takes_effect() {
     let size = |c: quiver_core::Compression| {
         let d = tempfile::tempdir().unwrap();
-        let db = Database::open(d.path(), DbConfig::new(Preset::Throughput).compression(c)).unwrap();
-        db.write_batch(&(0..2000).map(|i| ev(i, i as i64)).collect::<Vec<_>>()).unwrap();
+        let db =
+            Database::open(d.path(), DbConfig::new(Preset::Throughput).compression(c)).unwrap();
+        db.write_batch(&(0..2000).map(|i| ev(i, i as i64)).collect::<Vec<_>>())
+            .unwrap();
         db.flush().unwrap();
         let s = db.stats().unwrap();
         assert_eq!(s.segment_rows, 2000);
@@ -134,7 +162,10 @@ fn compression_knob_takes_effect() {
     let none = size(quiver_core::Compression::None);
     let zstd = size(quiver_core::Compression::Zstd);
     let lz4 = size(quiver_core::Compression::Lz4);
-    assert!(zstd < none / 2 && lz4 < none, "none {none}, lz4 {lz4}, zstd {zstd}");
+    assert!(
+        zstd < none / 2 && lz4 < none,
+        "none {none}, lz4 {lz4}, zstd {zstd}"
+    );
 }
 
 #[test]
@@ -142,7 +173,13 @@ fn a_data_directory_has_one_writer() {
     let d = tempfile::tempdir().unwrap();
     let db = Database::open(d.path(), DbConfig::default()).unwrap();
     let second = Database::open(d.path(), DbConfig::default());
-    assert!(matches!(second, Err(EngineError::Locked { .. })), "second open must be refused");
+    assert!(
+        matches!(second, Err(EngineError::Locked { .. })),
+        "second open must be refused"
+    );
     db.close().unwrap();
-    Database::open(d.path(), DbConfig::default()).unwrap().close().unwrap();
+    Database::open(d.path(), DbConfig::default())
+        .unwrap()
+        .close()
+        .unwrap();
 }

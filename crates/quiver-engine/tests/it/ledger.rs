@@ -5,11 +5,17 @@ use quiver_core::{DbConfig, Op, Preset, Record};
 use quiver_engine::Database;
 
 fn ev(i: u64) -> Op {
-    Op::Put(Record::new(i).with_timestamp(i as i64).with_payload(&serde_json::json!({"i": i})))
+    Op::Put(
+        Record::new(i)
+            .with_timestamp(i as i64)
+            .with_payload(&serde_json::json!({"i": i})),
+    )
 }
 
 fn cfg() -> DbConfig {
-    DbConfig::new(Preset::Balanced).wal_file_size(4096).memtable_bytes(8192)
+    DbConfig::new(Preset::Balanced)
+        .wal_file_size(4096)
+        .memtable_bytes(8192)
 }
 
 #[test]
@@ -17,7 +23,8 @@ fn restart_and_rotation_leave_the_tree_identical() {
     let straight = tempfile::tempdir().unwrap();
     let db = Database::open(straight.path(), cfg()).unwrap();
     for b in 0..30 {
-        db.write_batch(&(b * 10..b * 10 + 10).map(ev).collect::<Vec<_>>()).unwrap();
+        db.write_batch(&(b * 10..b * 10 + 10).map(ev).collect::<Vec<_>>())
+            .unwrap();
     }
     let root_a = db.ledger().unwrap().root();
     db.close().unwrap();
@@ -26,7 +33,8 @@ fn restart_and_rotation_leave_the_tree_identical() {
     for session in 0..3 {
         let db = Database::open(broken.path(), cfg()).unwrap();
         for b in session * 10..session * 10 + 10 {
-            db.write_batch(&(b * 10..b * 10 + 10).map(ev).collect::<Vec<_>>()).unwrap();
+            db.write_batch(&(b * 10..b * 10 + 10).map(ev).collect::<Vec<_>>())
+                .unwrap();
         }
         if session == 1 {
             db.close_without_flush().unwrap(); // the next open replays the WAL
@@ -36,7 +44,11 @@ fn restart_and_rotation_leave_the_tree_identical() {
     }
     let db = Database::open(broken.path(), cfg()).unwrap();
     assert_eq!(db.ledger().unwrap().size(), 300);
-    assert_eq!(db.ledger().unwrap().root(), root_a, "same records, same tree");
+    assert_eq!(
+        db.ledger().unwrap().root(),
+        root_a,
+        "same records, same tree"
+    );
 }
 
 #[test]
@@ -44,11 +56,16 @@ fn batch_receipts_verify_and_are_indexed() {
     let d = tempfile::tempdir().unwrap();
     let db = Database::open(d.path(), DbConfig::new(Preset::Durable)).unwrap();
     db.write_batch(&(0..5).map(ev).collect::<Vec<_>>()).unwrap();
-    let (range, receipt) = db.write_batch_with_receipt(&(5..25).map(ev).collect::<Vec<_>>()).unwrap();
+    let (range, receipt) = db
+        .write_batch_with_receipt(&(5..25).map(ev).collect::<Vec<_>>())
+        .unwrap();
     assert_eq!((range.first, range.last), (6, 25));
     let ledger = db.ledger().unwrap();
     quiver_ledger::verify::verify_receipt(&ledger.public_key(), &receipt).unwrap();
-    let found = ledger.receipt_for_seq(17).unwrap().expect("receipt indexed by seq");
+    let found = ledger
+        .receipt_for_seq(17)
+        .unwrap()
+        .expect("receipt indexed by seq");
     assert_eq!(found, receipt);
     // A receipt altered anywhere no longer verifies.
     let mut forged = receipt.clone();
@@ -64,7 +81,8 @@ fn checkpoint_policy_takes_effect() {
         let d = tempfile::tempdir().unwrap();
         let db = Database::open(d.path(), cfg).unwrap();
         for b in 0..batches {
-            db.write_batch(&(b * 50..b * 50 + 50).map(ev).collect::<Vec<_>>()).unwrap();
+            db.write_batch(&(b * 50..b * 50 + 50).map(ev).collect::<Vec<_>>())
+                .unwrap();
             std::thread::sleep(std::time::Duration::from_millis(15));
         }
         std::thread::sleep(std::time::Duration::from_millis(400));
@@ -72,16 +90,26 @@ fn checkpoint_policy_takes_effect() {
         db.close().unwrap();
         n
     };
-    let base = DbConfig::new(Preset::Balanced).checkpoint_interval(std::time::Duration::from_secs(3600));
+    let base =
+        DbConfig::new(Preset::Balanced).checkpoint_interval(std::time::Duration::from_secs(3600));
     let every_100 = count(base.clone().checkpoint_every(100), 20);
     let never = count(base.checkpoint_every(1_000_000), 20);
-    assert_eq!(never, 0, "no checkpoint before close with a huge N and interval");
-    assert!(every_100 >= 2, "1000 records with N = 100 gave {every_100} checkpoints");
+    assert_eq!(
+        never, 0,
+        "no checkpoint before close with a huge N and interval"
+    );
+    assert!(
+        every_100 >= 2,
+        "1000 records with N = 100 gave {every_100} checkpoints"
+    );
     let timed = count(
         DbConfig::new(Preset::Balanced)
             .checkpoint_every(1_000_000)
             .checkpoint_interval(std::time::Duration::from_millis(50)),
         10,
     );
-    assert!(timed >= 2, "a 50 ms interval over ~0.5 s gave {timed} checkpoints");
+    assert!(
+        timed >= 2,
+        "a 50 ms interval over ~0.5 s gave {timed} checkpoints"
+    );
 }

@@ -29,11 +29,13 @@ fn setup() -> tempfile::TempDir {
         .block_bytes(1024);
     let db = Database::open(d.path(), cfg).unwrap();
     for b in 0..20 {
-        db.write_batch(&(b * 10..b * 10 + 10).map(ev).collect::<Vec<_>>()).unwrap();
+        db.write_batch(&(b * 10..b * 10 + 10).map(ev).collect::<Vec<_>>())
+            .unwrap();
     }
     db.flush().unwrap();
     for b in 20..30 {
-        db.write_batch(&(b * 10..b * 10 + 10).map(ev).collect::<Vec<_>>()).unwrap();
+        db.write_batch(&(b * 10..b * 10 + 10).map(ev).collect::<Vec<_>>())
+            .unwrap();
     }
     db.close_without_flush().unwrap();
     let r = verify_dir(d.path(), &mut |_| {}).unwrap();
@@ -45,7 +47,9 @@ fn setup() -> tempfile::TempDir {
 
 fn bad_seq(d: &Path) -> u64 {
     let r = verify_dir(d, &mut |_| {}).unwrap();
-    r.failure.unwrap_or_else(|| panic!("tampering went unnoticed")).first_bad_seq
+    r.failure
+        .unwrap_or_else(|| panic!("tampering went unnoticed"))
+        .first_bad_seq
 }
 
 fn wal_files(d: &Path) -> Vec<PathBuf> {
@@ -95,7 +99,9 @@ fn edit_wal(d: &Path, seq: u64, edit: impl FnOnce(&mut Vec<Vec<u8>>)) {
 }
 
 fn pos(fr: &[Vec<u8>], seq: u64) -> usize {
-    fr.iter().position(|b| codec::peek_seq(b).unwrap() == seq).unwrap()
+    fr.iter()
+        .position(|b| codec::peek_seq(b).unwrap() == seq)
+        .unwrap()
 }
 
 fn flip_payload(body: &mut [u8]) {
@@ -116,8 +122,17 @@ fn wal_payload_flip_with_crc_recomputed() {
 #[test]
 fn segment_row_flip_with_block_checksum_recomputed() {
     let d = setup();
-    let seg = fs::read_dir(d.path().join("segments")).unwrap().flatten().next().unwrap().path();
-    let opts = SegmentOptions { block_bytes: 1024, bloom_bits_per_key: 10, compression: Default::default() };
+    let seg = fs::read_dir(d.path().join("segments"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let opts = SegmentOptions {
+        block_bytes: 1024,
+        bloom_bits_per_key: 10,
+        compression: Default::default(),
+    };
     quiver_segment::tamper::rewrite_rows(&seg, &opts, |row| {
         if codec::peek_seq(row).unwrap() == 120 {
             flip_payload(row);
@@ -187,8 +202,15 @@ fn checkpoint_or_key_replaced() {
     let other = tempfile::tempdir().unwrap();
     let db = Database::open(other.path(), DbConfig::default()).unwrap();
     db.close().unwrap();
-    fs::copy(other.path().join("keys/node.ed25519"), d.path().join("keys/node.ed25519")).unwrap();
-    assert!(verify_dir(d.path(), &mut |_| {}).unwrap().failure.is_some(), "swapped key");
+    fs::copy(
+        other.path().join("keys/node.ed25519"),
+        d.path().join("keys/node.ed25519"),
+    )
+    .unwrap();
+    assert!(
+        verify_dir(d.path(), &mut |_| {}).unwrap().failure.is_some(),
+        "swapped key"
+    );
 
     // A checkpoint's root replaced (frame CRC recomputed): its root no longer matches.
     let d = setup();
@@ -205,5 +227,8 @@ fn checkpoint_or_key_replaced() {
     let crc = crc32c::crc32c(&b[body_start..body_start + len]);
     b[20..24].copy_from_slice(&crc.to_le_bytes());
     fs::write(&p, b).unwrap();
-    assert!(verify_dir(d.path(), &mut |_| {}).unwrap().failure.is_some(), "checkpoint root replaced");
+    assert!(
+        verify_dir(d.path(), &mut |_| {}).unwrap().failure.is_some(),
+        "checkpoint root replaced"
+    );
 }
