@@ -77,54 +77,45 @@ struct Queued {
     end: usize,
 }
 
+/// A batch of records handed from the reader to the hasher.
+#[derive(Default)]
+struct Batch {
+    buf: Vec<u8>,
+    queue: Vec<Queued>,
+    files: Vec<PathBuf>,
+}
+
+fn min_failure(a: Option<Failure>, b: Option<Failure>) -> Option<Failure> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(if y.first_bad_seq < x.first_bad_seq {
+            y
+        } else {
+            x
+        }),
+        (x, y) => x.or(y),
+    }
+}
+
+/// The reader side: walks records in seq order, checks their order, queues them.
 struct Checker<'a> {
     ledger: &'a Ledger,
-    leaves: quiver_ledger::LeafHashes<'a>,
-    next_leaf: u64,
     last_seq: SeqNo,
     records: u64,
     bytes: u64,
-    unhashed: u64,
     failure: Option<Failure>,
-    files: Vec<PathBuf>,
-    buf: Vec<u8>,
-    queue: Vec<Queued>,
+    batch: Batch,
+    to_hasher: std::sync::mpsc::SyncSender<Batch>,
+    recycled: std::sync::mpsc::Receiver<Batch>,
 }
 
 impl Checker<'_> {
     fn fail(&mut self, seq: SeqNo, file: &Path, reason: String) {
-        if self.failure.as_ref().is_none_or(|f| seq < f.first_bad_seq) {
-            self.failure = Some(Failure {
-                first_bad_seq: seq,
-                file: file.to_path_buf(),
-                reason,
-            });
-        }
-    }
-
-    /// The stored leaf hash at `index`, streaming forward (indexes only increase here).
-    fn stored_leaf(&mut self, index: u64) -> Result<Option<Hash>> {
-        if index < self.next_leaf {
-            return Ok(Some(self.ledger.leaf_hash_at(index)?));
-        }
-        while self.next_leaf < index {
-            if self.leaves.next().transpose()?.is_none() {
-                return Ok(None);
-            }
-            self.next_leaf += 1;
-        }
-        let h = self.leaves.next().transpose()?;
-        if h.is_some() {
-            self.next_leaf += 1;
-        }
-        Ok(h)
-    }
-
-    fn file_index(&mut self, file: &Path) -> usize {
-        if self.files.last().map(PathBuf::as_path) != Some(file) {
-            self.files.push(file.to_path_buf());
-        }
-        self.files.len() - 1
+        let f = Failure {
+            first_bad_seq: seq,
+            file: file.to_path_buf(),
+            reason,
+        };
+        self.failure = min_failure(self.failure.take(), Some(f));
     }
 
     /// Checks one record's place in the sequence and queues it for hashing; returns false to
@@ -143,63 +134,109 @@ impl Checker<'_> {
             }
         };
         if seq <= self.last_seq {
-            self.fail(seq, file, format!("record at byte {offset} has seq {seq} after seq {}: out of order or duplicated", self.last_seq));
+            self.fail(
+                seq,
+                file,
+                format!(
+                    "record at byte {offset} has seq {seq} after seq {}: out of order or duplicated",
+                    self.last_seq
+                ),
+            );
             return Ok(false);
         }
         self.records += 1;
         self.bytes += body.len() as u64;
         self.last_seq = seq;
-        let f = self.file_index(file);
-        let start = self.buf.len();
-        self.buf.extend_from_slice(body);
-        self.queue.push(Queued {
+        let b = &mut self.batch;
+        if b.files.last().map(PathBuf::as_path) != Some(file) {
+            b.files.push(file.to_path_buf());
+        }
+        let start = b.buf.len();
+        b.buf.extend_from_slice(body);
+        b.queue.push(Queued {
             seq,
-            file: f,
+            file: b.files.len() - 1,
             offset,
             start,
-            end: self.buf.len(),
+            end: b.buf.len(),
         });
-        if self.queue.len() >= BATCH {
-            self.drain()?;
+        if b.queue.len() >= BATCH {
+            self.drain();
         }
         Ok(self.failure.is_none())
     }
 
-    /// Hashes the queued records in parallel and compares them with the stored leaves in order.
-    fn drain(&mut self) -> Result<()> {
+    /// Hands the queued records to the hasher and continues reading meanwhile.
+    fn drain(&mut self) {
+        if self.batch.queue.is_empty() {
+            return;
+        }
+        let mut next = self.recycled.try_recv().unwrap_or_default();
+        next.buf.clear();
+        next.queue.clear();
+        next.files.clear();
+        let full = std::mem::replace(&mut self.batch, next);
+        // The hasher only stops early by dropping its receiver after returning.
+        let _ = self.to_hasher.send(full);
+    }
+}
+
+/// The hasher side: leaf hashes of each batch in parallel, compared in seq order with the
+/// stored leaves (streamed forward).
+struct Hasher<'a> {
+    ledger: &'a Ledger,
+    leaves: quiver_ledger::LeafHashes<'a>,
+    next_leaf: u64,
+    unhashed: u64,
+    failure: Option<Failure>,
+}
+
+impl Hasher<'_> {
+    fn stored_leaf(&mut self, index: u64) -> Result<Option<Hash>> {
+        if index < self.next_leaf {
+            return Ok(Some(self.ledger.leaf_hash_at(index)?));
+        }
+        while self.next_leaf < index {
+            if self.leaves.next().transpose()?.is_none() {
+                return Ok(None);
+            }
+            self.next_leaf += 1;
+        }
+        let h = self.leaves.next().transpose()?;
+        if h.is_some() {
+            self.next_leaf += 1;
+        }
+        Ok(h)
+    }
+
+    fn check(&mut self, b: &Batch) -> Result<()> {
         use rayon::prelude::*;
         let alg = self.ledger.alg();
-        let buf = &self.buf;
-        let hashes: Vec<Hash> = self
+        let hashes: Vec<Hash> = b
             .queue
             .par_iter()
-            .map(|q| leaf_hash(alg, &buf[q.start..q.end]))
+            .map(|q| leaf_hash(alg, &b.buf[q.start..q.end]))
             .collect();
-        let queue = std::mem::take(&mut self.queue);
-        for (q, got) in queue.iter().zip(hashes) {
+        for (q, got) in b.queue.iter().zip(hashes) {
             match self.stored_leaf(q.seq - 1)? {
                 None => self.unhashed += 1,
                 Some(stored) if stored != got => {
-                    let file = self.files[q.file].clone();
-                    self.fail(
-                        q.seq,
-                        &file,
-                        format!(
+                    let f = Failure {
+                        first_bad_seq: q.seq,
+                        file: b.files[q.file].clone(),
+                        reason: format!(
                             "record at byte {}: leaf hash {} differs from the stored leaf {}",
                             q.offset,
                             got.to_hex(),
                             stored.to_hex()
                         ),
-                    );
-                    break;
+                    };
+                    self.failure = min_failure(self.failure.take(), Some(f));
+                    return Ok(());
                 }
                 Some(_) => {}
             }
         }
-        self.buf.clear();
-        let keep = self.files.last().cloned();
-        self.files.clear();
-        self.files.extend(keep);
         Ok(())
     }
 }
@@ -216,70 +253,108 @@ pub fn verify_dir(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<Report> {
     // of the record check: run them side by side.
     let tree_ledger = Ledger::open_read_only(&dir.join("ledger"), &dir.join("keys"))?;
     let tree_thread = std::thread::spawn(move || tree_ledger.verify_tree(&mut |_| {}));
-    let mut c = Checker {
-        ledger: &ledger,
-        leaves: ledger.leaf_hashes(0),
-        next_leaf: 0,
-        last_seq: 0,
-        records: 0,
-        bytes: 0,
-        unhashed: 0,
-        failure: None,
-        files: Vec::new(),
-        buf: Vec::with_capacity(BATCH * 512),
-        queue: Vec::with_capacity(BATCH),
-    };
-    'segments: for e in &m.segments {
-        let path = segment_path(dir, e.id);
-        let seg = match Segment::open(&path) {
-            Ok(s) => s,
-            Err(err) => {
-                let s = c.last_seq + 1;
-                c.fail(
-                    s.max(e.min_seq),
-                    &path,
-                    format!("segment does not open: {err}"),
-                );
-                break 'segments;
+    let (to_hasher, batches) = std::sync::mpsc::sync_channel::<Batch>(1);
+    let (recycle, recycled) = std::sync::mpsc::channel::<Batch>();
+    let hasher_ledger = &ledger;
+    std::thread::scope(|scope| -> Result<Report> {
+        let hasher = scope.spawn(move || -> Result<Hasher<'_>> {
+            let mut h = Hasher {
+                ledger: hasher_ledger,
+                leaves: hasher_ledger.leaf_hashes(0),
+                next_leaf: 0,
+                unhashed: 0,
+                failure: None,
+            };
+            for b in batches {
+                if h.failure.is_none() {
+                    h.check(&b)?;
+                }
+                let _ = recycle.send(b);
             }
+            Ok(h)
+        });
+        let mut c = Checker {
+            ledger: &ledger,
+            last_seq: 0,
+            records: 0,
+            bytes: 0,
+            failure: None,
+            batch: Batch::default(),
+            to_hasher,
+            recycled,
         };
-        for (i, row) in seg.iter().enumerate() {
-            let row = match row {
-                Ok(r) => r,
+        'segments: for e in &m.segments {
+            let path = segment_path(dir, e.id);
+            let seg = match Segment::open(&path) {
+                Ok(s) => s,
                 Err(err) => {
                     let s = c.last_seq + 1;
-                    c.fail(s, &path, format!("segment row {i}: {err}"));
+                    c.fail(
+                        s.max(e.min_seq),
+                        &path,
+                        format!("segment does not open: {err}"),
+                    );
                     break 'segments;
                 }
             };
-            if !c.record(&row, &path, i as u64)? {
-                break 'segments;
-            }
-            if c.records.is_multiple_of(65536) {
-                progress(c.records);
+            let mut rows = seg.iter();
+            let mut i = 0u64;
+            while let Some(row) = rows.next_ref() {
+                let row = match row {
+                    Ok(r) => r,
+                    Err(err) => {
+                        let s = c.last_seq + 1;
+                        c.fail(s, &path, format!("segment row {i}: {err}"));
+                        break 'segments;
+                    }
+                };
+                if !c.record(row, &path, i)? {
+                    break 'segments;
+                }
+                i += 1;
+                if c.records.is_multiple_of(65536) {
+                    progress(c.records);
+                }
             }
         }
-    }
-    c.drain()?;
-    if c.failure.is_none() {
-        check_wal(dir, m.flushed_through, &mut c, progress)?;
-        c.drain()?;
-    }
-    progress(c.records);
-    let tree = tree_thread.join().map_err(|_| EngineError::Closed {
-        reason: "tree audit panicked".into(),
-    })??;
-    if let Some(f) = &tree.failure {
-        c.fail(f.first_bad_index + 1, &f.file, f.reason.clone());
-    }
-    Ok(Report {
-        records: c.records,
-        bytes: c.bytes,
-        checkpoints: tree.checkpoints,
-        tree_size: tree.size,
-        root: tree.root.to_hex(),
-        unhashed_tail: c.unhashed,
-        failure: c.failure,
+        c.drain();
+        if c.failure.is_none() {
+            check_wal(dir, m.flushed_through, &mut c, progress)?;
+            c.drain();
+        }
+        progress(c.records);
+        let Checker {
+            to_hasher,
+            failure,
+            records,
+            bytes,
+            ..
+        } = c;
+        drop(to_hasher);
+        let h = hasher.join().map_err(|_| EngineError::Closed {
+            reason: "leaf hasher panicked".into(),
+        })??;
+        let mut failure = min_failure(failure, h.failure);
+        let tree = tree_thread.join().map_err(|_| EngineError::Closed {
+            reason: "tree audit panicked".into(),
+        })??;
+        if let Some(f) = tree.failure {
+            let f = Failure {
+                first_bad_seq: f.first_bad_index + 1,
+                file: f.file,
+                reason: f.reason,
+            };
+            failure = min_failure(failure, Some(f));
+        }
+        Ok(Report {
+            records,
+            bytes,
+            checkpoints: tree.checkpoints,
+            tree_size: tree.size,
+            root: tree.root.to_hex(),
+            unhashed_tail: h.unhashed,
+            failure,
+        })
     })
 }
 

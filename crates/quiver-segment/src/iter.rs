@@ -132,7 +132,27 @@ impl<'a> SegmentIter<'a> {
         }
     }
 
-    fn step(&mut self) -> Result<Option<Vec<u8>>> {
+    /// The next row as a slice of the current block, without copying it (a lending
+    /// iterator: the slice lives until the next call). Errors end the iteration like `next`.
+    pub fn next_ref(&mut self) -> Option<Result<&[u8]>> {
+        if self.done {
+            return None;
+        }
+        match self.step() {
+            Ok(Some((start, end))) => Some(Ok(&self.raw[start..end])),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+
+    /// Advances to the next wanted row; returns its byte range in `self.raw`.
+    fn step(&mut self) -> Result<Option<(usize, usize)>> {
         loop {
             if self.left == 0 {
                 if self.pos != self.raw.len() {
@@ -189,7 +209,9 @@ impl<'a> SegmentIter<'a> {
                     continue;
                 }
             }
-            return Ok(Some(body.to_vec()));
+            // `body` borrows `self.raw`; hand back its range so callers can re-borrow.
+            let start = body.as_ptr() as usize - self.raw.as_ptr() as usize;
+            return Ok(Some((start, start + body.len())));
         }
     }
 }
@@ -202,7 +224,7 @@ impl Iterator for SegmentIter<'_> {
             return None;
         }
         match self.step() {
-            Ok(Some(b)) => Some(Ok(b)),
+            Ok(Some((start, end))) => Some(Ok(self.raw[start..end].to_vec())),
             Ok(None) => {
                 self.done = true;
                 None
