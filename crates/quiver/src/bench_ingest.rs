@@ -73,14 +73,20 @@ impl Gen {
     }
     /// Appends `n` random alphanumerics, eight per draw.
     fn alnum(&mut self, n: usize, out: &mut String) {
+        let mut bytes = std::mem::take(out).into_bytes();
         let mut left = n;
         while left > 0 {
-            let r = self.next().to_le_bytes();
-            for &b in r.iter().take(left.min(8)) {
-                out.push(ALNUM[(b as usize * ALNUM.len()) >> 8] as char);
-            }
-            left = left.saturating_sub(8);
+            let take = left.min(8);
+            let chunk = self.next().to_le_bytes();
+            bytes.extend(
+                chunk[..take]
+                    .iter()
+                    .map(|&b| ALNUM[(b as usize * ALNUM.len()) >> 8]),
+            );
+            left -= take;
         }
+        // ALNUM is ASCII: the bytes stay valid UTF-8 (checked once per payload).
+        *out = String::from_utf8(bytes).unwrap_or_default();
     }
 }
 
