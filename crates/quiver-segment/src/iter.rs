@@ -220,20 +220,7 @@ impl Iterator for SegmentIter<'_> {
     type Item = Result<Vec<u8>>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        match self.step() {
-            Ok(Some((start, end))) => Some(Ok(self.raw[start..end].to_vec())),
-            Ok(None) => {
-                self.done = true;
-                None
-            }
-            Err(e) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
+        self.next_ref().map(|r| r.map(<[u8]>::to_vec))
     }
 }
 
