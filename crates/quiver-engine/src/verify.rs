@@ -253,7 +253,7 @@ pub fn verify_dir(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<Report> {
     // of the record check: run them side by side.
     let tree_ledger = Ledger::open_read_only(&dir.join("ledger"), &dir.join("keys"))?;
     let tree_thread = std::thread::spawn(move || tree_ledger.verify_tree(&mut |_| {}));
-    let (to_hasher, batches) = std::sync::mpsc::sync_channel::<Batch>(1);
+    let (to_hasher, batches) = std::sync::mpsc::sync_channel::<Batch>(4);
     let (recycle, recycled) = std::sync::mpsc::channel::<Batch>();
     let hasher_ledger = &ledger;
     std::thread::scope(|scope| -> Result<Report> {

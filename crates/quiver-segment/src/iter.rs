@@ -176,7 +176,7 @@ impl<'a> SegmentIter<'a> {
                 let Some(h) = self.seg.blocks.get(i) else {
                     return Ok(None);
                 };
-                self.raw = self.seg.read_block(i)?;
+                self.seg.read_block_into(i, &mut self.raw)?;
                 self.pos = 0;
                 self.left = h.rows;
                 self.prev = None;
