@@ -158,6 +158,13 @@ impl Record {
                     max: max_payload,
                 });
             }
+            // The payload field is public text: make sure it is one JSON value before it is
+            // stored (a parse that builds nothing).
+            serde_json::from_str::<serde::de::IgnoredAny>(p).map_err(|e| {
+                CoreError::InvalidJson {
+                    reason: e.to_string(),
+                }
+            })?;
         }
         Ok(())
     }

@@ -183,3 +183,22 @@ fn a_data_directory_has_one_writer() {
         .close()
         .unwrap();
 }
+
+#[test]
+fn invalid_payload_json_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let db = Database::open(d.path(), DbConfig::default()).unwrap();
+    let mut r = Record::new(1u64);
+    r.payload = Some("{\"a\": ".into());
+    assert!(matches!(
+        db.write_batch(&[Op::Put(r)]),
+        Err(EngineError::Invalid(_))
+    ));
+    let mut two = Record::new(2u64);
+    two.payload = Some("1 2".into());
+    assert!(matches!(
+        db.write_batch(&[Op::Put(two)]),
+        Err(EngineError::Invalid(_))
+    ));
+    assert_eq!(db.last_seq(), 0);
+}
