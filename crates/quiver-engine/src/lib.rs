@@ -29,6 +29,30 @@
 //!
 //! Recovery: the manifest names live segments and the last flushed seq; the WAL after it is
 //! replayed into the memtable; the ledger is caught up from the same records.
+//!
+//! # Example
+//!
+//! ```
+//! use quiver_engine::{Database, DbConfig, Id, Op, Preset, Record};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = tempfile::tempdir()?;
+//! let db = Database::open(dir.path(), DbConfig::new(Preset::Balanced))?;
+//! let event = Record::new(7u64)
+//!     .with_timestamp(1_700_000_000_000_000_000)
+//!     .with_type("click")
+//!     .with_payload(&serde_json::json!({"page": "/"}));
+//! // Acknowledged once durable per the preset; one signed receipt for the whole batch.
+//! let (range, receipt) = db.write_batch_with_receipt(&[Op::Put(event)])?;
+//! assert_eq!((range.first, range.last), (1, 1));
+//! quiver_ledger::verify::verify_receipt(&db.ledger().unwrap().public_key(), &receipt)?;
+//! assert!(db.get(&Id::U64(7))?.is_some());
+//! db.write_batch(&[Op::Delete(Id::U64(7))])?;
+//! assert!(db.get(&Id::U64(7))?.is_none());
+//! db.close()?; // flushes, syncs, signs a final checkpoint
+//! # Ok(())
+//! # }
+//! ```
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod background;
