@@ -37,6 +37,12 @@ pub struct BenchIngestArgs {
     /// Maintain the Merkle ledger (on) or not (off), to measure its cost.
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     pub ledger: String,
+    /// Override the preset's group-commit gather delay, in microseconds.
+    #[arg(long)]
+    pub gather_us: Option<u64>,
+    /// Override the preset's largest commit group, in entries.
+    #[arg(long)]
+    pub max_group: Option<usize>,
     /// Ledger hash: sha256 or blake3.
     #[arg(long, default_value = "sha256")]
     pub hash: quiver_core::LedgerHash,
