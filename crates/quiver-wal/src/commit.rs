@@ -263,7 +263,12 @@ impl Wal {
         if needs_new {
             self.rotate(io, first)?;
         }
-        let Io { files, active, .. } = io;
+        let Io {
+            files,
+            active,
+            active_dsync,
+            ..
+        } = io;
         let (Some(meta), Some(h)) = (files.last_mut(), active.as_mut()) else {
             return Err(WalError::Poisoned {
                 reason: "no active WAL file after rotation".into(),
@@ -273,8 +278,10 @@ impl Wal {
             .map_err(|e| WalError::io("write", &meta.name, e))?;
         if self.config.sync != SyncMode::None {
             self.syncs.fetch_add(1, Ordering::Relaxed);
-            h.sync_data()
-                .map_err(|e| WalError::io("fdatasync", &meta.name, e))?;
+            if !*active_dsync {
+                h.sync_data()
+                    .map_err(|e| WalError::io("fdatasync", &meta.name, e))?;
+            }
         }
         meta.len += buf.len() as u64;
         meta.last_seq = Some(last);

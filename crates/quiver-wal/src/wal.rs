@@ -67,6 +67,8 @@ pub(crate) struct Io {
     pub files: Vec<FileMeta>,
     /// Handle on `files.last()`.
     pub active: Option<Box<dyn WalFile>>,
+    /// `active` was opened `O_DSYNC`: every write is durable when it returns.
+    pub active_dsync: bool,
     /// Reused frame buffer of a group.
     pub buf: Vec<u8>,
 }
@@ -199,6 +201,7 @@ impl Wal {
             });
         }
         let next_seq = files.last().map_or(1, |f| f.next_seq()).max(1);
+        let mut active_dsync = false;
         let active = match files.last() {
             None => None,
             Some(last) => {
@@ -210,6 +213,12 @@ impl Wal {
                 if config.preallocate || torn_active {
                     h.sync_data()
                         .map_err(|e| WalError::io("fdatasync", &last.name, e))?;
+                }
+                if config.sync == SyncMode::PerWrite && config.preallocate {
+                    if let Some(d) = storage.open_dsync(&last.name)? {
+                        h = d;
+                        active_dsync = true;
+                    }
                 }
                 Some(h)
             }
@@ -223,6 +232,7 @@ impl Wal {
             io: Mutex::new(Io {
                 files,
                 active,
+                active_dsync,
                 buf: Vec::new(),
             }),
             next_seq: AtomicU64::new(next_seq),
@@ -428,6 +438,15 @@ impl Wal {
         h.sync_data()
             .map_err(|e| WalError::io("fdatasync", &name, e))?;
         self.storage.sync_dir()?;
+        // Per-write durability on a preallocated file: append through an O_DSYNC handle, so
+        // each group is one write that is durable when it returns (no fdatasync round trip).
+        let mut dsync = false;
+        if self.config.sync == SyncMode::PerWrite && self.config.preallocate {
+            if let Some(d) = self.storage.open_dsync(&name)? {
+                h = d;
+                dsync = true;
+            }
+        }
         io.files.push(FileMeta {
             name,
             first_seq,
@@ -436,6 +455,7 @@ impl Wal {
             len: HEADER_LEN as u64,
         });
         io.active = Some(h);
+        io.active_dsync = dsync;
         self.start_spare();
         Ok(())
     }

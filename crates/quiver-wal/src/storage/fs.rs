@@ -57,6 +57,16 @@ impl Storage for FsStorage {
         Ok(Box::new(FsFile { file }))
     }
 
+    fn open_dsync(&self, name: &str) -> Result<Option<Box<dyn WalFile>>> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_DSYNC)
+            .open(self.path(name))
+            .map_err(|e| WalError::io("open (O_DSYNC)", name, e))?;
+        Ok(Some(Box::new(FsFile { file })))
+    }
+
     fn read_all(&self, name: &str) -> Result<Vec<u8>> {
         std::fs::read(self.path(name)).map_err(|e| WalError::io("read", name, e))
     }

@@ -29,6 +29,14 @@ pub trait Storage: Send + Sync + 'static {
     /// Atomically renames `from` to `to` (durable after [`Storage::sync_dir`]). Used to put a
     /// background-preallocated spare file in place; the default reports it unsupported, and
     /// the WAL then preallocates new files inline.
+    /// Opens an existing file for writes that are durable when they return (`O_DSYNC`), so a
+    /// commit needs no separate fdatasync. `Ok(None)` where the backend has no such mode (the
+    /// WAL then fdatasyncs after each write as usual).
+    fn open_dsync(&self, name: &str) -> Result<Option<Box<dyn WalFile>>> {
+        let _ = name;
+        Ok(None)
+    }
+
     fn rename(&self, from: &str, to: &str) -> Result<()> {
         let _ = to;
         Err(crate::WalError::io(
