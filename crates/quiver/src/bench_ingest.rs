@@ -43,6 +43,9 @@ pub struct BenchIngestArgs {
     /// Override the preset's largest commit group, in entries.
     #[arg(long)]
     pub max_group: Option<usize>,
+    /// Override the preset's WAL preallocation (true/false).
+    #[arg(long)]
+    pub preallocate: Option<bool>,
     /// Ledger hash: sha256 or blake3.
     #[arg(long, default_value = "sha256")]
     pub hash: quiver_core::LedgerHash,
