@@ -317,7 +317,8 @@ impl Segment {
         Ok(Some(body.to_vec()))
     }
 
-    fn find_in_index_block(&self, d: &DirEntry, id: &Id) -> Result<Option<(u64, u32, u32)>> {
+    /// Reads one id-index block and checks its CRC against the directory.
+    pub(crate) fn read_index_block(&self, d: &DirEntry) -> Result<Vec<u8>> {
         let mut b = vec![0u8; d.len as usize];
         pread(&self.file, &mut b, d.offset).map_err(|e| SegmentError::io(&self.path, "read", e))?;
         self.index_blocks_read.fetch_add(1, Ordering::Relaxed);
@@ -332,6 +333,11 @@ impl Segment {
                 ),
             ));
         }
+        Ok(b)
+    }
+
+    fn find_in_index_block(&self, d: &DirEntry, id: &Id) -> Result<Option<(u64, u32, u32)>> {
+        let b = self.read_index_block(d)?;
         let mut c = Cur::new(&b);
         let bad = |p: usize| corrupt(&self.path, d.offset + p as u64, "malformed id index entry");
         for _ in 0..d.count {

@@ -1,11 +1,6 @@
 //! Full verification of a segment file.
 
-use crate::{
-    format::Cur,
-    iter::BlockRows,
-    reader::{corrupt, pread},
-    Result, Segment, SegmentError,
-};
+use crate::{format::Cur, iter::BlockRows, reader::corrupt, Result, Segment};
 use quiver_core::Id;
 
 impl Segment {
@@ -18,20 +13,7 @@ impl Segment {
             std::collections::HashMap::new();
         let mut prev: Option<Id> = None;
         for d in &self.dir {
-            let mut b = vec![0u8; d.len as usize];
-            pread(&self.file, &mut b, d.offset)
-                .map_err(|e| SegmentError::io(&self.path, "read", e))?;
-            let got = crc32c::crc32c(&b);
-            if got != d.crc {
-                return Err(corrupt(
-                    &self.path,
-                    d.offset,
-                    format!(
-                        "id index block checksum mismatch: directory says {:#010x}, computed {got:#010x}",
-                        d.crc
-                    ),
-                ));
-            }
+            let b = self.read_index_block(d)?;
             let mut c = Cur::new(&b);
             let bad =
                 |p: usize| corrupt(&self.path, d.offset + p as u64, "malformed id index entry");
