@@ -1,12 +1,54 @@
 //! The growing in-memory segment.
 
-use crate::{rowkey::parse_head, Result, SegmentError};
+use crate::{
+    rowkey::{parse_head, IdRef},
+    Result, SegmentError,
+};
 use quiver_core::{Id, SeqNo};
 use std::collections::HashMap;
 
 /// Id map hasher: foldhash, seeded randomly per process (fast, with some resistance to
 /// adversarial ids).
-type IdMap<V> = HashMap<Id, V, foldhash::fast::RandomState>;
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Newest row position per id. Integer and string ids live in separate maps, so the common
+/// integer case hashes and stores 12 bytes instead of a 32-byte `Id` enum (this map is updated
+/// inside the WAL's commit critical section).
+#[derive(Debug, Default)]
+struct IdMap {
+    ints: Map<u64, u32>,
+    strs: Map<String, u32>,
+}
+
+impl IdMap {
+    /// Records `pos` as the newest row of `id`; returns whether the id was already present.
+    fn insert(&mut self, id: IdRef<'_>, pos: u32) -> bool {
+        match id {
+            IdRef::U64(v) => self.ints.insert(v, pos).is_some(),
+            IdRef::Str(s) => match self.strs.get_mut(s) {
+                Some(p) => {
+                    *p = pos;
+                    true
+                }
+                None => {
+                    self.strs.insert(s.to_owned(), pos);
+                    false
+                }
+            },
+        }
+    }
+
+    fn get(&self, id: &Id) -> Option<u32> {
+        match id {
+            Id::U64(v) => self.ints.get(v).copied(),
+            Id::Str(s) => self.strs.get(s.as_str()).copied(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.ints.len() + self.strs.len()
+    }
+}
 
 /// Bookkeeping bytes charged per entry on top of its body (row struct, index slot).
 const ENTRY_OVERHEAD: usize =
@@ -36,7 +78,7 @@ const CHUNK_BYTES: usize = 1 << 20;
 pub struct Memtable {
     rows: Vec<MemRow>,
     chunks: Vec<Vec<u8>>,
-    newest: IdMap<usize>,
+    newest: IdMap,
     bytes: usize,
 }
 
@@ -64,18 +106,19 @@ impl Memtable {
                 });
             }
         }
-        let id = head.id.to_id();
         let (seq, ts) = (head.seq, head.ts);
-        let id_heap = match &id {
-            Id::Str(s) => s.len(),
-            Id::U64(_) => 0,
+        let id_heap = match head.id {
+            IdRef::Str(s) => s.len(),
+            IdRef::U64(_) => 0,
         };
-        let pos = self.rows.len();
-        match self.newest.insert(id, pos) {
-            Some(_) => {
-                self.bytes += body.len() + ENTRY_OVERHEAD - std::mem::size_of::<(Id, usize)>()
-            }
-            None => self.bytes += body.len() + ENTRY_OVERHEAD + id_heap,
+        let pos = u32::try_from(self.rows.len()).map_err(|_| SegmentError::InvalidOptions {
+            key: "memtable",
+            reason: "more than 2^32 entries in one memtable".into(),
+        })?;
+        if self.newest.insert(head.id, pos) {
+            self.bytes += body.len() + ENTRY_OVERHEAD - std::mem::size_of::<(Id, usize)>();
+        } else {
+            self.bytes += body.len() + ENTRY_OVERHEAD + id_heap;
         }
         let (chunk, off) = self.place(body);
         self.rows.push(MemRow {
@@ -114,7 +157,7 @@ impl Memtable {
     pub fn get(&self, id: &Id) -> Option<&[u8]> {
         self.newest
             .get(id)
-            .and_then(|&i| self.rows.get(i))
+            .and_then(|i| self.rows.get(i as usize))
             .map(|r| self.body(r))
     }
 
@@ -122,7 +165,7 @@ impl Memtable {
     pub fn get_seq(&self, id: &Id) -> Option<SeqNo> {
         self.newest
             .get(id)
-            .and_then(|&i| self.rows.get(i))
+            .and_then(|i| self.rows.get(i as usize))
             .map(|r| r.seq)
     }
 
