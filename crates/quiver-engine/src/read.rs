@@ -186,8 +186,7 @@ impl Database {
                     let mut go = true;
                     for b in m.iter() {
                         let (seq, id, _) = codec::decode_key(b)?;
-                        let newest = m.get(&id).map(codec::peek_seq).transpose()?;
-                        if newest != Some(seq) {
+                        if m.get_seq(&id) != Some(seq) {
                             continue;
                         }
                         if !emit(b)? {
