@@ -10,7 +10,7 @@
 use crate::{EngineError, Result};
 use parking_lot::{Condvar, Mutex};
 use quiver_core::{codec, SeqNo};
-use quiver_ledger::{leaf_hash, Hash, Ledger};
+use quiver_ledger::{leaf_hashes, Hash, Ledger};
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 struct Pending {
@@ -47,16 +47,22 @@ impl BatchCopy {
 
     /// Stamps consecutive seqs from `first` and returns the leaf hashes.
     pub(crate) fn leaf_hashes(mut self, ledger: &Ledger, first: SeqNo) -> Vec<Hash> {
-        let alg = ledger.alg();
         let mut start = 0;
-        let mut out = Vec::with_capacity(self.ends.len());
         for (i, &end) in self.ends.iter().enumerate() {
-            let body = &mut self.flat[start..end];
-            codec::stamp_seq(body, first + i as u64);
-            out.push(leaf_hash(alg, body));
+            codec::stamp_seq(&mut self.flat[start..end], first + i as u64);
             start = end;
         }
-        out
+        let mut start = 0;
+        let bodies: Vec<&[u8]> = self
+            .ends
+            .iter()
+            .map(|&end| {
+                let b = &self.flat[start..end];
+                start = end;
+                b
+            })
+            .collect();
+        leaf_hashes(ledger.alg(), &bodies)
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::error::{LedgerError, Result};
-use crate::hash::{node_hash, Hash};
+use crate::hash::{parent_hashes, Hash};
 use crate::ledger::Ledger;
 use crate::receipt::Receipt;
 
@@ -74,8 +74,8 @@ impl Ledger {
                         .read_range(level - 1, 2 * start, &mut children[..2 * n])?;
                     inner.store.read_range(level, start, &mut parents[..n])?;
                 }
-                for i in 0..n {
-                    let want = node_hash(self.alg, &children[2 * i], &children[2 * i + 1]);
+                let wants = parent_hashes(self.alg, &children[..2 * n]);
+                for (i, &want) in wants.iter().enumerate() {
                     if want != parents[i] {
                         let index = start + i as u64;
                         failures.push(VerifyFailure {

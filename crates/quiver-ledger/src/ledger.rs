@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 
 use crate::error::{LedgerError, Result};
 use crate::framed::FramedLog;
-use crate::hash::{leaf_hash, Hash, HashAlg};
+use crate::hash::{leaf_hashes, Hash, HashAlg};
 use crate::keys;
 use crate::meta::{read_meta, write_meta, META_FILE};
 use crate::note::{self, SignedCheckpoint};
@@ -281,7 +281,7 @@ impl Ledger {
     /// Appends leaves `H(0x00 || body)` for seqs `first_seq..`; `first_seq` must be `size() + 1`.
     /// Hashing happens before the lock is taken.
     pub fn append(&self, first_seq: u64, bodies: &[&[u8]]) -> Result<()> {
-        let hashes: Vec<Hash> = bodies.iter().map(|b| leaf_hash(self.alg, b)).collect();
+        let hashes = leaf_hashes(self.alg, bodies);
         self.append_hashes(first_seq, &hashes)
     }
 
@@ -296,11 +296,9 @@ impl Ledger {
                 got: first_seq,
             });
         }
-        for h in leaf_hashes {
-            if let Err(e) = inner.push_leaf(self.alg, h) {
-                inner.poisoned = true;
-                return Err(e);
-            }
+        if let Err(e) = inner.push_leaves(self.alg, leaf_hashes) {
+            inner.poisoned = true;
+            return Err(e);
         }
         Ok(())
     }

@@ -31,6 +31,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 mod audit;
+mod blake3x16;
 mod bundle;
 mod error;
 mod framed;
@@ -52,7 +53,7 @@ pub use audit::{TreeReport, VerifyFailure};
 pub use bundle::{ConsistencyBundle, InclusionBundle, ProofBundle};
 pub use ed25519_dalek::VerifyingKey;
 pub use error::{LedgerError, Result};
-pub use hash::{leaf_hash, node_hash, Hash, HashAlg};
+pub use hash::{leaf_hash, leaf_hashes, node_hash, Hash, HashAlg};
 pub use keys::{key_path, KEY_FILE};
 pub use ledger::{LeafHashes, Ledger, LedgerConfig};
 pub use note::{

@@ -359,6 +359,23 @@ impl TreeStore {
         Ok(())
     }
 
+    /// Appends consecutive nodes to `level` (see [`TreeStore::push`]).
+    pub(crate) fn push_many(&mut self, level: u32, hs: &[Hash]) -> Result<()> {
+        while self.levels.len() <= level as usize {
+            self.add_level()?;
+        }
+        let l = &mut self.levels[level as usize];
+        for h in hs {
+            l.pending.extend_from_slice(&h.0);
+        }
+        l.dirty = true;
+        self.pending_bytes += 32 * hs.len();
+        if self.pending_bytes >= FLUSH_BYTES && !self.read_only {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
     /// Writes every pending node, lowest level first.
     pub(crate) fn flush(&mut self) -> Result<()> {
         if self.read_only {

@@ -62,16 +62,23 @@ fn sigkill_at_random_points_loses_no_synced_leaf() {
             .spawn()
             .expect("spawn child");
         let stdout = child.stdout.take().expect("stdout");
+        let (first_sync_tx, first_sync_rx) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
             let mut last = 0u64;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(n) = line.strip_prefix("synced ") {
                     last = n.trim().parse().unwrap_or(last);
+                    let _ = first_sync_tx.send(());
                 }
             }
             last
         });
-        std::thread::sleep(Duration::from_millis(rng.gen_range(30..250)));
+        // Kill at a random point after the child's first sync of this round (so a loaded
+        // machine, where the child starts slowly, still kills mid-run and not before it).
+        first_sync_rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the child did not sync within 60 s");
+        std::thread::sleep(Duration::from_millis(rng.gen_range(0..200)));
         child.kill().expect("SIGKILL");
         child.wait().expect("wait");
         synced = synced.max(reader.join().expect("reader"));
