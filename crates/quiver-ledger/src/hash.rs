@@ -160,6 +160,42 @@ pub fn node_hash(alg: HashAlg, left: &Hash, right: &Hash) -> Hash {
     alg.digest(&[&[1u8], &left.0, &right.0])
 }
 
+/// Leaf hashes of many bodies, in order: the same values as [`leaf_hash`] on each, computed
+/// sixteen at a time for BLAKE3 on AVX-512 CPUs (see `blake3x16`).
+pub fn leaf_hashes(alg: HashAlg, bodies: &[&[u8]]) -> Vec<Hash> {
+    prefixed_many(alg, 0, bodies)
+}
+
+/// Parent hashes `H(0x01 || children[2i] || children[2i + 1])` of consecutive pairs.
+///
+/// # Panics
+/// If `children` has odd length (a caller bug).
+pub(crate) fn parent_hashes(alg: HashAlg, children: &[Hash]) -> Vec<Hash> {
+    assert!(children.len().is_multiple_of(2), "odd number of children");
+    let flat: Vec<[u8; 64]> = children
+        .chunks_exact(2)
+        .map(|p| {
+            let mut b = [0u8; 64];
+            b[..32].copy_from_slice(&p[0].0);
+            b[32..].copy_from_slice(&p[1].0);
+            b
+        })
+        .collect();
+    let msgs: Vec<&[u8]> = flat.iter().map(|b| b.as_slice()).collect();
+    prefixed_many(alg, 1, &msgs)
+}
+
+fn prefixed_many(alg: HashAlg, prefix: u8, msgs: &[&[u8]]) -> Vec<Hash> {
+    match alg {
+        HashAlg::Blake3 => {
+            let mut out = vec![[0u8; 32]; msgs.len()];
+            crate::blake3x16::hash_prefixed_many(prefix, msgs, &mut out);
+            out.into_iter().map(Hash).collect()
+        }
+        HashAlg::Sha256 => msgs.iter().map(|m| alg.digest(&[&[prefix], m])).collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,41 +241,5 @@ mod tests {
         assert_eq!(Hash::from_hex(&h.to_hex()).ok(), Some(h));
         assert!(Hash::from_hex("zz").is_err());
         assert!(Hash::from_hex("abcd").is_err());
-    }
-}
-
-/// Leaf hashes of many bodies, in order: the same values as [`leaf_hash`] on each, computed
-/// sixteen at a time for BLAKE3 on AVX-512 CPUs (see `blake3x16`).
-pub fn leaf_hashes(alg: HashAlg, bodies: &[&[u8]]) -> Vec<Hash> {
-    prefixed_many(alg, 0, bodies)
-}
-
-/// Parent hashes `H(0x01 || children[2i] || children[2i + 1])` of consecutive pairs.
-///
-/// # Panics
-/// If `children` has odd length (a caller bug).
-pub(crate) fn parent_hashes(alg: HashAlg, children: &[Hash]) -> Vec<Hash> {
-    assert!(children.len() % 2 == 0, "odd number of children");
-    let flat: Vec<[u8; 64]> = children
-        .chunks_exact(2)
-        .map(|p| {
-            let mut b = [0u8; 64];
-            b[..32].copy_from_slice(&p[0].0);
-            b[32..].copy_from_slice(&p[1].0);
-            b
-        })
-        .collect();
-    let msgs: Vec<&[u8]> = flat.iter().map(|b| b.as_slice()).collect();
-    prefixed_many(alg, 1, &msgs)
-}
-
-fn prefixed_many(alg: HashAlg, prefix: u8, msgs: &[&[u8]]) -> Vec<Hash> {
-    match alg {
-        HashAlg::Blake3 => {
-            let mut out = vec![[0u8; 32]; msgs.len()];
-            crate::blake3x16::hash_prefixed_many(prefix, msgs, &mut out);
-            out.into_iter().map(Hash).collect()
-        }
-        HashAlg::Sha256 => msgs.iter().map(|m| alg.digest(&[&[prefix], m])).collect(),
     }
 }
