@@ -22,7 +22,9 @@ const CHUNK_LEN: usize = 1024;
 pub(crate) fn hash_prefixed_many(prefix: u8, msgs: &[&[u8]], out: &mut [[u8; 32]]) {
     assert!(out.len() >= msgs.len(), "output shorter than input list");
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
+    if std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+    {
         let mut lane_idx = [0usize; 16];
         let mut lanes = 0;
         for (i, m) in msgs.iter().enumerate() {
@@ -101,71 +103,74 @@ mod x86 {
         s
     };
 
-    static ZERO_BLOCK: [u8; BLOCK] = [0; BLOCK];
-
     /// Hashes `prefix || msgs[j]` for the (at most 16) indices in `idx`, every one shorter
     /// than a chunk, into `out[j]`.
     pub(super) fn run_lanes(prefix: u8, msgs: &[&[u8]], idx: &[usize], out: &mut [[u8; 32]]) {
         debug_assert!(idx.len() <= 16);
-        // SAFETY: the caller checked `is_x86_feature_detected!("avx512f")`.
+        // SAFETY: the caller checked `is_x86_feature_detected!` for avx512f and avx512bw.
         unsafe { run_lanes_avx512(prefix, msgs, idx, out) }
     }
 
-    #[target_feature(enable = "avx512f")]
+    #[target_feature(enable = "avx512f,avx512bw")]
     unsafe fn run_lanes_avx512(prefix: u8, msgs: &[&[u8]], idx: &[usize], out: &mut [[u8; 32]]) {
         let n = idx.len();
-        // Blocks per lane: the input is 1 + len bytes, at least one (possibly empty) block.
+        // Per lane: the input is `prefix || msg`, 1 + len bytes in at least one block.
         let mut blocks = [0usize; 16];
-        for (b, &i) in blocks.iter_mut().zip(idx) {
-            *b = (1 + msgs[i].len()).div_ceil(BLOCK).max(1);
+        let mut ptrs = [std::ptr::null::<u8>(); 16];
+        let mut lens = [0usize; 16];
+        for j in 0..n {
+            let msg = msgs[idx[j]];
+            blocks[j] = (1 + msg.len()).div_ceil(BLOCK).max(1);
+            ptrs[j] = msg.as_ptr();
+            lens[j] = msg.len();
         }
         let max_blocks = blocks.iter().copied().max().unwrap_or(0);
         let mut h = IV.map(|w| _mm512_set1_epi32(w as i32));
-        let mut tmp = [[0u8; BLOCK]; 16];
         for b in 0..max_blocks {
-            let mut ptrs = [ZERO_BLOCK.as_ptr(); 16];
-            let mut lens = [0u32; 16];
+            let mut block_lens = [0u32; 16];
             let mut flags = [0u32; 16];
             let mut active: u16 = 0;
+            let mut rows = [_mm512_setzero_si512(); 16];
             for j in 0..n {
                 if b >= blocks[j] {
                     continue;
                 }
                 active |= 1 << j;
-                let msg = msgs[idx[j]];
+                // Input byte `64b + k` is message byte `64b + k - 1` (byte 0 is the prefix).
                 let off = b * BLOCK;
-                let this = (1 + msg.len() - off).min(BLOCK);
-                lens[j] = this as u32;
+                let this = (1 + lens[j] - off).min(BLOCK);
+                block_lens[j] = this as u32;
                 flags[j] = if b == 0 { CHUNK_START } else { 0 }
                     | if b + 1 == blocks[j] {
                         CHUNK_END | ROOT
                     } else {
                         0
                     };
-                if b > 0 && this == BLOCK {
-                    // Input byte `off` is message byte `off - 1`; the whole block lies inside
-                    // the message, so it is read in place.
-                    ptrs[j] = msg[off - 1..off - 1 + BLOCK].as_ptr();
+                let mut mask: u64 = if this == BLOCK {
+                    !0
                 } else {
-                    let t = &mut tmp[j];
-                    *t = [0; BLOCK];
-                    if b == 0 {
-                        t[0] = prefix;
-                        t[1..this].copy_from_slice(&msg[..this - 1]);
-                    } else {
-                        t[..this].copy_from_slice(&msg[off - 1..off - 1 + this]);
-                    }
-                    ptrs[j] = t.as_ptr();
+                    (1u64 << this) - 1
+                };
+                if b == 0 {
+                    mask &= !1;
                 }
+                let p = ptrs[j].wrapping_add(off).wrapping_sub(1);
+                // SAFETY: only the bytes selected by `mask` are read, and those are message
+                // bytes `off - 1 + k` for `k` in 0..this (k ≥ 1 when off = 0), all inside
+                // the slice; masked-off bytes are not accessed (and read as zero, which is
+                // BLAKE3's padding).
+                let v = unsafe { _mm512_maskz_loadu_epi8(mask, p.cast()) };
+                rows[j] = if b == 0 {
+                    _mm512_mask_set1_epi8(v, 1, prefix as i8)
+                } else {
+                    v
+                };
             }
-            // SAFETY: every pointer addresses 64 readable bytes: a 64-byte slice of a message,
-            // a lane's 64-byte buffer, or the static zero block.
-            let rows = ptrs.map(|p| unsafe { _mm512_loadu_si512(p.cast()) });
             let m = transpose16(rows);
-            // SAFETY: `lens` and `flags` are 16 u32s each.
+            // SAFETY: `block_lens` and `flags` are 16 u32s each.
             let (lens_v, flags_v) = unsafe {
                 (
-                    _mm512_loadu_si512(lens.as_ptr().cast()),
+                    _mm512_loadu_si512(block_lens.as_ptr().cast()),
                     _mm512_loadu_si512(flags.as_ptr().cast()),
                 )
             };
@@ -240,6 +245,22 @@ mod x86 {
         v[b] = _mm512_ror_epi32::<7>(_mm512_xor_si512(v[b], v[c]));
     }
 
+    /// One round: the four column and the four diagonal quarter-rounds.
+    #[inline(always)]
+    fn round(v: &mut [__m512i; 16], m: &[__m512i; 16], s: &[usize; 16]) {
+        // SAFETY: only inlined into `compress16`, which is compiled with avx512f.
+        unsafe {
+            g(v, 0, 4, 8, 12, m[s[0]], m[s[1]]);
+            g(v, 1, 5, 9, 13, m[s[2]], m[s[3]]);
+            g(v, 2, 6, 10, 14, m[s[4]], m[s[5]]);
+            g(v, 3, 7, 11, 15, m[s[6]], m[s[7]]);
+            g(v, 0, 5, 10, 15, m[s[8]], m[s[9]]);
+            g(v, 1, 6, 11, 12, m[s[10]], m[s[11]]);
+            g(v, 2, 7, 8, 13, m[s[12]], m[s[13]]);
+            g(v, 3, 4, 9, 14, m[s[14]], m[s[15]]);
+        }
+    }
+
     /// One compression of every lane's block (chunk counter 0); lanes outside `active` keep
     /// their chaining value.
     #[inline]
@@ -270,16 +291,14 @@ mod x86 {
             block_len,
             flags,
         ];
-        for s in &SCHEDULE {
-            g(&mut v, 0, 4, 8, 12, m[s[0]], m[s[1]]);
-            g(&mut v, 1, 5, 9, 13, m[s[2]], m[s[3]]);
-            g(&mut v, 2, 6, 10, 14, m[s[4]], m[s[5]]);
-            g(&mut v, 3, 7, 11, 15, m[s[6]], m[s[7]]);
-            g(&mut v, 0, 5, 10, 15, m[s[8]], m[s[9]]);
-            g(&mut v, 1, 6, 11, 12, m[s[10]], m[s[11]]);
-            g(&mut v, 2, 7, 8, 13, m[s[12]], m[s[13]]);
-            g(&mut v, 3, 4, 9, 14, m[s[14]], m[s[15]]);
-        }
+        // Seven explicit calls so every message index is a constant after inlining.
+        round(&mut v, m, &SCHEDULE[0]);
+        round(&mut v, m, &SCHEDULE[1]);
+        round(&mut v, m, &SCHEDULE[2]);
+        round(&mut v, m, &SCHEDULE[3]);
+        round(&mut v, m, &SCHEDULE[4]);
+        round(&mut v, m, &SCHEDULE[5]);
+        round(&mut v, m, &SCHEDULE[6]);
         for i in 0..8 {
             h[i] = _mm512_mask_mov_epi32(h[i], active, _mm512_xor_si512(v[i], v[i + 8]));
         }

@@ -46,8 +46,8 @@ pub struct BenchIngestArgs {
     /// Override the preset's WAL preallocation (true/false).
     #[arg(long)]
     pub preallocate: Option<bool>,
-    /// Ledger hash: sha256 or blake3.
-    #[arg(long, default_value = "sha256")]
+    /// Ledger hash: blake3 or sha256.
+    #[arg(long, default_value = "blake3")]
     pub hash: quiver_core::LedgerHash,
     /// Parent directory; the run uses a fresh subdirectory that is removed afterwards.
     #[arg(long, default_value = "./quiver-data")]
