@@ -2,14 +2,14 @@
 
 use crate::{
     background,
-    leaves::{BatchCopy, LeafSequencer},
+    leaves::LeafSequencer,
     manifest::{self, Manifest},
     state::{Applier, LiveSegment, Signal, State},
     EngineError, Result,
 };
 use parking_lot::{Mutex, RwLock};
 use quiver_core::{codec, DbConfig, Op, SeqNo, SeqRange, SyncMode};
-use quiver_ledger::{HashAlg, Ledger, LedgerConfig, Receipt};
+use quiver_ledger::{leaf_hashes, HashAlg, Ledger, LedgerConfig, Receipt};
 use quiver_segment::{Memtable, Segment};
 use quiver_wal::{FsStorage, Wal};
 use std::{
@@ -241,13 +241,17 @@ impl Database {
         }
         self.check_healthy()?;
         self.stall_if_behind()?;
-        let copy = self.inner.leaves.as_ref().map(|_| BatchCopy::of(&bodies));
-        let range = self.inner.wal.commit(bodies)?;
-        if let (Some(seqr), Some(copy), Some(ledger)) =
-            (&self.inner.leaves, copy, &self.inner.ledger)
-        {
-            seqr.submit(range.first, copy.leaf_hashes(ledger, range.first))?;
-        }
+        let range = match (&self.inner.leaves, &self.inner.ledger) {
+            (Some(seqr), Some(ledger)) => {
+                // The WAL hands the bodies back with their seqs stamped: hash them here, in
+                // parallel with the other writers, outside the commit critical section.
+                let done = self.inner.wal.commit_returning(bodies)?;
+                let refs: Vec<&[u8]> = done.bodies.iter().map(Vec::as_slice).collect();
+                seqr.submit(done.range.first, leaf_hashes(ledger.alg(), &refs))?;
+                done.range
+            }
+            _ => self.inner.wal.commit(bodies)?,
+        };
         if self
             .inner
             .ledger

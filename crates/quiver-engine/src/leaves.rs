@@ -9,8 +9,8 @@
 
 use crate::{EngineError, Result};
 use parking_lot::{Condvar, Mutex};
-use quiver_core::{codec, SeqNo};
-use quiver_ledger::{leaf_hashes, Hash, Ledger};
+use quiver_core::SeqNo;
+use quiver_ledger::{Hash, Ledger};
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 struct Pending {
@@ -25,45 +25,6 @@ pub(crate) struct LeafSequencer {
     ledger: Arc<Ledger>,
     pending: Mutex<Pending>,
     cv: Condvar,
-}
-
-/// The encoded bodies of one batch, copied before they go to the WAL so the writer can hash
-/// them once their seqs are known.
-pub(crate) struct BatchCopy {
-    flat: Vec<u8>,
-    ends: Vec<usize>,
-}
-
-impl BatchCopy {
-    pub(crate) fn of(bodies: &[Vec<u8>]) -> Self {
-        let mut flat = Vec::with_capacity(bodies.iter().map(Vec::len).sum());
-        let mut ends = Vec::with_capacity(bodies.len());
-        for b in bodies {
-            flat.extend_from_slice(b);
-            ends.push(flat.len());
-        }
-        BatchCopy { flat, ends }
-    }
-
-    /// Stamps consecutive seqs from `first` and returns the leaf hashes.
-    pub(crate) fn leaf_hashes(mut self, ledger: &Ledger, first: SeqNo) -> Vec<Hash> {
-        let mut start = 0;
-        for (i, &end) in self.ends.iter().enumerate() {
-            codec::stamp_seq(&mut self.flat[start..end], first + i as u64);
-            start = end;
-        }
-        let mut start = 0;
-        let bodies: Vec<&[u8]> = self
-            .ends
-            .iter()
-            .map(|&end| {
-                let b = &self.flat[start..end];
-                start = end;
-                b
-            })
-            .collect();
-        leaf_hashes(ledger.alg(), &bodies)
-    }
 }
 
 impl LeafSequencer {

@@ -25,22 +25,38 @@ pub(crate) fn hash_prefixed_many(prefix: u8, msgs: &[&[u8]], out: &mut [[u8; 32]
     if std::arch::is_x86_feature_detected!("avx512f")
         && std::arch::is_x86_feature_detected!("avx512bw")
     {
-        let mut lane_idx = [0usize; 16];
-        let mut lanes = 0;
+        // Lanes run in lockstep for as many blocks as their longest input, so inputs are
+        // grouped by block count (1..=16): each pass then wastes no compression.
+        let mut lanes = [[0usize; 16]; 16];
+        let mut filled = [0usize; 16];
         for (i, m) in msgs.iter().enumerate() {
-            if m.len() < CHUNK_LEN {
-                lane_idx[lanes] = i;
-                lanes += 1;
-                if lanes == 16 {
-                    x86::run_lanes(prefix, msgs, &lane_idx, out);
-                    lanes = 0;
-                }
-            } else {
+            if m.len() >= CHUNK_LEN {
                 out[i] = portable(prefix, m);
+                continue;
+            }
+            let g = (1 + m.len()).div_ceil(64).max(1) - 1;
+            lanes[g][filled[g]] = i;
+            filled[g] += 1;
+            if filled[g] == 16 {
+                x86::run_lanes(prefix, msgs, &lanes[g], out);
+                filled[g] = 0;
             }
         }
-        if lanes > 0 {
-            x86::run_lanes(prefix, msgs, &lane_idx[..lanes], out);
+        // Leftovers of all groups, shortest first, packed sixteen at a time.
+        let mut rest = [0usize; 16];
+        let mut n = 0;
+        for (g, lane) in lanes.iter().enumerate() {
+            for &i in &lane[..filled[g]] {
+                rest[n] = i;
+                n += 1;
+                if n == 16 {
+                    x86::run_lanes(prefix, msgs, &rest, out);
+                    n = 0;
+                }
+            }
+        }
+        if n > 0 {
+            x86::run_lanes(prefix, msgs, &rest[..n], out);
         }
         return;
     }

@@ -28,6 +28,16 @@ use std::time::{Duration, Instant};
 /// no gather delay.
 pub const EXTRA_GROUPS: usize = 2;
 
+/// A batch once its group is durable per the preset: its seqs and its bodies, handed back with
+/// those seqs stamped in (so a caller that hashes the records needs no copy of its own).
+#[derive(Debug)]
+pub struct Committed {
+    /// The batch's sequence numbers.
+    pub range: SeqRange,
+    /// The batch's bodies as written, seqs stamped.
+    pub bodies: Vec<Vec<u8>>,
+}
+
 /// Where a queued writer sleeps until its batch is done or it is asked to lead.
 #[derive(Default)]
 pub(crate) struct Waiter {
@@ -40,7 +50,7 @@ enum Slot {
     #[default]
     Waiting,
     Lead,
-    Done(Result<SeqRange>),
+    Done(Result<Committed>),
 }
 
 impl Waiter {
@@ -49,7 +59,7 @@ impl Waiter {
         self.cv.notify_one();
     }
 
-    fn take_done(&self) -> Option<Result<SeqRange>> {
+    fn take_done(&self) -> Option<Result<Committed>> {
         let mut slot = self.slot.lock();
         match std::mem::take(&mut *slot) {
             Slot::Done(r) => Some(r),
@@ -61,7 +71,7 @@ impl Waiter {
     }
 
     /// Sleeps until done (`Some`) or asked to lead (`None`).
-    fn wait(&self) -> Option<Result<SeqRange>> {
+    fn wait(&self) -> Option<Result<Committed>> {
         let mut slot = self.slot.lock();
         loop {
             match std::mem::take(&mut *slot) {
@@ -81,6 +91,11 @@ impl Wal {
     /// split across groups or files. After an I/O failure every caller gets
     /// [`WalError::Poisoned`] until the log is reopened.
     pub fn commit(&self, bodies: Vec<Vec<u8>>) -> Result<SeqRange> {
+        self.commit_returning(bodies).map(|c| c.range)
+    }
+
+    /// [`Wal::commit`], handing the stamped bodies back with the range.
+    pub fn commit_returning(&self, bodies: Vec<Vec<u8>>) -> Result<Committed> {
         if bodies.is_empty() {
             return Err(WalError::EmptyBatch);
         }
@@ -131,13 +146,13 @@ impl Wal {
     }
 
     /// Leads groups until our own batch is done, then hands over (see the module docs).
-    fn lead(&self, me: &Waiter) -> Result<SeqRange> {
+    fn lead(&self, me: &Waiter) -> Result<Committed> {
         let max = self.max_group();
         let gather = match self.config.sync {
             SyncMode::PerWrite => Duration::ZERO,
             _ => self.config.gather_delay,
         };
-        let mut mine: Option<Result<SeqRange>> = None;
+        let mut mine: Option<Result<Committed>> = None;
         let mut extra = 0;
         loop {
             let mut q = self.queue.lock();
@@ -193,8 +208,9 @@ impl Wal {
             drop(q);
             match self.write_group(&mut group) {
                 Ok(ranges) => {
-                    for (p, r) in group.iter().zip(ranges) {
-                        p.waiter.set(Slot::Done(Ok(r)));
+                    for (p, range) in group.iter_mut().zip(ranges) {
+                        let bodies = std::mem::take(&mut p.bodies);
+                        p.waiter.set(Slot::Done(Ok(Committed { range, bodies })));
                     }
                 }
                 Err(e) => {

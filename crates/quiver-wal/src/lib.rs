@@ -32,6 +32,7 @@ mod spare;
 mod storage;
 mod wal;
 
+pub use commit::Committed;
 pub use error::{Result, WalError};
 pub use spare::SPARE;
 pub use storage::{FaultPlan, FaultyStorage, FsStorage, MemStorage, Storage, WalFile};
