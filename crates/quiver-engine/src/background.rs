@@ -2,7 +2,7 @@
 //! for the memtable swap (a pointer exchange under the state lock).
 
 use crate::{
-    db::{checkpoint_now, segment_path, segments_dir, Inner},
+    db::{checkpoint_due, checkpoint_now, segment_path, segments_dir, Inner},
     manifest::{self, SegmentEntry},
     state::{LiveSegment, SharedMemtable},
     EngineError, Result,
@@ -66,7 +66,7 @@ fn flush_loop(inner: &Inner) {
             last_flush = Instant::now();
             inner.compact_signal.notify();
         }
-        if inner.ledger.as_ref().is_some_and(|l| l.checkpoint_due()) {
+        if checkpoint_due(inner) {
             if let Some(_g) = inner.checkpoint_lock.try_lock() {
                 if let Err(e) = checkpoint_now(inner) {
                     record_failure(inner, "checkpoint", &e);

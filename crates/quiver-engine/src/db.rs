@@ -252,13 +252,9 @@ impl Database {
             }
             _ => self.inner.wal.commit(bodies)?,
         };
-        if self
-            .inner
-            .ledger
-            .as_ref()
-            .is_some_and(|l| l.checkpoint_due())
-        {
-            // Signed by the flush thread, off the writers' path.
+        // Signed by the flush thread, off the writers' path. Without WAL syncs what may be
+        // signed only grows when a flush lands, and the flush thread checks after each one.
+        if self.inner.config.wal.sync != SyncMode::None && checkpoint_due(&self.inner) {
             self.inner.flush_signal.notify();
         }
         Ok(range)
@@ -415,11 +411,10 @@ impl Inner {
     }
 }
 
-pub(crate) fn checkpoint_now(inner: &Inner) -> Result<()> {
-    let Some(ledger) = &inner.ledger else {
-        return Ok(());
-    };
-    let size = match inner.config.wal.sync {
+/// The most leaves a checkpoint may cover now: only durable records may be signed, and
+/// without WAL syncs (`throughput`) records are durable once flushed to a segment.
+fn checkpointable(inner: &Inner, ledger: &Ledger) -> SeqNo {
+    match inner.config.wal.sync {
         SyncMode::None => inner
             .state
             .read()
@@ -427,7 +422,22 @@ pub(crate) fn checkpoint_now(inner: &Inner) -> Result<()> {
             .flushed_through
             .min(ledger.size()),
         SyncMode::PerGroup | SyncMode::PerWrite => ledger.size(),
+    }
+}
+
+/// Whether a checkpoint is due over what may be signed now (see [`checkpointable`]).
+pub(crate) fn checkpoint_due(inner: &Inner) -> bool {
+    inner
+        .ledger
+        .as_ref()
+        .is_some_and(|l| l.checkpoint_due_at(checkpointable(inner, l)))
+}
+
+pub(crate) fn checkpoint_now(inner: &Inner) -> Result<()> {
+    let Some(ledger) = &inner.ledger else {
+        return Ok(());
     };
+    let size = checkpointable(inner, ledger);
     let signed = ledger.latest_checkpoint().map_or(0, |c| c.checkpoint.size);
     if size > signed {
         ledger.checkpoint_at(size)?;

@@ -429,10 +429,18 @@ impl Ledger {
     /// Whether a checkpoint is due: `checkpoint_every` leaves or `checkpoint_interval` since
     /// the last one, with at least one new leaf.
     pub fn checkpoint_due(&self) -> bool {
+        self.checkpoint_due_at(u64::MAX)
+    }
+
+    /// Like [`Ledger::checkpoint_due`] for a checkpoint that may cover at most `size` leaves
+    /// (e.g. only those already durable): due when it would cover `checkpoint_every` new
+    /// leaves, or any new leaf once `checkpoint_interval` has passed.
+    pub fn checkpoint_due_at(&self, size: u64) -> bool {
         let inner = self.inner.lock();
+        let size = size.min(inner.size);
         let signed = inner.latest.as_ref().map_or(0, |c| c.checkpoint.size);
-        inner.size > signed
-            && (inner.size - signed >= self.cfg.checkpoint_every
+        size > signed
+            && (size - signed >= self.cfg.checkpoint_every
                 || inner.last_checkpoint_at.elapsed() >= self.cfg.checkpoint_interval)
     }
 
