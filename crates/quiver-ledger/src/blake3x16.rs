@@ -1,4 +1,4 @@
-//! Many short BLAKE3 hashes at once: sixteen messages per AVX-512 pass.
+//! Many short BLAKE3 hashes at once: sixteen messages per AVX-512 pass (eight with AVX2).
 //!
 //! A Merkle log hashes millions of *short* inputs: a ~250-byte leaf, a 65-byte interior node.
 //! The `blake3` crate's SIMD paths parallelise across the 1 KiB chunks of *one* long input, so
@@ -8,9 +8,10 @@
 //! costs roughly one sixteenth of a 16-wide compression.
 //!
 //! Scope: unkeyed BLAKE3 with a 32-byte output, of `prefix || message` where the whole input
-//! fits in one chunk (≤ 1024 bytes) — every interior node and nearly every leaf. Longer inputs,
-//! and every input on CPUs without AVX-512F, go through the `blake3` crate; both paths give the
-//! same bytes (tested against the crate on every length up to and past a chunk).
+//! fits in one chunk (≤ 1024 bytes) — every interior node and nearly every leaf. CPUs with AVX2
+//! but not AVX-512 run the same scheme eight lanes wide. Longer inputs, and every input on other
+//! CPUs, go through the `blake3` crate; every path gives the same bytes (each path this CPU
+//! supports is tested against the crate on every length up to and past a chunk).
 
 /// Inputs up to this many bytes (prefix included) take the lane path: one BLAKE3 chunk.
 const CHUNK_LEN: usize = 1024;
@@ -20,48 +21,104 @@ const CHUNK_LEN: usize = 1024;
 /// # Panics
 /// If `out` is shorter than `msgs` (a caller bug).
 pub(crate) fn hash_prefixed_many(prefix: u8, msgs: &[&[u8]], out: &mut [[u8; 32]]) {
-    assert!(out.len() >= msgs.len(), "output shorter than input list");
+    hash_with(Path::best(), prefix, msgs, out);
+}
+
+/// Which implementation hashes a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Path {
+    /// The `blake3` crate, one input at a time.
+    Portable,
+    /// Eight inputs per pass in AVX2 registers.
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f")
-        && std::arch::is_x86_feature_detected!("avx512bw")
-    {
-        // Lanes run in lockstep for as many blocks as their longest input, so inputs are
-        // grouped by block count (1..=16): each pass then wastes no compression.
-        let mut lanes = [[0usize; 16]; 16];
-        let mut filled = [0usize; 16];
-        for (i, m) in msgs.iter().enumerate() {
-            if m.len() >= CHUNK_LEN {
-                out[i] = portable(prefix, m);
-                continue;
+    Avx2,
+    /// Sixteen inputs per pass in AVX-512 registers.
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl Path {
+    fn best() -> Path {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw")
+            {
+                return Path::Avx512;
             }
-            let g = (1 + m.len()).div_ceil(64).max(1) - 1;
-            lanes[g][filled[g]] = i;
-            filled[g] += 1;
-            if filled[g] == 16 {
-                x86::run_lanes(prefix, msgs, &lanes[g], out);
-                filled[g] = 0;
-            }
-        }
-        // Leftovers of all groups, shortest first, packed sixteen at a time.
-        let mut rest = [0usize; 16];
-        let mut n = 0;
-        for (g, lane) in lanes.iter().enumerate() {
-            for &i in &lane[..filled[g]] {
-                rest[n] = i;
-                n += 1;
-                if n == 16 {
-                    x86::run_lanes(prefix, msgs, &rest, out);
-                    n = 0;
-                }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                return Path::Avx2;
             }
         }
-        if n > 0 {
-            x86::run_lanes(prefix, msgs, &rest[..n], out);
-        }
-        return;
+        Path::Portable
     }
-    for (m, o) in msgs.iter().zip(out.iter_mut()) {
-        *o = portable(prefix, m);
+
+    /// Every path this CPU can run (for tests).
+    #[cfg(test)]
+    fn supported() -> Vec<Path> {
+        let mut v = vec![Path::Portable];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                v.push(Path::Avx2);
+            }
+            if Path::best() == Path::Avx512 {
+                v.push(Path::Avx512);
+            }
+        }
+        v
+    }
+}
+
+/// One SIMD pass: hashes `prefix || msgs[i]` for every `i` of the index list into `out[i]`.
+type LanePass = fn(u8, &[&[u8]], &[usize], &mut [[u8; 32]]);
+
+fn hash_with(path: Path, prefix: u8, msgs: &[&[u8]], out: &mut [[u8; 32]]) {
+    assert!(out.len() >= msgs.len(), "output shorter than input list");
+    let (width, run): (usize, LanePass) = match path {
+        Path::Portable => {
+            for (m, o) in msgs.iter().zip(out.iter_mut()) {
+                *o = portable(prefix, m);
+            }
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2 => (8, x86::run_lanes_avx2),
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512 => (16, x86::run_lanes),
+    };
+    // Lanes run in lockstep for as many blocks as their longest input, so inputs are grouped
+    // by block count (1..=16): each full pass then wastes no compression.
+    let mut lanes = [[0usize; 16]; 16];
+    let mut filled = [0usize; 16];
+    for (i, m) in msgs.iter().enumerate() {
+        if m.len() >= CHUNK_LEN {
+            out[i] = portable(prefix, m);
+            continue;
+        }
+        let g = (1 + m.len()).div_ceil(64).max(1) - 1;
+        lanes[g][filled[g]] = i;
+        filled[g] += 1;
+        if filled[g] == width {
+            run(prefix, msgs, &lanes[g][..width], out);
+            filled[g] = 0;
+        }
+    }
+    // Leftovers of all groups, shortest first, packed `width` at a time.
+    let mut rest = [0usize; 16];
+    let mut n = 0;
+    for (g, lane) in lanes.iter().enumerate() {
+        for &i in &lane[..filled[g]] {
+            rest[n] = i;
+            n += 1;
+            if n == width {
+                run(prefix, msgs, &rest[..width], out);
+                n = 0;
+            }
+        }
+    }
+    if n > 0 {
+        run(prefix, msgs, &rest[..n], out);
     }
 }
 
@@ -319,6 +376,244 @@ mod x86 {
             h[i] = _mm512_mask_mov_epi32(h[i], active, _mm512_xor_si512(v[i], v[i + 8]));
         }
     }
+
+    /// Hashes `prefix || msgs[j]` for the (at most 8) indices in `idx`, every one shorter than
+    /// a chunk, into `out[j]`.
+    pub(super) fn run_lanes_avx2(prefix: u8, msgs: &[&[u8]], idx: &[usize], out: &mut [[u8; 32]]) {
+        debug_assert!(idx.len() <= 8);
+        // SAFETY: `Path::best` / `Path::supported` checked `is_x86_feature_detected!("avx2")`.
+        unsafe { avx2::run_lanes(prefix, msgs, idx, out) }
+    }
+
+    /// The same compression eight lanes wide, for CPUs with AVX2 but not AVX-512. AVX2 has no
+    /// byte-masked loads, so a first or partial block is staged in a 64-byte lane buffer.
+    mod avx2 {
+        use super::{BLOCK, CHUNK_END, CHUNK_START, IV, ROOT, SCHEDULE};
+        use std::arch::x86_64::*;
+
+        #[target_feature(enable = "avx2")]
+        pub(super) unsafe fn run_lanes(
+            prefix: u8,
+            msgs: &[&[u8]],
+            idx: &[usize],
+            out: &mut [[u8; 32]],
+        ) {
+            let n = idx.len();
+            let mut blocks = [0usize; 8];
+            for (b, &i) in blocks.iter_mut().zip(idx) {
+                *b = (1 + msgs[i].len()).div_ceil(BLOCK).max(1);
+            }
+            let max_blocks = blocks.iter().copied().max().unwrap_or(0);
+            let mut h = IV.map(|w| _mm256_set1_epi32(w as i32));
+            let mut stage = [[0u8; BLOCK]; 8];
+            for b in 0..max_blocks {
+                let mut block_lens = [0u32; 8];
+                let mut flags = [0u32; 8];
+                let mut active = [0u32; 8];
+                let mut ptrs = [stage[0].as_ptr(); 8];
+                for j in 0..8 {
+                    if j >= n || b >= blocks[j] {
+                        stage[j] = [0; BLOCK];
+                        continue;
+                    }
+                    active[j] = u32::MAX;
+                    let msg = msgs[idx[j]];
+                    let off = b * BLOCK;
+                    let this = (1 + msg.len() - off).min(BLOCK);
+                    block_lens[j] = this as u32;
+                    flags[j] = if b == 0 { CHUNK_START } else { 0 }
+                        | if b + 1 == blocks[j] {
+                            CHUNK_END | ROOT
+                        } else {
+                            0
+                        };
+                    if b > 0 && this == BLOCK {
+                        // Input byte `off` is message byte `off - 1`: read in place.
+                        ptrs[j] = msg[off - 1..off - 1 + BLOCK].as_ptr();
+                        continue;
+                    }
+                    let t = &mut stage[j];
+                    *t = [0; BLOCK];
+                    if b == 0 {
+                        t[0] = prefix;
+                        t[1..this].copy_from_slice(&msg[..this - 1]);
+                    } else {
+                        t[..this].copy_from_slice(&msg[off - 1..off - 1 + this]);
+                    }
+                }
+                for (j, p) in ptrs.iter_mut().enumerate() {
+                    if j >= n || b >= blocks[j] || b == 0 || block_lens[j] as usize != BLOCK {
+                        *p = stage[j].as_ptr();
+                    }
+                }
+                // SAFETY: every pointer addresses 64 readable bytes (a 64-byte message slice or
+                // a lane's stage buffer).
+                let lo = ptrs.map(|p| unsafe { _mm256_loadu_si256(p.cast()) });
+                // SAFETY: as above, bytes 32..64.
+                let hi = ptrs.map(|p| unsafe { _mm256_loadu_si256(p.add(32).cast()) });
+                let a = transpose8(lo);
+                let c = transpose8(hi);
+                let m = [
+                    a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], c[0], c[1], c[2], c[3], c[4],
+                    c[5], c[6], c[7],
+                ];
+                // SAFETY: each array holds 8 u32s.
+                let (lens_v, flags_v, active_v) = unsafe {
+                    (
+                        _mm256_loadu_si256(block_lens.as_ptr().cast()),
+                        _mm256_loadu_si256(flags.as_ptr().cast()),
+                        _mm256_loadu_si256(active.as_ptr().cast()),
+                    )
+                };
+                compress8(&mut h, &m, lens_v, flags_v, active_v);
+            }
+            let mut words = [[0u32; 8]; 8];
+            for (w, hv) in words.iter_mut().zip(h.iter()) {
+                // SAFETY: `w` is 8 u32s.
+                unsafe { _mm256_storeu_si256(w.as_mut_ptr().cast(), *hv) };
+            }
+            for (j, &i) in idx.iter().enumerate() {
+                let o = &mut out[i];
+                for (k, w) in words.iter().enumerate() {
+                    o[4 * k..4 * k + 4].copy_from_slice(&w[j].to_le_bytes());
+                }
+            }
+        }
+
+        /// 8×8 transpose of 32-bit words.
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        fn transpose8(r: [__m256i; 8]) -> [__m256i; 8] {
+            let t0 = _mm256_unpacklo_epi32(r[0], r[1]);
+            let t1 = _mm256_unpackhi_epi32(r[0], r[1]);
+            let t2 = _mm256_unpacklo_epi32(r[2], r[3]);
+            let t3 = _mm256_unpackhi_epi32(r[2], r[3]);
+            let t4 = _mm256_unpacklo_epi32(r[4], r[5]);
+            let t5 = _mm256_unpackhi_epi32(r[4], r[5]);
+            let t6 = _mm256_unpacklo_epi32(r[6], r[7]);
+            let t7 = _mm256_unpackhi_epi32(r[6], r[7]);
+            // Columns c | c + 4 of rows 0..4 (u0..u3) and rows 4..8 (u4..u7).
+            let u0 = _mm256_unpacklo_epi64(t0, t2);
+            let u1 = _mm256_unpackhi_epi64(t0, t2);
+            let u2 = _mm256_unpacklo_epi64(t1, t3);
+            let u3 = _mm256_unpackhi_epi64(t1, t3);
+            let u4 = _mm256_unpacklo_epi64(t4, t6);
+            let u5 = _mm256_unpackhi_epi64(t4, t6);
+            let u6 = _mm256_unpacklo_epi64(t5, t7);
+            let u7 = _mm256_unpackhi_epi64(t5, t7);
+            [
+                _mm256_permute2x128_si256::<0x20>(u0, u4),
+                _mm256_permute2x128_si256::<0x20>(u1, u5),
+                _mm256_permute2x128_si256::<0x20>(u2, u6),
+                _mm256_permute2x128_si256::<0x20>(u3, u7),
+                _mm256_permute2x128_si256::<0x31>(u0, u4),
+                _mm256_permute2x128_si256::<0x31>(u1, u5),
+                _mm256_permute2x128_si256::<0x31>(u2, u6),
+                _mm256_permute2x128_si256::<0x31>(u3, u7),
+            ]
+        }
+
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        fn rot16(x: __m256i) -> __m256i {
+            let k = _mm256_setr_epi8(
+                2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13, 2, 3, 0, 1, 6, 7, 4, 5, 10,
+                11, 8, 9, 14, 15, 12, 13,
+            );
+            _mm256_shuffle_epi8(x, k)
+        }
+
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        fn rot8(x: __m256i) -> __m256i {
+            let k = _mm256_setr_epi8(
+                1, 2, 3, 0, 5, 6, 7, 4, 9, 10, 11, 8, 13, 14, 15, 12, 1, 2, 3, 0, 5, 6, 7, 4, 9,
+                10, 11, 8, 13, 14, 15, 12,
+            );
+            _mm256_shuffle_epi8(x, k)
+        }
+
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        fn g(
+            v: &mut [__m256i; 16],
+            a: usize,
+            b: usize,
+            c: usize,
+            d: usize,
+            x: __m256i,
+            y: __m256i,
+        ) {
+            v[a] = _mm256_add_epi32(_mm256_add_epi32(v[a], v[b]), x);
+            v[d] = rot16(_mm256_xor_si256(v[d], v[a]));
+            v[c] = _mm256_add_epi32(v[c], v[d]);
+            let t = _mm256_xor_si256(v[b], v[c]);
+            v[b] = _mm256_or_si256(_mm256_srli_epi32::<12>(t), _mm256_slli_epi32::<20>(t));
+            v[a] = _mm256_add_epi32(_mm256_add_epi32(v[a], v[b]), y);
+            v[d] = rot8(_mm256_xor_si256(v[d], v[a]));
+            v[c] = _mm256_add_epi32(v[c], v[d]);
+            let t = _mm256_xor_si256(v[b], v[c]);
+            v[b] = _mm256_or_si256(_mm256_srli_epi32::<7>(t), _mm256_slli_epi32::<25>(t));
+        }
+
+        #[inline(always)]
+        fn round(v: &mut [__m256i; 16], m: &[__m256i; 16], s: &[usize; 16]) {
+            // SAFETY: only inlined into `compress8`, which is compiled with avx2.
+            unsafe {
+                g(v, 0, 4, 8, 12, m[s[0]], m[s[1]]);
+                g(v, 1, 5, 9, 13, m[s[2]], m[s[3]]);
+                g(v, 2, 6, 10, 14, m[s[4]], m[s[5]]);
+                g(v, 3, 7, 11, 15, m[s[6]], m[s[7]]);
+                g(v, 0, 5, 10, 15, m[s[8]], m[s[9]]);
+                g(v, 1, 6, 11, 12, m[s[10]], m[s[11]]);
+                g(v, 2, 7, 8, 13, m[s[12]], m[s[13]]);
+                g(v, 3, 4, 9, 14, m[s[14]], m[s[15]]);
+            }
+        }
+
+        /// One compression of every lane's block (chunk counter 0); lanes whose `active` word
+        /// is zero keep their chaining value.
+        #[inline]
+        #[target_feature(enable = "avx2")]
+        fn compress8(
+            h: &mut [__m256i; 8],
+            m: &[__m256i; 16],
+            block_len: __m256i,
+            flags: __m256i,
+            active: __m256i,
+        ) {
+            let zero = _mm256_setzero_si256();
+            let mut v = [
+                h[0],
+                h[1],
+                h[2],
+                h[3],
+                h[4],
+                h[5],
+                h[6],
+                h[7],
+                _mm256_set1_epi32(IV[0] as i32),
+                _mm256_set1_epi32(IV[1] as i32),
+                _mm256_set1_epi32(IV[2] as i32),
+                _mm256_set1_epi32(IV[3] as i32),
+                zero,
+                zero,
+                block_len,
+                flags,
+            ];
+            round(&mut v, m, &SCHEDULE[0]);
+            round(&mut v, m, &SCHEDULE[1]);
+            round(&mut v, m, &SCHEDULE[2]);
+            round(&mut v, m, &SCHEDULE[3]);
+            round(&mut v, m, &SCHEDULE[4]);
+            round(&mut v, m, &SCHEDULE[5]);
+            round(&mut v, m, &SCHEDULE[6]);
+            for i in 0..8 {
+                let new = _mm256_xor_si256(v[i], v[i + 8]);
+                h[i] = _mm256_blendv_epi8(h[i], new, active);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -366,12 +661,15 @@ mod tests {
     fn known_answer_for_the_empty_input() {
         // The official BLAKE3 test vector for input_len 1 (the single byte 0x00), which is
         // the prefix 0x00 followed by an empty message.
-        let mut out = [[0u8; 32]; 1];
-        hash_prefixed_many(0, &[&[]], &mut out);
-        assert_eq!(
-            hex::encode(out[0]),
-            "2d3adedff11b61f14c886e35afa036736dcd87a74d27b5c1510225d0f592e213"
-        );
+        for path in Path::supported() {
+            let mut out = [[0u8; 32]; 1];
+            hash_with(path, 0, &[&[]], &mut out);
+            assert_eq!(
+                hex::encode(out[0]),
+                "2d3adedff11b61f14c886e35afa036736dcd87a74d27b5c1510225d0f592e213",
+                "{path:?}"
+            );
+        }
     }
 
     proptest! {
@@ -381,10 +679,12 @@ mod tests {
             msgs in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..1200), 0..40),
         ) {
             let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
-            let mut out = vec![[0u8; 32]; refs.len()];
-            hash_prefixed_many(prefix, &refs, &mut out);
-            for (i, m) in refs.iter().enumerate() {
-                prop_assert_eq!(out[i], reference(prefix, m));
+            for path in Path::supported() {
+                let mut out = vec![[0u8; 32]; refs.len()];
+                hash_with(path, prefix, &refs, &mut out);
+                for (i, m) in refs.iter().enumerate() {
+                    prop_assert_eq!(out[i], reference(prefix, m), "{:?}", path);
+                }
             }
         }
     }
