@@ -16,8 +16,79 @@ type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// inside the WAL's commit critical section).
 #[derive(Debug, Default)]
 struct IdMap {
-    ints: Map<u64, u32>,
+    ints: HashMap<u64, u32, NearbyIds>,
     strs: Map<String, u32>,
+}
+
+/// Hashing for integer ids that keeps nearby ids in nearby buckets.
+///
+/// Ids are very often dense: counters, auto-increment keys, a client numbering its events. A
+/// well-mixed hash sends each of them to a random bucket — two cache misses per insert (control
+/// byte and slot) once the map outgrows the cache, and that map is updated inside the WAL's
+/// commit critical section. Here the low [`NEARBY_BITS`] bits of the id pass through unmixed,
+/// so a run of consecutive ids fills consecutive slots (four per cache line), while the
+/// higher bits go through a seeded 64-bit mixer, so ids far apart still spread uniformly, and
+/// strided or adversarial patterns do no worse than random ones. The id's lowest 7 bits are
+/// also folded into the top 7 bits, which hashbrown uses as the per-slot tag, so neighbours
+/// sharing a probe group do not all match each other's tag.
+#[derive(Clone, Debug)]
+struct NearbyIds {
+    seed: u64,
+}
+
+const NEARBY_BITS: u32 = 12;
+
+impl Default for NearbyIds {
+    fn default() -> Self {
+        use std::hash::BuildHasher;
+        // A per-process random seed, from std's randomly keyed SipHash.
+        let seed = std::collections::hash_map::RandomState::new().hash_one(0x9e37_79b9_u64);
+        NearbyIds { seed }
+    }
+}
+
+impl std::hash::BuildHasher for NearbyIds {
+    type Hasher = NearbyIdHasher;
+    fn build_hasher(&self) -> NearbyIdHasher {
+        NearbyIdHasher {
+            seed: self.seed,
+            h: 0,
+        }
+    }
+}
+
+struct NearbyIdHasher {
+    seed: u64,
+    h: u64,
+}
+
+/// The murmur3 / splitmix 64-bit finaliser.
+fn mix64(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}
+
+impl std::hash::Hasher for NearbyIdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used for u64 keys (they call `write_u64`); a correct fallback all the same.
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(b) ^ self.h);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        let low = v & ((1 << NEARBY_BITS) - 1);
+        self.h = mix64((v >> NEARBY_BITS) ^ self.seed) ^ low ^ ((v & 0x7f) << 57);
+    }
+
+    fn finish(&self) -> u64 {
+        self.h
+    }
 }
 
 impl IdMap {
@@ -211,5 +282,51 @@ impl Memtable {
     /// Sequence number of the newest entry.
     pub fn last_seq(&self) -> Option<SeqNo> {
         self.rows.last().map(|r| r.seq)
+    }
+}
+
+#[cfg(test)]
+mod nearby_ids_tests {
+    use super::*;
+    use std::collections::HashSet;
+    use std::hash::BuildHasher;
+
+    #[test]
+    fn consecutive_ids_fill_consecutive_slots_and_strided_ids_spread() {
+        let s = NearbyIds::default();
+        let mask = (1u64 << NEARBY_BITS) - 1;
+        // A window of consecutive ids: every low-bit slot exactly once.
+        let base = 7 << NEARBY_BITS;
+        let slots: HashSet<u64> = (base..base + (1 << NEARBY_BITS))
+            .map(|id| s.hash_one(id) & mask)
+            .collect();
+        assert_eq!(slots.len(), 1 << NEARBY_BITS);
+        // Ids a window apart (identical low bits): spread like random keys. 1024 keys into
+        // 4096 slots occupy ~906 distinct slots at random; a degenerate hash gives 1.
+        let spread: HashSet<u64> = (0..1024u64)
+            .map(|i| s.hash_one(i << NEARBY_BITS) & mask)
+            .collect();
+        assert!(spread.len() > 800, "{} distinct slots", spread.len());
+        // Tags (top 7 bits) of neighbours differ.
+        let tags: HashSet<u64> = (base..base + 128).map(|id| s.hash_one(id) >> 57).collect();
+        assert_eq!(tags.len(), 128);
+    }
+
+    #[test]
+    fn map_semantics_hold_for_mixed_id_patterns() {
+        let mut m: HashMap<u64, u32, NearbyIds> = HashMap::default();
+        let ids: Vec<u64> = (0..5000u64)
+            .chain((0..5000u64).map(|i| i << 20))
+            .chain((0..5000u64).map(|i| u64::MAX - i))
+            .collect();
+        for (pos, &id) in ids.iter().enumerate() {
+            m.insert(id, pos as u32);
+        }
+        let distinct: HashSet<u64> = ids.iter().copied().collect();
+        assert_eq!(m.len(), distinct.len());
+        for &id in &distinct {
+            let last = ids.iter().rposition(|&x| x == id).map(|p| p as u32);
+            assert_eq!(m.get(&id).copied(), last);
+        }
     }
 }
