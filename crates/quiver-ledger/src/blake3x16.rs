@@ -13,6 +13,8 @@
 //! CPUs, go through the `blake3` crate; every path gives the same bytes (each path this CPU
 //! supports is tested against the crate on every length up to and past a chunk).
 
+use crate::hash::Hash;
+
 /// Inputs up to this many bytes (prefix included) take the lane path: one BLAKE3 chunk.
 const CHUNK_LEN: usize = 1024;
 
@@ -20,7 +22,7 @@ const CHUNK_LEN: usize = 1024;
 ///
 /// # Panics
 /// If `out` is shorter than `msgs` (a caller bug).
-pub(crate) fn hash_prefixed_many(prefix: u8, msgs: &[&[u8]], out: &mut [[u8; 32]]) {
+pub(crate) fn hash_prefixed_many(prefix: u8, msgs: &[&[u8]], out: &mut [Hash]) {
     hash_with(Path::best(), prefix, msgs, out);
 }
 
@@ -71,14 +73,14 @@ impl Path {
 }
 
 /// One SIMD pass: hashes `prefix || msgs[i]` for every `i` of the index list into `out[i]`.
-type LanePass = fn(u8, &[&[u8]], &[usize], &mut [[u8; 32]]);
+type LanePass = fn(u8, &[&[u8]], &[usize], &mut [Hash]);
 
-fn hash_with(path: Path, prefix: u8, msgs: &[&[u8]], out: &mut [[u8; 32]]) {
+fn hash_with(path: Path, prefix: u8, msgs: &[&[u8]], out: &mut [Hash]) {
     assert!(out.len() >= msgs.len(), "output shorter than input list");
     let (width, run): (usize, LanePass) = match path {
         Path::Portable => {
             for (m, o) in msgs.iter().zip(out.iter_mut()) {
-                *o = portable(prefix, m);
+                *o = Hash(portable(prefix, m));
             }
             return;
         }
@@ -93,7 +95,7 @@ fn hash_with(path: Path, prefix: u8, msgs: &[&[u8]], out: &mut [[u8; 32]]) {
     let mut filled = [0usize; 16];
     for (i, m) in msgs.iter().enumerate() {
         if m.len() >= CHUNK_LEN {
-            out[i] = portable(prefix, m);
+            out[i] = Hash(portable(prefix, m));
             continue;
         }
         let g = (1 + m.len()).div_ceil(64).max(1) - 1;
@@ -137,6 +139,7 @@ mod x86 {
         reason = "AVX-512 loads from pointers kept inside their slices; see each SAFETY note"
     )]
 
+    use crate::hash::Hash;
     use std::arch::x86_64::*;
 
     const IV: [u32; 8] = [
@@ -178,14 +181,14 @@ mod x86 {
 
     /// Hashes `prefix || msgs[j]` for the (at most 16) indices in `idx`, every one shorter
     /// than a chunk, into `out[j]`.
-    pub(super) fn run_lanes(prefix: u8, msgs: &[&[u8]], idx: &[usize], out: &mut [[u8; 32]]) {
+    pub(super) fn run_lanes(prefix: u8, msgs: &[&[u8]], idx: &[usize], out: &mut [Hash]) {
         debug_assert!(idx.len() <= 16);
         // SAFETY: the caller checked `is_x86_feature_detected!` for avx512f and avx512bw.
         unsafe { run_lanes_avx512(prefix, msgs, idx, out) }
     }
 
     #[target_feature(enable = "avx512f,avx512bw")]
-    unsafe fn run_lanes_avx512(prefix: u8, msgs: &[&[u8]], idx: &[usize], out: &mut [[u8; 32]]) {
+    unsafe fn run_lanes_avx512(prefix: u8, msgs: &[&[u8]], idx: &[usize], out: &mut [Hash]) {
         let n = idx.len();
         // Per lane: the input is `prefix || msg`, 1 + len bytes in at least one block.
         let mut blocks = [0usize; 16];
@@ -255,7 +258,7 @@ mod x86 {
             unsafe { _mm512_storeu_si512(w.as_mut_ptr().cast(), *hv) };
         }
         for (j, &i) in idx.iter().enumerate() {
-            let o = &mut out[i];
+            let o = &mut out[i].0;
             for (k, w) in words.iter().enumerate() {
                 o[4 * k..4 * k + 4].copy_from_slice(&w[j].to_le_bytes());
             }
@@ -379,7 +382,7 @@ mod x86 {
 
     /// Hashes `prefix || msgs[j]` for the (at most 8) indices in `idx`, every one shorter than
     /// a chunk, into `out[j]`.
-    pub(super) fn run_lanes_avx2(prefix: u8, msgs: &[&[u8]], idx: &[usize], out: &mut [[u8; 32]]) {
+    pub(super) fn run_lanes_avx2(prefix: u8, msgs: &[&[u8]], idx: &[usize], out: &mut [Hash]) {
         debug_assert!(idx.len() <= 8);
         // SAFETY: `Path::best` / `Path::supported` checked `is_x86_feature_detected!("avx2")`.
         unsafe { avx2::run_lanes(prefix, msgs, idx, out) }
@@ -388,7 +391,7 @@ mod x86 {
     /// The same compression eight lanes wide, for CPUs with AVX2 but not AVX-512. AVX2 has no
     /// byte-masked loads, so a first or partial block is staged in a 64-byte lane buffer.
     mod avx2 {
-        use super::{BLOCK, CHUNK_END, CHUNK_START, IV, ROOT, SCHEDULE};
+        use super::{Hash, BLOCK, CHUNK_END, CHUNK_START, IV, ROOT, SCHEDULE};
         use std::arch::x86_64::*;
 
         #[target_feature(enable = "avx2")]
@@ -396,7 +399,7 @@ mod x86 {
             prefix: u8,
             msgs: &[&[u8]],
             idx: &[usize],
-            out: &mut [[u8; 32]],
+            out: &mut [Hash],
         ) {
             let n = idx.len();
             let mut blocks = [0usize; 8];
@@ -473,7 +476,7 @@ mod x86 {
                 unsafe { _mm256_storeu_si256(w.as_mut_ptr().cast(), *hv) };
             }
             for (j, &i) in idx.iter().enumerate() {
-                let o = &mut out[i];
+                let o = &mut out[i].0;
                 for (k, w) in words.iter().enumerate() {
                     o[4 * k..4 * k + 4].copy_from_slice(&w[j].to_le_bytes());
                 }
@@ -644,11 +647,11 @@ mod tests {
         let msgs: Vec<Vec<u8>> = (0..1100).map(|l| bytes(l, l as u64)).collect();
         for prefix in [0u8, 1, 0xFF] {
             let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
-            let mut out = vec![[0u8; 32]; refs.len()];
+            let mut out = vec![Hash::default(); refs.len()];
             hash_prefixed_many(prefix, &refs, &mut out);
             for (i, m) in refs.iter().enumerate() {
                 assert_eq!(
-                    out[i],
+                    out[i].0,
                     reference(prefix, m),
                     "prefix {prefix} len {}",
                     m.len()
@@ -662,10 +665,10 @@ mod tests {
         // The official BLAKE3 test vector for input_len 1 (the single byte 0x00), which is
         // the prefix 0x00 followed by an empty message.
         for path in Path::supported() {
-            let mut out = [[0u8; 32]; 1];
+            let mut out = [Hash::default(); 1];
             hash_with(path, 0, &[&[]], &mut out);
             assert_eq!(
-                hex::encode(out[0]),
+                hex::encode(out[0].0),
                 "2d3adedff11b61f14c886e35afa036736dcd87a74d27b5c1510225d0f592e213",
                 "{path:?}"
             );
@@ -680,10 +683,10 @@ mod tests {
         ) {
             let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
             for path in Path::supported() {
-                let mut out = vec![[0u8; 32]; refs.len()];
+                let mut out = vec![Hash::default(); refs.len()];
                 hash_with(path, prefix, &refs, &mut out);
                 for (i, m) in refs.iter().enumerate() {
-                    prop_assert_eq!(out[i], reference(prefix, m), "{:?}", path);
+                    prop_assert_eq!(out[i].0, reference(prefix, m), "{:?}", path);
                 }
             }
         }

@@ -190,9 +190,9 @@ pub(crate) fn parent_hashes(alg: HashAlg, children: &[Hash]) -> Vec<Hash> {
 fn prefixed_many(alg: HashAlg, prefix: u8, msgs: &[&[u8]]) -> Vec<Hash> {
     match alg {
         HashAlg::Blake3 => {
-            let mut out = vec![[0u8; 32]; msgs.len()];
+            let mut out = vec![Hash::default(); msgs.len()];
             crate::blake3x16::hash_prefixed_many(prefix, msgs, &mut out);
-            out.into_iter().map(Hash).collect()
+            out
         }
         HashAlg::Sha256 => msgs.iter().map(|m| alg.digest(&[&[prefix], m])).collect(),
     }

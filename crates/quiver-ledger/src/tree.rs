@@ -74,30 +74,34 @@ impl Inner {
         }
         let new_size = self.size + leaves.len() as u64;
         let mut level = 0u32;
-        // `nodes` are the new nodes of `level`, the first at index `start`.
-        let mut nodes = leaves.to_vec();
+        // The new nodes of `level` (the caller's slice at level 0), the first at index `start`.
+        let mut owned: Vec<Hash>;
+        let mut nodes: &[Hash] = leaves;
         let mut start = self.size;
         loop {
-            self.store.push_many(level, &nodes)?;
+            self.store.push_many(level, nodes)?;
             // A new node at an odd index pairs with the level's existing last node.
-            let run = if start & 1 == 1 {
-                let mut r = Vec::with_capacity(nodes.len() + 1);
-                r.push(self.frontier[level as usize]);
-                r.extend_from_slice(&nodes);
-                r
-            } else {
-                nodes
+            let (first, rest) = match (start & 1 == 1, nodes.split_first()) {
+                (true, Some((n0, rest))) => (
+                    Some(node_hash(alg, &self.frontier[level as usize], n0)),
+                    rest,
+                ),
+                _ => (None, nodes),
             };
             if (new_size >> level) & 1 == 1 {
-                if let Some(last) = run.last() {
+                if let Some(last) = nodes.last() {
                     self.frontier[level as usize] = *last;
                 }
             }
-            let pairs = run.len() / 2;
-            if pairs == 0 {
+            let pairs = rest.len() / 2;
+            if first.is_none() && pairs == 0 {
                 break;
             }
-            nodes = parent_hashes(alg, &run[..2 * pairs]);
+            let mut parents = Vec::with_capacity(pairs + 1);
+            parents.extend(first);
+            parents.extend(parent_hashes(alg, &rest[..2 * pairs]));
+            owned = parents;
+            nodes = &owned;
             start >>= 1;
             level += 1;
         }
