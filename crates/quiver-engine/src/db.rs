@@ -9,7 +9,7 @@ use crate::{
 };
 use parking_lot::{Mutex, RwLock};
 use quiver_core::{codec, DbConfig, Op, SeqNo, SeqRange, SyncMode};
-use quiver_ledger::{leaf_hashes, HashAlg, Ledger, LedgerConfig, Receipt};
+use quiver_ledger::{HashAlg, Ledger, LedgerConfig, Receipt};
 use quiver_segment::{Memtable, Segment};
 use quiver_wal::{FsStorage, Wal};
 use std::{
@@ -30,7 +30,8 @@ pub(crate) struct Inner {
     pub(crate) config: DbConfig,
     pub(crate) wal: Wal,
     pub(crate) ledger: Option<Arc<Ledger>>,
-    /// Appends writer-hashed leaves in seq order (when the ledger is on).
+    /// Hashes committed batches on its own thread and appends the leaves in seq order (when
+    /// the ledger is on).
     pub(crate) leaves: Option<LeafSequencer>,
     pub(crate) state: Arc<RwLock<State>>,
     pub(crate) applier: Arc<Applier>,
@@ -174,7 +175,7 @@ impl Database {
         wal.set_next_seq_at_least(flushed_through + 1);
         recover(&wal, &state, ledger.as_deref(), flushed_through)?;
 
-        let leaves = ledger.clone().map(LeafSequencer::new);
+        let leaves = ledger.clone().map(LeafSequencer::new).transpose()?;
         let inner = Arc::new(Inner {
             dir,
             config,
@@ -210,9 +211,14 @@ impl Database {
         &self.inner.config
     }
 
-    /// The ledger, when enabled.
+    /// The ledger, when enabled, once it holds the leaf of every write acknowledged so far
+    /// (leaves are hashed just after the commit, see the crate docs; this waits for them).
+    /// If appending leaves failed, the ledger is returned as it is and the failure surfaces
+    /// on the next write, receipt or checkpoint.
     pub fn ledger(&self) -> Option<&Arc<Ledger>> {
-        self.inner.ledger.as_ref()
+        let ledger = self.inner.ledger.as_ref()?;
+        let _caught_up = self.inner.wait_for_leaves(self.inner.wal.last_seq());
+        Some(ledger)
     }
 
     /// Last committed sequence number (0 for an empty database).
@@ -241,16 +247,15 @@ impl Database {
         }
         self.check_healthy()?;
         self.stall_if_behind()?;
-        let range = match (&self.inner.leaves, &self.inner.ledger) {
-            (Some(seqr), Some(ledger)) => {
-                // The WAL hands the bodies back with their seqs stamped: hash them here, in
-                // parallel with the other writers, outside the commit critical section.
+        let range = match &self.inner.leaves {
+            Some(seqr) => {
+                // The WAL hands the bodies back with their seqs stamped; the leaf thread
+                // hashes them (see `leaves.rs`).
                 let done = self.inner.wal.commit_returning(bodies)?;
-                let refs: Vec<&[u8]> = done.bodies.iter().map(Vec::as_slice).collect();
-                seqr.submit(done.range.first, leaf_hashes(ledger.alg(), &refs))?;
+                seqr.hash_later(done.range.first, done.bodies)?;
                 done.range
             }
-            _ => self.inner.wal.commit(bodies)?,
+            None => self.inner.wal.commit(bodies)?,
         };
         // Signed by the flush thread, off the writers' path. Without WAL syncs what may be
         // signed only grows when a flush lands, and the flush thread checks after each one.
@@ -402,7 +407,8 @@ impl Drop for Database {
 /// and `durable` every appended leaf is (the commit observer runs after the group's fsync);
 /// under `throughput` only what has been flushed to segments is.
 impl Inner {
-    /// Waits until the ledger holds every leaf up to `seq` (writers hash after their commit).
+    /// Waits until the ledger holds every leaf up to `seq` (hashed after the commit, see
+    /// `leaves.rs`).
     pub(crate) fn wait_for_leaves(&self, seq: SeqNo) -> Result<()> {
         match &self.leaves {
             Some(l) => l.wait_for(seq),

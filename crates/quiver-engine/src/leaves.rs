@@ -1,17 +1,30 @@
 //! Leaf hashing off the commit path.
 //!
 //! A record's sequence number — and so its leaf index (seq − 1) — is fixed inside the WAL's
-//! critical section. Hashing the leaf does not need to be: each writer hashes its own batch
-//! after its commit returns, in parallel with the other writers, and hands the hashes to this
-//! sequencer, which appends them to the ledger strictly in seq order (a batch that finishes
-//! hashing early waits in a reorder buffer for the batches before it). Recovery recomputes
-//! any leaf that had not been appended from the WAL, so a crash in between loses nothing.
+//! critical section. Hashing the leaf does not need to be, and neither does it need the
+//! writer: after its commit returns, a writer hands its batch's bodies (seqs stamped, given
+//! back by the WAL) to the `quiver-leaves` thread and returns. That thread hashes each batch
+//! (BLAKE3 sixteen at a time) and appends the hashes to the ledger strictly in seq order (a
+//! batch that arrives early waits in a reorder buffer for the batches before it). The ingest
+//! pipeline is bounded by the WAL's serial critical section, not by CPU, so this thread runs
+//! on cycles the writers leave idle instead of lengthening every writer's turn. The queue is
+//! bounded ([`QUEUE_BATCHES`]): if hashing ever fell behind, writers would wait for it.
+//! Recovery recomputes from the WAL any leaf that had not been appended, so a crash in
+//! between loses nothing; flushes and receipts wait for the leaves they need.
 
 use crate::{EngineError, Result};
-use parking_lot::{Condvar, Mutex};
+use parking_lot::{Condvar, Mutex, RwLock};
 use quiver_core::SeqNo;
-use quiver_ledger::{Hash, Ledger};
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use quiver_ledger::{leaf_hashes, Hash, Ledger};
+use std::{
+    collections::BTreeMap,
+    sync::{mpsc, Arc},
+    thread::JoinHandle,
+    time::Duration,
+};
+
+/// Batches that may wait for the hashing thread before writers block.
+pub(crate) const QUEUE_BATCHES: usize = 16;
 
 struct Pending {
     /// Seq of the next leaf the ledger expects.
@@ -21,16 +34,36 @@ struct Pending {
     failed: Option<String>,
 }
 
-pub(crate) struct LeafSequencer {
+struct Shared {
     ledger: Arc<Ledger>,
     pending: Mutex<Pending>,
     cv: Condvar,
 }
 
+/// One committed batch for the hashing thread: its first seq and its stamped bodies.
+type Job = (SeqNo, Vec<Vec<u8>>);
+
+pub(crate) struct LeafSequencer {
+    shared: Arc<Shared>,
+    tx: RwLock<Option<mpsc::SyncSender<Job>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for LeafSequencer {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread once it has drained what was queued.
+        self.tx.write().take();
+        if let Some(t) = self.thread.lock().take() {
+            let _ = t.join();
+        }
+    }
+}
+
 impl LeafSequencer {
-    pub(crate) fn new(ledger: Arc<Ledger>) -> Self {
+    /// Starts the hashing thread.
+    pub(crate) fn new(ledger: Arc<Ledger>) -> Result<Self> {
         let next = ledger.size() + 1;
-        LeafSequencer {
+        let shared = Arc::new(Shared {
             ledger,
             pending: Mutex::new(Pending {
                 next,
@@ -38,9 +71,55 @@ impl LeafSequencer {
                 failed: None,
             }),
             cv: Condvar::new(),
+        });
+        let (tx, rx) = mpsc::sync_channel::<Job>(QUEUE_BATCHES);
+        let worker = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("quiver-leaves".into())
+            .spawn(move || {
+                for (first, bodies) in rx {
+                    let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
+                    let hashes = leaf_hashes(worker.ledger.alg(), &refs);
+                    if worker.submit(first, hashes).is_err() {
+                        // `submit` recorded the failure: writers and waiters see it.
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| EngineError::Closed {
+                reason: format!("cannot start the leaf hashing thread: {e}"),
+            })?;
+        Ok(LeafSequencer {
+            shared,
+            tx: RwLock::new(Some(tx)),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Queues a committed batch (bodies with seqs stamped, from `first`) for hashing.
+    pub(crate) fn hash_later(&self, first: SeqNo, bodies: Vec<Vec<u8>>) -> Result<()> {
+        if let Some(f) = &self.shared.pending.lock().failed {
+            return Err(EngineError::Closed {
+                reason: format!("ledger append failed earlier: {f}"),
+            });
+        }
+        let tx = self.tx.read();
+        let sent = tx.as_ref().map(|t| t.send((first, bodies)));
+        match sent {
+            Some(Ok(())) => Ok(()),
+            _ => Err(EngineError::Closed {
+                reason: "the leaf hashing thread has stopped".into(),
+            }),
         }
     }
 
+    /// Waits until every leaf up to `seq` is in the ledger.
+    pub(crate) fn wait_for(&self, seq: SeqNo) -> Result<()> {
+        self.shared.wait_for(seq)
+    }
+}
+
+impl Shared {
     /// Hands over the leaf hashes of seqs `first..first + hashes.len()`; appends every batch
     /// that is now next in line.
     pub(crate) fn submit(&self, first: SeqNo, hashes: Vec<Hash>) -> Result<()> {

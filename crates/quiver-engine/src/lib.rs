@@ -12,8 +12,9 @@
 //!    `write(2)` and, per the preset, one `fdatasync`, stamping sequence numbers in order.
 //! 3. Still inside the WAL's critical section (so in seq order), the group's bodies are
 //!    inserted into the active memtable.
-//! 4. The writer hashes its own records' leaves (their seqs are now fixed) in parallel with
-//!    other writers; a sequencer appends them to the ledger strictly in seq order.
+//! 4. The writer hands its batch (seqs now fixed and stamped) to the `quiver-leaves` thread,
+//!    which hashes the leaves off every writer's path and appends them to the ledger strictly
+//!    in seq order.
 //! 5. The writer is acknowledged with its sequence range (and, if asked, a signed receipt).
 //!
 //! Background:
