@@ -52,6 +52,7 @@ pub(crate) struct SearchCtx {
     pub results: BinaryHeap<Neighbor>,
     pub buf: Vec<u32>,
     pub unvisited: Vec<u32>,
+    pub dists: Vec<f32>,
     pub sorted: Vec<Neighbor>,
     pub selected: Vec<Neighbor>,
     pub scratch: Vec<Neighbor>,
@@ -120,6 +121,7 @@ pub(crate) fn search_layer<G: GraphRead, Q: QueryScorer, A: Fn(u32) -> bool>(
         results,
         buf,
         unvisited,
+        dists,
         ..
     } = ctx;
     visited.reset(g.len());
@@ -150,20 +152,19 @@ pub(crate) fn search_layer<G: GraphRead, Q: QueryScorer, A: Fn(u32) -> bool>(
         if let Some(Reverse(next)) = candidates.peek() {
             g.prefetch_links(next.id);
         }
+        // Request every unvisited neighbour's whole row first, so their cache misses overlap,
+        // then score them all before touching the heaps: no data-dependent branch between
+        // two kernel calls holds back the loads of the next row.
         unvisited.clear();
         for &nb in buf.iter() {
             if visited.insert(nb) {
-                scorer.prefetch(nb);
+                scorer.prefetch_all(nb);
                 unvisited.push(nb);
             }
         }
-        // First lines of every unvisited neighbour were requested above; the whole row of
-        // the next one is requested while the current one is scored.
-        for (j, &nb) in unvisited.iter().enumerate() {
-            if let Some(&nx) = unvisited.get(j + 1) {
-                scorer.prefetch_all(nx);
-            }
-            let d = scorer.distance(nb);
+        dists.clear();
+        dists.extend(unvisited.iter().map(|&nb| scorer.distance(nb)));
+        for (&nb, &d) in unvisited.iter().zip(dists.iter()) {
             if d < bound {
                 let n = Neighbor {
                     id: nb,
