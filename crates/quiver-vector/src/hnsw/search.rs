@@ -197,3 +197,30 @@ pub(crate) fn search_layer<G: GraphRead, Q: QueryScorer, A: Fn(u32) -> bool>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Visited;
+
+    #[test]
+    fn visited_marks_once_and_reset_clears_exactly_the_last_search() {
+        let mut v = Visited::default();
+        v.reset(200);
+        for i in [0u32, 63, 64, 65, 127, 199] {
+            assert!(v.insert(i), "first insert of {i}");
+            assert!(!v.insert(i), "second insert of {i}");
+        }
+        assert!(!v.insert(256), "ids past the sized range are never new");
+        v.reset(200);
+        for i in 0..200u32 {
+            assert!(v.insert(i), "{i} still marked after reset");
+        }
+        // A larger graph after a smaller one: old words cleared, new words empty.
+        v.reset(1000);
+        for i in (0..1000u32).step_by(7) {
+            assert!(v.insert(i), "{i} marked in a fresh search");
+        }
+        v.reset(10);
+        assert!(v.insert(7));
+    }
+}
