@@ -1,7 +1,7 @@
 //! Graph search: greedy descent through the upper layers, then the best-first beam search
 //! of width `ef` (the paper's SEARCH-LAYER, Alg. 2) on the target layer.
 //!
-//! No allocation per query: the visited set (a generation-stamped array) and both heaps
+//! No allocation per query: the visited set (a bitset) and both heaps
 //! live in a per-thread [`SearchCtx`] that is reused.
 
 use super::graph::GraphRead;
@@ -11,32 +11,42 @@ use std::cell::RefCell;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-/// Visited marks stamped with a generation: clearing is one increment.
+/// The visited set: one bit per node, plus the words set since the last reset, so a reset
+/// clears only what the last search touched. At one bit per node it stays in L1/L2 for
+/// graphs far larger than a 2-byte stamp array would (7.8 KB for 62,666 nodes).
 #[derive(Default)]
 pub(crate) struct Visited {
-    marks: Vec<u16>,
-    generation: u16,
+    bits: Vec<u64>,
+    touched: Vec<u32>,
 }
 
 impl Visited {
+    /// Empties the set and sizes it for node ids `0..n`.
     #[inline]
     pub fn reset(&mut self, n: usize) {
-        if self.marks.len() < n {
-            self.marks.resize(n, 0);
+        for &w in &self.touched {
+            if let Some(b) = self.bits.get_mut(w as usize) {
+                *b = 0;
+            }
         }
-        self.generation = self.generation.wrapping_add(1);
-        if self.generation == 0 {
-            self.marks.fill(0);
-            self.generation = 1;
+        self.touched.clear();
+        let words = n.div_ceil(64);
+        if self.bits.len() < words {
+            self.bits.resize(words, 0);
         }
     }
 
-    /// Marks `i`; true if it was not marked before.
+    /// Marks `i`; true if it was not marked before (false for ids past the sized range).
     #[inline]
     pub fn insert(&mut self, i: u32) -> bool {
-        match self.marks.get_mut(i as usize) {
-            Some(m) if *m != self.generation => {
-                *m = self.generation;
+        let w = (i >> 6) as usize;
+        let m = 1u64 << (i & 63);
+        match self.bits.get_mut(w) {
+            Some(b) if *b & m == 0 => {
+                if *b == 0 {
+                    self.touched.push(w as u32);
+                }
+                *b |= m;
                 true
             }
             _ => false,
@@ -52,6 +62,7 @@ pub(crate) struct SearchCtx {
     pub results: BinaryHeap<Neighbor>,
     pub buf: Vec<u32>,
     pub unvisited: Vec<u32>,
+    pub dists: Vec<f32>,
     pub sorted: Vec<Neighbor>,
     pub selected: Vec<Neighbor>,
     pub scratch: Vec<Neighbor>,
@@ -84,6 +95,9 @@ pub(crate) fn greedy<G: GraphRead, Q: QueryScorer>(
             let mut changed = false;
             buf.clear();
             g.neighbors(level, cur.id, buf);
+            for &nb in buf.iter() {
+                scorer.prefetch_all(nb);
+            }
             for &nb in buf.iter() {
                 let d = scorer.distance(nb);
                 if d < cur.distance {
@@ -120,6 +134,7 @@ pub(crate) fn search_layer<G: GraphRead, Q: QueryScorer, A: Fn(u32) -> bool>(
         results,
         buf,
         unvisited,
+        dists,
         ..
     } = ctx;
     visited.reset(g.len());
@@ -150,20 +165,19 @@ pub(crate) fn search_layer<G: GraphRead, Q: QueryScorer, A: Fn(u32) -> bool>(
         if let Some(Reverse(next)) = candidates.peek() {
             g.prefetch_links(next.id);
         }
+        // Request every unvisited neighbour's whole row first, so their cache misses overlap,
+        // then score them all before touching the heaps: no data-dependent branch between
+        // two kernel calls holds back the loads of the next row.
         unvisited.clear();
         for &nb in buf.iter() {
             if visited.insert(nb) {
-                scorer.prefetch(nb);
+                scorer.prefetch_all(nb);
                 unvisited.push(nb);
             }
         }
-        // First lines of every unvisited neighbour were requested above; the whole row of
-        // the next one is requested while the current one is scored.
-        for (j, &nb) in unvisited.iter().enumerate() {
-            if let Some(&nx) = unvisited.get(j + 1) {
-                scorer.prefetch_all(nx);
-            }
-            let d = scorer.distance(nb);
+        dists.clear();
+        dists.extend(unvisited.iter().map(|&nb| scorer.distance(nb)));
+        for (&nb, &d) in unvisited.iter().zip(dists.iter()) {
             if d < bound {
                 let n = Neighbor {
                     id: nb,
@@ -181,5 +195,32 @@ pub(crate) fn search_layer<G: GraphRead, Q: QueryScorer, A: Fn(u32) -> bool>(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Visited;
+
+    #[test]
+    fn visited_marks_once_and_reset_clears_exactly_the_last_search() {
+        let mut v = Visited::default();
+        v.reset(200);
+        for i in [0u32, 63, 64, 65, 127, 199] {
+            assert!(v.insert(i), "first insert of {i}");
+            assert!(!v.insert(i), "second insert of {i}");
+        }
+        assert!(!v.insert(256), "ids past the sized range are never new");
+        v.reset(200);
+        for i in 0..200u32 {
+            assert!(v.insert(i), "{i} still marked after reset");
+        }
+        // A larger graph after a smaller one: old words cleared, new words empty.
+        v.reset(1000);
+        for i in (0..1000u32).step_by(7) {
+            assert!(v.insert(i), "{i} marked in a fresh search");
+        }
+        v.reset(10);
+        assert!(v.insert(7));
     }
 }
