@@ -1,0 +1,249 @@
+//! Batched exact search: the score matrix of many queries × all rows computed as a blocked
+//! matrix product, with the top-k selection fused into the register tile.
+
+use super::search::check_query;
+use super::{FlatParams, TopK};
+use crate::distance::{Kernels, Tile, TileKernel};
+use crate::space::{F32Space, VectorSpace};
+use crate::{Metric, Neighbor, Result};
+use rayon::prelude::*;
+use std::ops::Range;
+
+/// Bytes of rows scored against every query panel before the scan moves on: the block stays
+/// in the core's L2 cache while all query panels stream past it.
+pub const BATCH_ROW_BLOCK_BYTES: usize = 256 << 10;
+/// Fewest rows one parallel job scans; with fewer rows, jobs split the queries instead.
+const MIN_JOB_ROWS: usize = 1024;
+
+/// Exact top-`k` of many queries (each in stored form) over f32 rows, on all rayon threads.
+///
+/// The queries are packed once into *panels* of [`TileKernel::lanes`] queries interleaved by
+/// component. The rows are cut into parallel jobs (ranges of rows, or of panels when rows are
+/// few); a job walks its rows in L2-sized blocks of [`BATCH_ROW_BLOCK_BYTES`] and scores every
+/// panel against each block with the register-tiled kernel of [`Kernels::tile`] (AVX-512: 32
+/// queries × 12 rows per call, outer-product FMAs, no horizontal sums). Squared L2 comes from
+/// `|q|² + |r|² − 2·q·r`, as in FAISS. The kernel compares each distance with its query's
+/// current top-k threshold in registers, so only lanes that can enter a top-k reach the heap;
+/// rows the filter or the deletion mask reject never enter a block. Jobs over different rows
+/// are merged at the end. Results equal [`super::search`]'s up to rounding of near-ties.
+pub fn search_batch(
+    space: &F32Space,
+    queries: &[Vec<f32>],
+    p: &FlatParams<'_>,
+) -> Result<Vec<Vec<Neighbor>>> {
+    search_batch_with(Kernels::best(), space, queries, p)
+}
+
+/// [`search_batch`] with the given kernels (tests run every path the CPU supports).
+pub(crate) fn search_batch_with(
+    kern: &Kernels,
+    space: &F32Space,
+    queries: &[Vec<f32>],
+    p: &FlatParams<'_>,
+) -> Result<Vec<Vec<Neighbor>>> {
+    for q in queries {
+        check_query(space.dim(), q)?;
+    }
+    let n = space.len();
+    if p.k == 0 || n == 0 || queries.is_empty() {
+        return Ok(vec![Vec::new(); queries.len()]);
+    }
+    let tile = kern.tile;
+    let v = space.vectors();
+    let l2 = space.metric() == Metric::L2;
+    let ctx = Scan {
+        kern,
+        tile,
+        data: v.data(),
+        stride: v.stride(),
+        dim: v.dim(),
+        l2,
+        panels: Panels::pack(kern, queries, v.dim(), tile.lanes, l2),
+        nq: queries.len(),
+        p,
+        block: (BATCH_ROW_BLOCK_BYTES / (v.dim().max(1) * 4)).clamp(tile.rows, 1 << 14) / tile.rows
+            * tile.rows,
+    };
+    let groups = ctx.panels.groups;
+
+    // Jobs: row ranges first (each row is read once per query panel range, so splitting the
+    // rows keeps one pass over memory); query-panel ranges only when rows are too few.
+    let threads = rayon::current_num_threads().max(1);
+    let target = if threads == 1 { 1 } else { 4 * threads };
+    let row_parts = target.min(n.div_ceil(MIN_JOB_ROWS)).max(1);
+    let q_parts = (target / row_parts).clamp(1, groups);
+    let jobs: Vec<(usize, usize)> = (0..q_parts)
+        .flat_map(|qp| (0..row_parts).map(move |rp| (qp, rp)))
+        .collect();
+    let mut parts: Vec<Vec<Vec<Neighbor>>> = jobs
+        .par_iter()
+        .map(|&(qp, rp)| ctx.scan(split(groups, q_parts, qp), split(n, row_parts, rp)))
+        .collect();
+
+    let mut out = Vec::with_capacity(queries.len());
+    for chunk in parts.chunks_mut(row_parts) {
+        let Some((first, rest)) = chunk.split_first_mut() else {
+            continue;
+        };
+        if rest.is_empty() {
+            out.append(first);
+            continue;
+        }
+        for (qi, own) in first.iter_mut().enumerate() {
+            let mut top = TopK::new(p.k);
+            for nb in own.iter().chain(rest.iter().flat_map(|r| r[qi].iter())) {
+                top.push(nb.id, nb.distance);
+            }
+            out.push(top.into_sorted());
+        }
+    }
+    Ok(out)
+}
+
+/// Part `i` of `0..n` cut into `parts` near-equal ranges.
+fn split(n: usize, parts: usize, i: usize) -> Range<usize> {
+    (n * i / parts)..(n * (i + 1) / parts)
+}
+
+/// The queries packed into panels for [`Tile::queries`], with their biases.
+struct Panels {
+    /// `groups` panels of `dim · lanes` floats, starting at `offset` (64-byte aligned).
+    buf: Vec<f32>,
+    offset: usize,
+    groups: usize,
+    lanes: usize,
+    /// Per lane of every panel: `|q|²` under l2, else 0 (0 for padding lanes).
+    bias: Vec<f32>,
+}
+
+impl Panels {
+    fn pack(kern: &Kernels, queries: &[Vec<f32>], dim: usize, lanes: usize, l2: bool) -> Self {
+        let groups = queries.len().div_ceil(lanes);
+        let mut buf = vec![0.0f32; groups * dim * lanes + 16];
+        let offset = match buf.as_ptr().align_offset(64) {
+            o if o < 16 => o,
+            _ => 0,
+        };
+        let mut bias = vec![0.0f32; groups * lanes];
+        for (g, qs) in queries.chunks(lanes).enumerate() {
+            let panel = &mut buf[offset + g * dim * lanes..offset + (g + 1) * dim * lanes];
+            for (j, q) in qs.iter().enumerate() {
+                for (d, &x) in q.iter().enumerate() {
+                    panel[d * lanes + j] = x;
+                }
+                if l2 {
+                    bias[g * lanes + j] = (kern.dot)(q, q);
+                }
+            }
+        }
+        Panels {
+            buf,
+            offset,
+            groups,
+            lanes,
+            bias,
+        }
+    }
+
+    fn panel(&self, g: usize, dim: usize) -> &[f32] {
+        let len = dim * self.lanes;
+        &self.buf[self.offset + g * len..self.offset + (g + 1) * len]
+    }
+
+    fn bias(&self, g: usize) -> &[f32] {
+        &self.bias[g * self.lanes..(g + 1) * self.lanes]
+    }
+}
+
+/// Everything a job needs (shared, read-only).
+struct Scan<'a> {
+    kern: &'a Kernels,
+    tile: TileKernel,
+    data: &'a [f32],
+    stride: usize,
+    dim: usize,
+    l2: bool,
+    panels: Panels,
+    nq: usize,
+    p: &'a FlatParams<'a>,
+    /// Rows per block (a multiple of `tile.rows`).
+    block: usize,
+}
+
+impl Scan<'_> {
+    fn row(&self, i: u32) -> &[f32] {
+        let o = i as usize * self.stride;
+        &self.data[o..o + self.dim]
+    }
+
+    /// Top-k of the queries of panels `groups` over rows `rows` (sorted, one list per query).
+    fn scan(&self, groups: Range<usize>, rows: Range<usize>) -> Vec<Vec<Neighbor>> {
+        let (lanes, dim, k) = (self.tile.lanes, self.dim, self.p.k);
+        let q0 = groups.start * lanes;
+        let q1 = (groups.end * lanes).min(self.nq);
+        let mut tops: Vec<TopK> = (q0..q1).map(|_| TopK::new(k)).collect();
+        // Padding lanes get a NaN threshold: no distance compares <= NaN.
+        let mut thr: Vec<f32> = (q0..groups.end * lanes)
+            .map(|q| if q < q1 { f32::INFINITY } else { f32::NAN })
+            .collect();
+        let mut dist = vec![0.0f32; self.tile.rows * lanes];
+        let mut hits = vec![0u64; self.tile.rows];
+        let mut ids: Vec<u32> = Vec::with_capacity(self.block);
+        let mut bias: Vec<f32> = Vec::with_capacity(self.block);
+        let unrestricted = self.p.unrestricted();
+        let scale = if self.l2 { -2.0 } else { -1.0 };
+        let mut next = rows.start;
+        while next < rows.end {
+            ids.clear();
+            while next < rows.end && ids.len() < self.block {
+                let id = next as u32;
+                if unrestricted || self.p.accepts(id) {
+                    ids.push(id);
+                }
+                next += 1;
+            }
+            if ids.is_empty() {
+                continue;
+            }
+            let block: Vec<&[f32]> = ids.iter().map(|&i| self.row(i)).collect();
+            bias.clear();
+            if self.l2 {
+                bias.extend(block.iter().map(|r| (self.kern.dot)(r, r)));
+            } else {
+                bias.resize(block.len(), 0.0);
+            }
+            for g in groups.clone() {
+                let lt = (g - groups.start) * lanes;
+                let panel = self.panels.panel(g, dim);
+                let qbias = self.panels.bias(g);
+                for c in (0..block.len()).step_by(self.tile.rows) {
+                    let e = (c + self.tile.rows).min(block.len());
+                    let t = Tile {
+                        dim,
+                        queries: panel,
+                        query_bias: qbias,
+                        threshold: &thr[lt..lt + lanes],
+                        rows: &block[c..e],
+                        row_bias: &bias[c..e],
+                        scale,
+                    };
+                    if !(self.tile.run)(&t, &mut dist, &mut hits) {
+                        continue;
+                    }
+                    for (i, &h) in hits[..e - c].iter().enumerate() {
+                        let mut h = h;
+                        while h != 0 {
+                            let j = h.trailing_zeros() as usize;
+                            h &= h - 1;
+                            let d = dist[i * lanes + j];
+                            let top = &mut tops[lt + j];
+                            top.push(ids[c + i], if self.l2 { d.max(0.0) } else { d });
+                            thr[lt + j] = top.threshold();
+                        }
+                    }
+                }
+            }
+        }
+        tops.into_iter().map(TopK::into_sorted).collect()
+    }
+}
