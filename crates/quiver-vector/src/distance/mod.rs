@@ -20,7 +20,7 @@ pub mod x86;
 #[cfg(target_arch = "x86_64")]
 pub mod x86_tile;
 
-pub use tile::{Tile, TileFn, TileKernel};
+pub use tile::{Candidates, Tile, TileFn, TileKernel};
 
 use crate::{Result, VectorError};
 use quiver_core::Metric;
@@ -216,7 +216,7 @@ impl Kernels {
 #[cfg(target_arch = "x86_64")]
 mod x86_dispatch {
     //! Safe wrappers installed into [`super::Kernels`] only after feature detection.
-    use super::{x86, x86_tile, Tile};
+    use super::{x86, x86_tile, Candidates, Tile};
 
     macro_rules! wrap {
         ($name:ident, $t:ty, $r:ty) => {
@@ -247,19 +247,19 @@ mod x86_dispatch {
         }
     }
 
-    pub fn tile_avx512(t: &Tile<'_>, dist: &mut [f32], hits: &mut [u64]) -> bool {
+    pub fn tile_avx512(t: &Tile<'_>, out: &mut Candidates) -> usize {
         // SAFETY: handed out only after `is_x86_feature_detected!("avx512f")`.
         #[expect(unsafe_code, reason = "calling a #[target_feature] kernel")]
         unsafe {
-            x86_tile::tile_avx512(t, dist, hits)
+            x86_tile::tile_avx512(t, out)
         }
     }
 
-    pub fn tile_avx2(t: &Tile<'_>, dist: &mut [f32], hits: &mut [u64]) -> bool {
+    pub fn tile_avx2(t: &Tile<'_>, out: &mut Candidates) -> usize {
         // SAFETY: handed out only after `is_x86_feature_detected!` confirmed avx2 and fma.
         #[expect(unsafe_code, reason = "calling a #[target_feature] kernel")]
         unsafe {
-            x86_tile::tile_avx2(t, dist, hits)
+            x86_tile::tile_avx2(t, out)
         }
     }
 }

@@ -7,7 +7,7 @@
 //! `unsafe` only because of `#[target_feature]`: every memory bound is asserted by
 //! [`Tile::check`] before the first load.
 
-use super::tile::Tile;
+use super::tile::{Candidates, Tile};
 use std::arch::x86_64::*;
 
 /// Components summed in registers before the partial sums are added to running totals
@@ -23,52 +23,67 @@ pub const AVX2_LANES: usize = 16;
 /// Most rows of the AVX2 tile (2 × 6 = 12 accumulators of the 16 ymm registers).
 pub const AVX2_ROWS: usize = 6;
 
-/// AVX-512F tile: 32 query lanes × 1..=12 rows.
+/// Calls `$f::<$n>($args)` for a tail length `$n` known only at run time.
+macro_rules! tail {
+    ($n:expr, $f:ident($t:expr, $r:expr, $o:expr), $($k:literal)+) => {
+        match $n {
+            $($k => $f::<$k>($t, $r, $o),)+
+            _ => unreachable!("tail longer than a tile"),
+        }
+    };
+}
+
+/// AVX-512F tile: 32 query lanes × 12 rows, then one narrower tile for the rest.
 ///
 /// # Safety
 /// The CPU must support `avx512f`.
 #[target_feature(enable = "avx512f")]
 #[expect(unsafe_code, reason = "calls #[target_feature] kernels")]
-pub unsafe fn tile_avx512(t: &Tile<'_>, dist: &mut [f32], hits: &mut [u64]) -> bool {
-    t.check(AVX512_LANES, AVX512_ROWS, dist, hits);
-    // SAFETY: `check` asserted the lengths `avx512_m` reads and writes; same CPU features.
+pub unsafe fn tile_avx512(t: &Tile<'_>, out: &mut Candidates) -> usize {
+    const L: usize = AVX512_LANES;
+    const R: usize = AVX512_ROWS;
+    t.check(L, R, out);
+    out.len = 0;
+    let cap = out.dist.len().min(out.code.len());
+    let n = t.rows.len();
+    let mut r0 = 0;
+    // SAFETY: `check` asserted every length `avx512_m` reads; the capacity test before each
+    // tile leaves room for its 32 · 12 candidates plus one register of slack.
     unsafe {
-        match t.rows.len() {
-            1 => avx512_m::<1>(t, dist, hits),
-            2 => avx512_m::<2>(t, dist, hits),
-            3 => avx512_m::<3>(t, dist, hits),
-            4 => avx512_m::<4>(t, dist, hits),
-            5 => avx512_m::<5>(t, dist, hits),
-            6 => avx512_m::<6>(t, dist, hits),
-            7 => avx512_m::<7>(t, dist, hits),
-            8 => avx512_m::<8>(t, dist, hits),
-            9 => avx512_m::<9>(t, dist, hits),
-            10 => avx512_m::<10>(t, dist, hits),
-            11 => avx512_m::<11>(t, dist, hits),
-            _ => avx512_m::<12>(t, dist, hits),
+        while r0 + R <= n && out.len + R * L + 16 <= cap {
+            avx512_m::<R>(t, r0, out);
+            r0 += R;
+        }
+        if r0 < n && out.len + R * L + 16 <= cap {
+            tail!(n - r0, avx512_m(t, r0, out), 1 2 3 4 5 6 7 8 9 10 11);
+            r0 = n;
         }
     }
+    r0
 }
 
+/// Scores rows `r0..r0 + M` against the panel and appends the passing pairs to `out`.
+///
 /// # Safety
-/// `avx512f`; `t` passed [`Tile::check`] for 32 lanes and `t.rows.len() == M`.
+/// `avx512f`; `t` passed [`Tile::check`] for 32 lanes, `r0 + M <= t.rows.len()`, and `out`
+/// has room for `32 · M + 16` more entries.
 #[inline]
 #[target_feature(enable = "avx512f")]
 #[expect(unsafe_code, reason = "SIMD loads and stores through raw pointers")]
-unsafe fn avx512_m<const M: usize>(t: &Tile<'_>, dist: &mut [f32], hits: &mut [u64]) -> bool {
+unsafe fn avx512_m<const M: usize>(t: &Tile<'_>, r0: usize, out: &mut Candidates) {
     const L: usize = AVX512_LANES;
-    let rp: [*const f32; M] = std::array::from_fn(|i| t.rows[i].as_ptr());
+    let rp: [*const f32; M] = std::array::from_fn(|i| t.rows[r0 + i].as_ptr());
     let q = t.queries.as_ptr();
-    let mut a0 = [_mm512_setzero_ps(); M];
-    let mut a1 = [_mm512_setzero_ps(); M];
     let mut s0 = [_mm512_setzero_ps(); M];
     let mut s1 = [_mm512_setzero_ps(); M];
+    let mut c = 0;
     // SAFETY: the panel holds dim · 32 floats and every row dim floats (`Tile::check`), so
     // the loads at d · 32 (+16) and at row offset d, d < dim, stay inside them.
     unsafe {
-        let mut c = 0;
         while c < t.dim {
             let ce = (c + CHUNK).min(t.dim);
+            let mut a0 = [_mm512_setzero_ps(); M];
+            let mut a1 = [_mm512_setzero_ps(); M];
             for d in c..ce {
                 let q0 = _mm512_loadu_ps(q.add(d * L));
                 let q1 = _mm512_loadu_ps(q.add(d * L + 16));
@@ -78,71 +93,94 @@ unsafe fn avx512_m<const M: usize>(t: &Tile<'_>, dist: &mut [f32], hits: &mut [u
                     a1[i] = _mm512_fmadd_ps(q1, b, a1[i]);
                 }
             }
-            for i in 0..M {
-                s0[i] = _mm512_add_ps(s0[i], a0[i]);
-                s1[i] = _mm512_add_ps(s1[i], a1[i]);
-                a0[i] = _mm512_setzero_ps();
-                a1[i] = _mm512_setzero_ps();
+            if c == 0 {
+                (s0, s1) = (a0, a1);
+            } else {
+                for i in 0..M {
+                    s0[i] = _mm512_add_ps(s0[i], a0[i]);
+                    s1[i] = _mm512_add_ps(s1[i], a1[i]);
+                }
             }
             c = ce;
         }
     }
-    let (a0, a1) = (s0, s1);
-    // SAFETY: bias and threshold hold >= 32 floats, row_bias >= M, dist >= 32 · M and hits
-    // >= M entries (`Tile::check`).
+    // SAFETY: bias and threshold hold >= 32 floats, row_bias >= r0 + M (`Tile::check`); each
+    // compressed store writes 16 entries at `out.len`, which stays below the room the caller
+    // guaranteed (at most 32 · M passing pairs, plus 16 of slack).
     unsafe {
         let qb0 = _mm512_loadu_ps(t.query_bias.as_ptr());
         let qb1 = _mm512_loadu_ps(t.query_bias.as_ptr().add(16));
         let th0 = _mm512_loadu_ps(t.threshold.as_ptr());
         let th1 = _mm512_loadu_ps(t.threshold.as_ptr().add(16));
         let sc = _mm512_set1_ps(t.scale);
-        let out = dist.as_mut_ptr();
-        let mut any = 0u64;
+        let lane0 = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        let lane1 = _mm512_add_epi32(lane0, _mm512_set1_epi32(16));
         for i in 0..M {
-            let rb = _mm512_set1_ps(*t.row_bias.as_ptr().add(i));
-            let d0 = _mm512_fmadd_ps(a0[i], sc, _mm512_add_ps(qb0, rb));
-            let d1 = _mm512_fmadd_ps(a1[i], sc, _mm512_add_ps(qb1, rb));
-            _mm512_storeu_ps(out.add(i * L), d0);
-            _mm512_storeu_ps(out.add(i * L + 16), d1);
+            let rb = _mm512_set1_ps(*t.row_bias.as_ptr().add(r0 + i));
+            let d0 = _mm512_fmadd_ps(s0[i], sc, _mm512_add_ps(qb0, rb));
+            let d1 = _mm512_fmadd_ps(s1[i], sc, _mm512_add_ps(qb1, rb));
             let h0 = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(d0, th0);
             let h1 = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(d1, th1);
-            let h = u64::from(h0) | (u64::from(h1) << 16);
-            *hits.as_mut_ptr().add(i) = h;
-            any |= h;
+            if h0 | h1 == 0 {
+                continue;
+            }
+            let row = _mm512_set1_epi32(((r0 + i) << 6) as i32);
+            for (h, d, lane) in [(h0, d0, lane0), (h1, d1, lane1)] {
+                if h != 0 {
+                    // Register-form compress (the memory form is slow on Zen 4), then a full
+                    // store into the slack.
+                    let at = out.len;
+                    _mm512_storeu_ps(
+                        out.dist.as_mut_ptr().add(at),
+                        _mm512_maskz_compress_ps(h, d),
+                    );
+                    _mm512_storeu_si512(
+                        out.code.as_mut_ptr().add(at).cast(),
+                        _mm512_maskz_compress_epi32(h, _mm512_or_si512(row, lane)),
+                    );
+                    out.len = at + h.count_ones() as usize;
+                }
+            }
         }
-        any != 0
     }
 }
 
-/// AVX2+FMA tile: 16 query lanes × 1..=6 rows.
+/// AVX2+FMA tile: 16 query lanes × 6 rows, then one narrower tile for the rest.
 ///
 /// # Safety
 /// The CPU must support `avx2` and `fma`.
 #[target_feature(enable = "avx2,fma")]
 #[expect(unsafe_code, reason = "calls #[target_feature] kernels")]
-pub unsafe fn tile_avx2(t: &Tile<'_>, dist: &mut [f32], hits: &mut [u64]) -> bool {
-    t.check(AVX2_LANES, AVX2_ROWS, dist, hits);
-    // SAFETY: `check` asserted the lengths `avx2_m` reads and writes; same CPU features.
+pub unsafe fn tile_avx2(t: &Tile<'_>, out: &mut Candidates) -> usize {
+    const L: usize = AVX2_LANES;
+    const R: usize = AVX2_ROWS;
+    t.check(L, R, out);
+    out.len = 0;
+    let cap = out.dist.len().min(out.code.len());
+    let n = t.rows.len();
+    let mut r0 = 0;
+    // SAFETY: as in `tile_avx512`.
     unsafe {
-        match t.rows.len() {
-            1 => avx2_m::<1>(t, dist, hits),
-            2 => avx2_m::<2>(t, dist, hits),
-            3 => avx2_m::<3>(t, dist, hits),
-            4 => avx2_m::<4>(t, dist, hits),
-            5 => avx2_m::<5>(t, dist, hits),
-            _ => avx2_m::<6>(t, dist, hits),
+        while r0 + R <= n && out.len + R * L + 16 <= cap {
+            avx2_m::<R>(t, r0, out);
+            r0 += R;
+        }
+        if r0 < n && out.len + R * L + 16 <= cap {
+            tail!(n - r0, avx2_m(t, r0, out), 1 2 3 4 5);
+            r0 = n;
         }
     }
+    r0
 }
 
 /// # Safety
-/// `avx2` and `fma`; `t` passed [`Tile::check`] for 16 lanes and `t.rows.len() == M`.
+/// `avx2` and `fma`; as `avx512_m` with 16 lanes.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 #[expect(unsafe_code, reason = "SIMD loads and stores through raw pointers")]
-unsafe fn avx2_m<const M: usize>(t: &Tile<'_>, dist: &mut [f32], hits: &mut [u64]) -> bool {
+unsafe fn avx2_m<const M: usize>(t: &Tile<'_>, r0: usize, out: &mut Candidates) {
     const L: usize = AVX2_LANES;
-    let rp: [*const f32; M] = std::array::from_fn(|i| t.rows[i].as_ptr());
+    let rp: [*const f32; M] = std::array::from_fn(|i| t.rows[r0 + i].as_ptr());
     let q = t.queries.as_ptr();
     let mut a0 = [_mm256_setzero_ps(); M];
     let mut a1 = [_mm256_setzero_ps(); M];
@@ -158,27 +196,34 @@ unsafe fn avx2_m<const M: usize>(t: &Tile<'_>, dist: &mut [f32], hits: &mut [u64
             }
         }
     }
-    // SAFETY: as in `avx512_m`, with 16 lanes.
+    // SAFETY: bias and threshold hold >= 16 floats, row_bias >= r0 + M (`Tile::check`);
+    // the scalar appends stay within the 16 · M entries the caller guaranteed.
     unsafe {
         let qb0 = _mm256_loadu_ps(t.query_bias.as_ptr());
         let qb1 = _mm256_loadu_ps(t.query_bias.as_ptr().add(8));
         let th0 = _mm256_loadu_ps(t.threshold.as_ptr());
         let th1 = _mm256_loadu_ps(t.threshold.as_ptr().add(8));
         let sc = _mm256_set1_ps(t.scale);
-        let out = dist.as_mut_ptr();
-        let mut any = 0u64;
+        let mut buf = [0.0f32; 16];
         for i in 0..M {
-            let rb = _mm256_set1_ps(*t.row_bias.as_ptr().add(i));
+            let rb = _mm256_set1_ps(*t.row_bias.as_ptr().add(r0 + i));
             let d0 = _mm256_fmadd_ps(a0[i], sc, _mm256_add_ps(qb0, rb));
             let d1 = _mm256_fmadd_ps(a1[i], sc, _mm256_add_ps(qb1, rb));
-            _mm256_storeu_ps(out.add(i * L), d0);
-            _mm256_storeu_ps(out.add(i * L + 8), d1);
             let h0 = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_LE_OQ>(d0, th0)) as u32;
             let h1 = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_LE_OQ>(d1, th1)) as u32;
-            let h = u64::from(h0 | (h1 << 8));
-            *hits.as_mut_ptr().add(i) = h;
-            any |= h;
+            let mut h = h0 | (h1 << 8);
+            if h == 0 {
+                continue;
+            }
+            _mm256_storeu_ps(buf.as_mut_ptr(), d0);
+            _mm256_storeu_ps(buf.as_mut_ptr().add(8), d1);
+            while h != 0 {
+                let j = h.trailing_zeros() as usize;
+                h &= h - 1;
+                *out.dist.as_mut_ptr().add(out.len) = buf[j];
+                *out.code.as_mut_ptr().add(out.len) = ((r0 + i) << 6 | j) as u32;
+                out.len += 1;
+            }
         }
-        any != 0
     }
 }
