@@ -12,7 +12,7 @@ use std::arch::x86_64::*;
 
 /// Components summed in registers before the partial sums are added to running totals
 /// (shorter sequential sums: less rounding error for long vectors).
-const CHUNK: usize = 64;
+const CHUNK: usize = 128;
 
 /// Query lanes of the AVX-512 tile.
 pub const AVX512_LANES: usize = 32;

@@ -14,7 +14,7 @@ use std::ops::Range;
 pub const BATCH_ROW_BLOCK_BYTES: usize = 256 << 10;
 /// Candidate pairs a kernel call may report before the thresholds are brought up to date
 /// (bounds how stale they get while the top-k lists warm up).
-const CANDIDATES: usize = 2048;
+const CANDIDATES: usize = 512;
 /// Fewest rows one parallel job scans; with fewer rows, jobs split the queries instead.
 const MIN_JOB_ROWS: usize = 1024;
 
