@@ -22,13 +22,15 @@ const MIN_JOB_ROWS: usize = 1024;
 ///
 /// The queries are packed once into *panels* of [`TileKernel::lanes`] queries interleaved by
 /// component. The panels are cut into parallel jobs (and the rows too when there are fewer
-/// panels than threads); a job walks its rows in L2-sized blocks of [`BATCH_ROW_BLOCK_BYTES`] and scores every
-/// panel against each block with the register-tiled kernel of [`Kernels::tile`] (AVX-512: 32
-/// queries × 12 rows per call, outer-product FMAs, no horizontal sums). Squared L2 comes from
+/// panels than threads); a job walks its rows in L2-sized blocks of
+/// [`BATCH_ROW_BLOCK_BYTES`] and scores every panel against each block with the
+/// register-tiled kernel of [`Kernels::tile`] (AVX-512: 48 queries × 8 rows per register
+/// tile, outer-product FMAs, no horizontal sums). Squared L2 comes from
 /// `|q|² + |r|² − 2·q·r`, as in FAISS. The kernel compares each distance with its query's
-/// current top-k threshold in registers, so only lanes that can enter a top-k reach the heap;
-/// rows the filter or the deletion mask reject never enter a block. Jobs over different rows
-/// are merged at the end. Results equal [`super::search`]'s up to rounding of near-ties.
+/// top-k threshold in registers and reports only the pairs that pass, so the heaps see little
+/// more than the pairs that enter a top-k; rows the filter or the deletion mask reject never
+/// enter a block. Jobs over different rows are merged at the end. Results equal
+/// [`super::search`]'s up to the rounding of near-ties.
 pub fn search_batch(
     space: &F32Space,
     queries: &[Vec<f32>],
