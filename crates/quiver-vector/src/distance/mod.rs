@@ -7,6 +7,9 @@
 //! The environment variable `QUIVER_KERNELS=scalar|avx2|avx512|neon` forces a path (when the
 //! CPU supports it), for benchmarks.
 //!
+//! Besides the pairwise kernels each path has a register-tiled many-queries × many-rows
+//! kernel ([`Kernels::tile`], see [`tile`]) for batched flat search.
+//!
 //! Convention: a *distance* is smaller-is-closer: squared L2, or the negated inner product
 //! for `dot` and `cosine` (cosine vectors are normalised first, see [`normalize`]).
 

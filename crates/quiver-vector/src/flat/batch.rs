@@ -102,7 +102,7 @@ pub(crate) fn search_batch_with(
             continue;
         }
         for (qi, own) in first.iter_mut().enumerate() {
-            let mut top = TopK::new(p.k);
+            let mut top = TopK::new(p.k.min(n));
             for nb in own.iter().chain(rest.iter().flat_map(|r| r[qi].iter())) {
                 top.push(nb.id, nb.distance);
             }
@@ -190,7 +190,9 @@ impl Scan<'_> {
 
     /// Top-k of the queries of panels `groups` over rows `rows` (sorted, one list per query).
     fn scan(&self, groups: Range<usize>, rows: Range<usize>) -> Vec<Vec<Neighbor>> {
-        let (lanes, dim, k) = (self.tile.lanes, self.dim, self.p.k);
+        // No list can hold more than the job's rows (k may be far above n).
+        let k = self.p.k.min(rows.len());
+        let (lanes, dim) = (self.tile.lanes, self.dim);
         let q0 = groups.start * lanes;
         let q1 = (groups.end * lanes).min(self.nq);
         let mut tops: Vec<TopK> = (q0..q1).map(|_| TopK::new(k)).collect();
