@@ -1,6 +1,7 @@
 //! Batched exact search: the score matrix of many queries × all rows computed as a blocked
 //! matrix product, with the top-k selection fused into the register tile.
 
+use super::heap::TopKLists;
 use super::search::check_query;
 use super::{FlatParams, TopK};
 use crate::distance::{Candidates, Kernels, Tile, TileKernel};
@@ -195,7 +196,7 @@ impl Scan<'_> {
         let (lanes, dim) = (self.tile.lanes, self.dim);
         let q0 = groups.start * lanes;
         let q1 = (groups.end * lanes).min(self.nq);
-        let mut tops: Vec<TopK> = (q0..q1).map(|_| TopK::new(k)).collect();
+        let mut tops = TopKLists::new(q1 - q0, k);
         // Padding lanes get a NaN threshold: no distance compares <= NaN.
         let mut thr: Vec<f32> = (q0..groups.end * lanes)
             .map(|q| if q < q1 { f32::INFINITY } else { f32::NAN })
@@ -242,16 +243,16 @@ impl Scan<'_> {
                     };
                     let done = (self.tile.run)(&t, &mut cands);
                     for (i, j, d) in cands.iter() {
-                        let top = &mut tops[lt + j];
-                        if d <= top.threshold() {
-                            top.push(ids[c + i], if self.l2 { d.max(0.0) } else { d });
-                            thr[lt + j] = top.threshold();
+                        let q = lt + j;
+                        if d <= tops.threshold(q) {
+                            tops.push(q, ids[c + i], if self.l2 { d.max(0.0) } else { d });
+                            thr[q] = tops.threshold(q);
                         }
                     }
                     c += done;
                 }
             }
         }
-        tops.into_iter().map(TopK::into_sorted).collect()
+        (0..q1 - q0).map(|q| tops.sorted(q)).collect()
     }
 }

@@ -198,3 +198,25 @@ fn batch_edge_cases() {
     };
     assert!(search_batch(&s, &[vec![0.0; 3]], &p).unwrap()[0].is_empty());
 }
+
+#[test]
+fn topk_lists_equal_topk() {
+    use super::heap::TopKLists;
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    for k in [0, 1, 2, 3, 7, 10, 16] {
+        let mut lists = TopKLists::new(3, k);
+        let mut tops: Vec<TopK> = (0..3).map(|_| TopK::new(k)).collect();
+        for id in 0..400u32 {
+            let q = rng.gen_range(0..3usize);
+            // Few distinct values: many ties, broken by id.
+            let d = f32::from(rng.gen_range(0u8..20));
+            lists.push(q, id, d);
+            tops[q].push(id, d);
+            assert_eq!(lists.threshold(q), tops[q].threshold(), "k {k}");
+        }
+        for (q, t) in tops.into_iter().enumerate() {
+            assert_eq!(lists.sorted(q), t.into_sorted(), "k {k} list {q}");
+        }
+    }
+}
