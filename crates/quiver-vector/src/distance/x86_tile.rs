@@ -7,7 +7,7 @@
 //! AVX-512 tile runs at ~105–110 GFLOP/s per core from L1/L2, within noise of 32 × 12 and
 //! 64 × 6; 48 lanes waste the least on 1,000-query batches (1,008 lanes computed). The functions are
 //! `unsafe` only because of `#[target_feature]`: every memory bound is asserted by
-//! [`Tile::check`] before the first load.
+//! `Tile::check` before the first load.
 
 use super::tile::{Candidates, Tile};
 use std::arch::x86_64::*;

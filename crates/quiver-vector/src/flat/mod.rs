@@ -1,7 +1,7 @@
 //! Flat (exact) search: every stored point is scored, the `k` closest kept in a bounded heap.
 //!
-//! - [`search`]: one query over any [`VectorSpace`], optionally restricted by a [`Filter`]
-//!   and a deletion mask.
+//! - [`search`]: one query over any [`VectorSpace`](crate::space::VectorSpace), optionally
+//!   restricted by a [`Filter`] and a deletion mask.
 //! - [`search_batch`]: many queries over f32 rows, spread over all rayon threads: a blocked
 //!   matrix product (register-tiled kernel, cache-sized row blocks) with the top-k selection
 //!   fused into the tile.
