@@ -7,15 +7,23 @@
 //! The environment variable `QUIVER_KERNELS=scalar|avx2|avx512|neon` forces a path (when the
 //! CPU supports it), for benchmarks.
 //!
+//! Besides the pairwise kernels each path has a register-tiled many-queries × many-rows
+//! kernel ([`Kernels::tile`], see [`tile`]) for batched flat search.
+//!
 //! Convention: a *distance* is smaller-is-closer: squared L2, or the negated inner product
 //! for `dot` and `cosine` (cosine vectors are normalised first, see [`normalize`]).
 
 pub mod scalar;
+pub mod tile;
 
 #[cfg(target_arch = "aarch64")]
 pub mod neon;
 #[cfg(target_arch = "x86_64")]
 pub mod x86;
+#[cfg(target_arch = "x86_64")]
+pub mod x86_tile;
+
+pub use tile::{Candidates, Tile, TileFn, TileKernel};
 
 use crate::{Result, VectorError};
 use quiver_core::Metric;
@@ -71,6 +79,9 @@ pub struct Kernels {
     /// Inner products of 4 queries × 4 rows into `out[4·i + j]`, where this path has a
     /// register-blocked kernel (used by batched flat search).
     pub dot_4x4: Option<Dot4x4>,
+    /// The register-tiled many-queries × few-rows kernel of batched flat search (see
+    /// [`tile`]); the portable one where the path has none of its own.
+    pub tile: TileKernel,
 }
 
 impl Kernels {
@@ -83,6 +94,7 @@ impl Kernels {
             l2_u8: scalar::l2_u8,
             dot_u8: scalar::dot_u8,
             dot_4x4: None,
+            tile: tile::portable_kernel(),
         }
     }
 
@@ -100,6 +112,11 @@ impl Kernels {
                         l2_u8: x86_dispatch::l2_u8_avx2,
                         dot_u8: x86_dispatch::dot_u8_avx2,
                         dot_4x4: None,
+                        tile: TileKernel {
+                            lanes: x86_tile::AVX2_LANES,
+                            rows: x86_tile::AVX2_ROWS,
+                            run: x86_dispatch::tile_avx2,
+                        },
                     })
                 } else {
                     None
@@ -115,6 +132,11 @@ impl Kernels {
                         l2_u8: x86_dispatch::l2_u8_avx512,
                         dot_u8: x86_dispatch::dot_u8_avx512,
                         dot_4x4: Some(x86_dispatch::dot_4x4_avx512),
+                        tile: TileKernel {
+                            lanes: x86_tile::AVX512_LANES,
+                            rows: x86_tile::AVX512_ROWS,
+                            run: x86_dispatch::tile_avx512,
+                        },
                     })
                 } else {
                     None
@@ -130,6 +152,7 @@ impl Kernels {
                         l2_u8: neon_dispatch::l2_u8,
                         dot_u8: neon_dispatch::dot_u8,
                         dot_4x4: None,
+                        tile: tile::portable_kernel(),
                     })
                 } else {
                     None
@@ -145,6 +168,7 @@ impl Kernels {
                     l2_u8: native.l2_u8,
                     dot_u8: native.dot_u8,
                     dot_4x4: None,
+                    tile: native.tile,
                 })
             }
             #[allow(unreachable_patterns)]
@@ -195,7 +219,7 @@ impl Kernels {
 #[cfg(target_arch = "x86_64")]
 mod x86_dispatch {
     //! Safe wrappers installed into [`super::Kernels`] only after feature detection.
-    use super::x86;
+    use super::{x86, x86_tile, Candidates, Tile};
 
     macro_rules! wrap {
         ($name:ident, $t:ty, $r:ty) => {
@@ -223,6 +247,22 @@ mod x86_dispatch {
         #[expect(unsafe_code, reason = "calling a #[target_feature] kernel")]
         unsafe {
             x86::dot_4x4_avx512(q, r, out)
+        }
+    }
+
+    pub fn tile_avx512(t: &Tile<'_>, out: &mut Candidates) -> usize {
+        // SAFETY: handed out only after `is_x86_feature_detected!("avx512f")`.
+        #[expect(unsafe_code, reason = "calling a #[target_feature] kernel")]
+        unsafe {
+            x86_tile::tile_avx512(t, out)
+        }
+    }
+
+    pub fn tile_avx2(t: &Tile<'_>, out: &mut Candidates) -> usize {
+        // SAFETY: handed out only after `is_x86_feature_detected!` confirmed avx2 and fma.
+        #[expect(unsafe_code, reason = "calling a #[target_feature] kernel")]
+        unsafe {
+            x86_tile::tile_avx2(t, out)
         }
     }
 }

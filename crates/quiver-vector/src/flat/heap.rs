@@ -80,3 +80,106 @@ impl TopK {
         v
     }
 }
+
+/// The bounded top-k lists of many queries in flat arrays (`k` slots per query, one
+/// allocation), each a max-heap on `(distance, id)`: the same selection as one [`TopK`] per
+/// query, with plain float compares and no per-query allocation. Distances must not be NaN.
+#[derive(Debug, Clone)]
+pub(crate) struct TopKLists {
+    k: usize,
+    dist: Vec<f32>,
+    id: Vec<u32>,
+    len: Vec<usize>,
+}
+
+/// Whether `(da, ia)` ranks after `(db, ib)` (farther, or as far with a higher id).
+#[inline]
+fn after(da: f32, ia: u32, db: f32, ib: u32) -> bool {
+    da > db || (da == db && ia > ib)
+}
+
+impl TopKLists {
+    /// `n` empty lists of capacity `k`.
+    pub(crate) fn new(n: usize, k: usize) -> Self {
+        TopKLists {
+            k,
+            dist: vec![0.0; n * k],
+            id: vec![0; n * k],
+            len: vec![0; n],
+        }
+    }
+
+    /// The distance a candidate for list `q` must not exceed (infinite until `k` are held).
+    #[inline]
+    pub(crate) fn threshold(&self, q: usize) -> f32 {
+        if self.len[q] < self.k || self.k == 0 {
+            f32::INFINITY
+        } else {
+            self.dist[q * self.k]
+        }
+    }
+
+    /// Offers `(id, d)` to list `q`.
+    #[inline]
+    pub(crate) fn push(&mut self, q: usize, id: u32, d: f32) {
+        let k = self.k;
+        if k == 0 {
+            return;
+        }
+        let dist = &mut self.dist[q * k..(q + 1) * k];
+        let ids = &mut self.id[q * k..(q + 1) * k];
+        let len = &mut self.len[q];
+        if *len < k {
+            // Sift up from the new leaf.
+            let mut i = *len;
+            *len += 1;
+            while i > 0 {
+                let parent = (i - 1) / 2;
+                if !after(d, id, dist[parent], ids[parent]) {
+                    break;
+                }
+                dist[i] = dist[parent];
+                ids[i] = ids[parent];
+                i = parent;
+            }
+            dist[i] = d;
+            ids[i] = id;
+        } else if after(dist[0], ids[0], d, id) {
+            // Replace the root and sift down.
+            let mut i = 0;
+            loop {
+                let l = 2 * i + 1;
+                if l >= k {
+                    break;
+                }
+                let r = l + 1;
+                let c = if r < k && after(dist[r], ids[r], dist[l], ids[l]) {
+                    r
+                } else {
+                    l
+                };
+                if !after(dist[c], ids[c], d, id) {
+                    break;
+                }
+                dist[i] = dist[c];
+                ids[i] = ids[c];
+                i = c;
+            }
+            dist[i] = d;
+            ids[i] = id;
+        }
+    }
+
+    /// List `q`, closest first.
+    pub(crate) fn sorted(&self, q: usize) -> Vec<Neighbor> {
+        let at = q * self.k;
+        let mut v: Vec<Neighbor> = (at..at + self.len[q])
+            .map(|i| Neighbor {
+                id: self.id[i],
+                distance: self.dist[i],
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    }
+}

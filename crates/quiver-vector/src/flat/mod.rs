@@ -1,15 +1,18 @@
 //! Flat (exact) search: every stored point is scored, the `k` closest kept in a bounded heap.
 //!
-//! - [`search`]: one query over any [`VectorSpace`], optionally restricted by a [`Filter`]
-//!   and a deletion mask.
-//! - [`search_batch`]: many queries over f32 rows, spread over all rayon threads and blocked
-//!   so a block of rows is scored against a block of queries while it sits in cache.
+//! - [`search`]: one query over any [`VectorSpace`](crate::space::VectorSpace), optionally
+//!   restricted by a [`Filter`] and a deletion mask.
+//! - [`search_batch`]: many queries over f32 rows, spread over all rayon threads: a blocked
+//!   matrix product (register-tiled kernel, cache-sized row blocks) with the top-k selection
+//!   fused into the tile.
 
+mod batch;
 mod heap;
 mod search;
 
+pub use batch::{search_batch, BATCH_ROW_BLOCK_BYTES};
 pub use heap::TopK;
-pub use search::{search, search_batch, BATCH_QUERY_BLOCK, BATCH_ROW_BLOCK};
+pub use search::search;
 
 #[cfg(test)]
 mod tests;
