@@ -37,7 +37,10 @@ impl Isa {
 
     /// Every instruction set this CPU supports (for tests and benchmarks).
     pub fn available() -> Vec<Isa> {
-        #[cfg_attr(not(target_arch = "x86_64"), expect(unused_mut, reason = "x86-only pushes"))]
+        #[cfg_attr(
+            not(target_arch = "x86_64"),
+            expect(unused_mut, reason = "x86-only pushes")
+        )]
         let mut v = vec![Isa::Scalar];
         #[cfg(target_arch = "x86_64")]
         {
