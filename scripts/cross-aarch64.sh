@@ -18,5 +18,6 @@ export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target/aarch64}"
 
 # Kernel tests print the paths they ran: expect "[Scalar, Neon]; dispatched: Neon".
-cargo test --target aarch64-unknown-linux-gnu -p quiver-vector --test it kernels -- --nocapture
+cargo test --target aarch64-unknown-linux-gnu -p quiver-vector --test it -- kernels flat --nocapture
+cargo test --target aarch64-unknown-linux-gnu -p quiver-vector --lib flat
 cargo test --target aarch64-unknown-linux-gnu -p quiver-ledger --lib
