@@ -28,7 +28,7 @@ pub(crate) const RECEIPT_MAGIC: &[u8; 8] = b"QVLGRCPT";
 /// Ledger settings.
 #[derive(Clone, Debug)]
 pub struct LedgerConfig {
-    /// Tree hash; fixed when the ledger is created. Default: [`HashAlg::default`] (SHA-256).
+    /// Tree hash; fixed when the ledger is created. Default: [`HashAlg::default`] (BLAKE3).
     pub alg: HashAlg,
     /// Log origin / database id, used as the checkpoint origin line and the key name.
     /// No whitespace or '+'. Default: `"quiver"`.

@@ -16,6 +16,10 @@ fn checkpoint_note_format_and_monotonicity() {
     assert!(!l.checkpoint_due(), "9 < checkpoint_every = 10");
     common::append_range(&l, 10, 10);
     assert!(l.checkpoint_due());
+    // Only 9 of the 10 leaves may be signed (e.g. durable): not due yet.
+    assert!(!l.checkpoint_due_at(9));
+    assert!(l.checkpoint_due_at(10));
+    assert!(l.checkpoint_due_at(u64::MAX), "capped at the ledger size");
     let cp = l.checkpoint().expect("checkpoint");
     assert!(!l.checkpoint_due());
     let lines: Vec<&str> = cp.note.split('\n').collect();
@@ -33,6 +37,11 @@ fn checkpoint_note_format_and_monotonicity() {
     let again = l.checkpoint().expect("again");
     assert_eq!(again, cp);
     common::append_range(&l, 11, 25);
+    assert!(l.checkpoint_due());
+    assert!(
+        !l.checkpoint_due_at(10),
+        "nothing beyond the signed size may be signed"
+    );
     let cp2 = l.checkpoint().expect("cp2");
     assert_eq!(cp2.checkpoint.size, 25);
     assert!(cp2.checkpoint.timestamp_ms >= cp.checkpoint.timestamp_ms);
