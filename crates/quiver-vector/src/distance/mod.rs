@@ -59,9 +59,6 @@ impl Isa {
     }
 }
 
-/// Inner products of 4 queries × 4 rows into `out[4·i + j]`.
-pub type Dot4x4 = fn(&[&[f32]; 4], &[&[f32]; 4], &mut [f32; 16]);
-
 /// A resolved set of kernels (plain function pointers).
 #[derive(Debug, Clone, Copy)]
 pub struct Kernels {
@@ -76,9 +73,6 @@ pub struct Kernels {
     pub l2_u8: fn(&[u8], &[u8]) -> u32,
     /// Inner product of u8 codes (exact, same range as `l2_u8`).
     pub dot_u8: fn(&[u8], &[u8]) -> u32,
-    /// Inner products of 4 queries × 4 rows into `out[4·i + j]`, where this path has a
-    /// register-blocked kernel (used by batched flat search).
-    pub dot_4x4: Option<Dot4x4>,
     /// The register-tiled many-queries × few-rows kernel of batched flat search (see
     /// [`tile`]); the portable one where the path has none of its own.
     pub tile: TileKernel,
@@ -93,7 +87,6 @@ impl Kernels {
             dot: scalar::dot_unrolled,
             l2_u8: scalar::l2_u8,
             dot_u8: scalar::dot_u8,
-            dot_4x4: None,
             tile: tile::portable_kernel(),
         }
     }
@@ -111,7 +104,6 @@ impl Kernels {
                         dot: x86_dispatch::dot_avx2,
                         l2_u8: x86_dispatch::l2_u8_avx2,
                         dot_u8: x86_dispatch::dot_u8_avx2,
-                        dot_4x4: None,
                         tile: TileKernel {
                             lanes: x86_tile::AVX2_LANES,
                             rows: x86_tile::AVX2_ROWS,
@@ -131,7 +123,6 @@ impl Kernels {
                         dot: x86_dispatch::dot_avx512,
                         l2_u8: x86_dispatch::l2_u8_avx512,
                         dot_u8: x86_dispatch::dot_u8_avx512,
-                        dot_4x4: Some(x86_dispatch::dot_4x4_avx512),
                         tile: TileKernel {
                             lanes: x86_tile::AVX512_LANES,
                             rows: x86_tile::AVX512_ROWS,
@@ -151,7 +142,6 @@ impl Kernels {
                         dot: neon_dispatch::dot,
                         l2_u8: neon_dispatch::l2_u8,
                         dot_u8: neon_dispatch::dot_u8,
-                        dot_4x4: None,
                         tile: tile::portable_kernel(),
                     })
                 } else {
@@ -167,7 +157,6 @@ impl Kernels {
                     dot: simsimd_dispatch::dot,
                     l2_u8: native.l2_u8,
                     dot_u8: native.dot_u8,
-                    dot_4x4: None,
                     tile: native.tile,
                 })
             }
@@ -241,14 +230,6 @@ mod x86_dispatch {
     wrap!(dot_u8_avx2, u8, u32);
     wrap!(l2_u8_avx512, u8, u32);
     wrap!(dot_u8_avx512, u8, u32);
-
-    pub fn dot_4x4_avx512(q: &[&[f32]; 4], r: &[&[f32]; 4], out: &mut [f32; 16]) {
-        // SAFETY: handed out only after `is_x86_feature_detected!("avx512f")`.
-        #[expect(unsafe_code, reason = "calling a #[target_feature] kernel")]
-        unsafe {
-            x86::dot_4x4_avx512(q, r, out)
-        }
-    }
 
     pub fn tile_avx512(t: &Tile<'_>, out: &mut Candidates) -> usize {
         // SAFETY: handed out only after `is_x86_feature_detected!("avx512f")`.
