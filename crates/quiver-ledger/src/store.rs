@@ -540,10 +540,10 @@ impl SyncBatch {
                 let mut result = worker();
                 for h in handles {
                     let r = h.join().unwrap_or_else(|_| {
-                        Err(LedgerError::Malformed {
-                            what: "ledger sync",
-                            reason: "a sync thread panicked".into(),
-                        })
+                        Err(LedgerError::io(
+                            &files[0].1,
+                            std::io::Error::other("an fdatasync thread panicked"),
+                        ))
                     });
                     result = result.and(r);
                 }
