@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::error::{LedgerError, Result};
-use crate::hash::{parent_hashes, Hash};
+use crate::hash::{parent_hashes_into, Hash};
 use crate::ledger::Ledger;
 use crate::receipt::Receipt;
 
@@ -59,6 +59,7 @@ impl Ledger {
         let mut nodes_checked = 0u64;
         let mut children = vec![Hash::default(); 2 * CHUNK as usize];
         let mut parents = vec![Hash::default(); CHUNK as usize];
+        let mut wants = Vec::with_capacity(CHUNK as usize);
         'levels: for level in 1..64u32 {
             let count = size >> level;
             if count == 0 {
@@ -74,7 +75,8 @@ impl Ledger {
                         .read_range(level - 1, 2 * start, &mut children[..2 * n])?;
                     inner.store.read_range(level, start, &mut parents[..n])?;
                 }
-                let wants = parent_hashes(self.alg, &children[..2 * n]);
+                wants.clear();
+                parent_hashes_into(self.alg, &children[..2 * n], &mut wants);
                 for (i, &want) in wants.iter().enumerate() {
                     if want != parents[i] {
                         let index = start + i as u64;

@@ -417,6 +417,7 @@ mod x86 {
                 for j in 0..8 {
                     if j >= n || b >= blocks[j] {
                         stage[j] = [0; BLOCK];
+                        ptrs[j] = stage[j].as_ptr();
                         continue;
                     }
                     active[j] = u32::MAX;
@@ -443,11 +444,7 @@ mod x86 {
                     } else {
                         t[..this].copy_from_slice(&msg[off - 1..off - 1 + this]);
                     }
-                }
-                for (j, p) in ptrs.iter_mut().enumerate() {
-                    if j >= n || b >= blocks[j] || b == 0 || block_lens[j] as usize != BLOCK {
-                        *p = stage[j].as_ptr();
-                    }
+                    ptrs[j] = stage[j].as_ptr();
                 }
                 // SAFETY: every pointer addresses 64 readable bytes (a 64-byte message slice or
                 // a lane's stage buffer).

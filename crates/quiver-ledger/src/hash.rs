@@ -165,16 +165,19 @@ pub fn node_hash(alg: HashAlg, left: &Hash, right: &Hash) -> Hash {
 /// Leaf hashes of many bodies, in order: the same values as [`leaf_hash`] on each, computed
 /// sixteen at a time for BLAKE3 on AVX-512 CPUs (see `blake3x16`).
 pub fn leaf_hashes(alg: HashAlg, bodies: &[&[u8]]) -> Vec<Hash> {
-    prefixed_many(alg, 0, bodies)
+    let mut out = Vec::with_capacity(bodies.len());
+    prefixed_many_into(alg, 0, bodies, &mut out);
+    out
 }
 
-/// Parent hashes `H(0x01 || children[2i] || children[2i + 1])` of consecutive pairs.
+/// Appends to `out` the parent hashes `H(0x01 || children[2i] || children[2i + 1])` of
+/// consecutive pairs.
 ///
 /// # Panics
 /// If `children` has odd length (a caller bug).
-pub(crate) fn parent_hashes(alg: HashAlg, children: &[Hash]) -> Vec<Hash> {
+pub(crate) fn parent_hashes_into(alg: HashAlg, children: &[Hash], out: &mut Vec<Hash>) {
     assert!(children.len().is_multiple_of(2), "odd number of children");
-    let flat: Vec<[u8; 64]> = children
+    let pairs: Vec<[u8; 64]> = children
         .chunks_exact(2)
         .map(|p| {
             let mut b = [0u8; 64];
@@ -183,18 +186,19 @@ pub(crate) fn parent_hashes(alg: HashAlg, children: &[Hash]) -> Vec<Hash> {
             b
         })
         .collect();
-    let msgs: Vec<&[u8]> = flat.iter().map(|b| b.as_slice()).collect();
-    prefixed_many(alg, 1, &msgs)
+    let msgs: Vec<&[u8]> = pairs.iter().map(|b| b.as_slice()).collect();
+    prefixed_many_into(alg, 1, &msgs, out);
 }
 
-fn prefixed_many(alg: HashAlg, prefix: u8, msgs: &[&[u8]]) -> Vec<Hash> {
+/// Appends `H(prefix || m)` for every `m` of `msgs` to `out`.
+fn prefixed_many_into(alg: HashAlg, prefix: u8, msgs: &[&[u8]], out: &mut Vec<Hash>) {
     match alg {
         HashAlg::Blake3 => {
-            let mut out = vec![Hash::default(); msgs.len()];
-            crate::blake3x16::hash_prefixed_many(prefix, msgs, &mut out);
-            out
+            let at = out.len();
+            out.resize(at + msgs.len(), Hash::default());
+            crate::blake3x16::hash_prefixed_many(prefix, msgs, &mut out[at..]);
         }
-        HashAlg::Sha256 => msgs.iter().map(|m| alg.digest(&[&[prefix], m])).collect(),
+        HashAlg::Sha256 => out.extend(msgs.iter().map(|m| alg.digest(&[&[prefix], m]))),
     }
 }
 

@@ -360,20 +360,11 @@ impl TreeStore {
 
     /// Appends a node to `level`, creating the level's file when needed.
     pub(crate) fn push(&mut self, level: u32, h: &Hash) -> Result<()> {
-        while self.levels.len() <= level as usize {
-            self.add_level()?;
-        }
-        let l = &mut self.levels[level as usize];
-        l.pending.extend_from_slice(&h.0);
-        l.dirty = true;
-        self.pending_bytes += 32;
-        if self.pending_bytes >= FLUSH_BYTES && !self.read_only {
-            self.flush()?;
-        }
-        Ok(())
+        self.push_many(level, std::slice::from_ref(h))
     }
 
-    /// Appends consecutive nodes to `level` (see [`TreeStore::push`]).
+    /// Appends consecutive nodes to `level`, creating the level's file when needed; writes
+    /// the pending nodes out once [`FLUSH_BYTES`] have accumulated.
     pub(crate) fn push_many(&mut self, level: u32, hs: &[Hash]) -> Result<()> {
         while self.levels.len() <= level as usize {
             self.add_level()?;
@@ -444,28 +435,10 @@ impl TreeStore {
         Ok(batch)
     }
 
-    /// Flushes and fdatasyncs every level written since the last sync.
+    /// Flushes and fdatasyncs every level written since the last sync (in place; see
+    /// [`TreeStore::begin_sync`] for syncing outside the ledger lock).
     pub(crate) fn sync(&mut self) -> Result<()> {
-        self.flush()?;
-        if !self.read_only {
-            self.levels.iter_mut().for_each(LevelFile::refresh_map);
-        }
-        let mut created = false;
-        for l in &mut self.levels {
-            if !l.dirty {
-                continue;
-            }
-            if let Some(f) = &l.file {
-                f.sync_data().map_err(|e| LedgerError::io(&l.path, e))?;
-            }
-            created |= l.new_file;
-            l.new_file = false;
-            l.dirty = false;
-        }
-        if created {
-            sync_dir(&self.dir)?;
-        }
-        Ok(())
+        self.begin_sync()?.run()
     }
 
     /// Keeps only the first `count` nodes of `level` (on disk and pending).
@@ -519,37 +492,31 @@ impl SyncBatch {
     /// journal commit and the device's cache flush instead of paying for one each in turn.
     pub(crate) fn run(self) -> Result<()> {
         let files = &self.files;
-        if files.len() <= 1 {
-            for (f, path) in files {
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let worker = || -> Result<()> {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((f, path)) = files.get(i) else {
+                    return Ok(());
+                };
                 f.sync_data().map_err(|e| LedgerError::io(path, e))?;
             }
-        } else {
-            let next = std::sync::atomic::AtomicUsize::new(0);
-            let worker = || -> Result<()> {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some((f, path)) = files.get(i) else {
-                        return Ok(());
-                    };
-                    f.sync_data().map_err(|e| LedgerError::io(path, e))?;
-                }
-            };
-            let threads = files.len().min(SYNC_PARALLELISM);
-            std::thread::scope(|s| {
-                let handles: Vec<_> = (1..threads).map(|_| s.spawn(worker)).collect();
-                let mut result = worker();
-                for h in handles {
-                    let r = h.join().unwrap_or_else(|_| {
-                        Err(LedgerError::io(
-                            &files[0].1,
-                            std::io::Error::other("an fdatasync thread panicked"),
-                        ))
-                    });
-                    result = result.and(r);
-                }
-                result
-            })?;
-        }
+        };
+        let threads = files.len().min(SYNC_PARALLELISM);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (1..threads).map(|_| s.spawn(worker)).collect();
+            let mut result = worker();
+            for h in handles {
+                let r = h.join().unwrap_or_else(|_| {
+                    Err(LedgerError::io(
+                        &files[0].1,
+                        std::io::Error::other("an fdatasync thread panicked"),
+                    ))
+                });
+                result = result.and(r);
+            }
+            result
+        })?;
         if let Some(d) = &self.dir {
             sync_dir(d)?;
         }

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use crate::error::{LedgerError, Result};
 use crate::framed::FramedLog;
-use crate::hash::{node_hash, parent_hashes, Hash, HashAlg};
+use crate::hash::{node_hash, parent_hashes_into, Hash, HashAlg};
 use crate::ledger::Ledger;
 use crate::note::SignedCheckpoint;
 use crate::proof::{self, NodeSource};
@@ -63,7 +63,7 @@ impl Inner {
     }
 
     /// Appends many leaves: the same nodes as [`Inner::push_leaf`] on each in turn, but each
-    /// level's new parents are hashed in one [`parent_hashes`] call (sixteen at a time with
+    /// level's new parents are hashed in one [`parent_hashes_into`] call (sixteen at a time with
     /// BLAKE3 on AVX-512).
     pub(crate) fn push_leaves(&mut self, alg: HashAlg, leaves: &[Hash]) -> Result<()> {
         if leaves.len() < 4 {
@@ -99,7 +99,7 @@ impl Inner {
             }
             let mut parents = Vec::with_capacity(pairs + 1);
             parents.extend(first);
-            parents.extend(parent_hashes(alg, &rest[..2 * pairs]));
+            parent_hashes_into(alg, &rest[..2 * pairs], &mut parents);
             owned = parents;
             nodes = &owned;
             start >>= 1;
