@@ -362,28 +362,6 @@ impl F32Space {
     }
 }
 
-/// Hints the CPU to pull the cache line at `p` into L2 (not L1). A row of a few hundred
-/// dimensions spans tens of cache lines, and a graph search wants the rows of all unvisited
-/// neighbours of a node at once: L1 can track too few outstanding misses for that, L2 more,
-/// so requests into L2 keep several rows in flight (1.5x the HNSW QPS on 384-d rows that do
-/// not fit the L3, `docs/benchmarks/vector.md`).
-#[inline(always)]
-#[cfg_attr(
-    target_arch = "x86_64",
-    expect(unsafe_code, reason = "prefetch intrinsic takes a raw pointer")
-)]
-fn prefetch_l2(p: *const f32) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
-        // SAFETY: PREFETCHT1 is a hint that never faults, whatever the address; SSE is part
-        // of the x86-64 baseline.
-        unsafe { _mm_prefetch::<_MM_HINT_T1>(p.cast()) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    distance::prefetch(p);
-}
-
 /// Scorer of [`F32Space`]: one kernel call per point.
 pub struct F32Scorer<'a> {
     data: &'a [f32],
@@ -417,7 +395,7 @@ impl QueryScorer for F32Scorer<'_> {
         let p = self.data.as_ptr().wrapping_add(i as usize * self.stride);
         let mut o = 0;
         while o < self.dim {
-            prefetch_l2(p.wrapping_add(o));
+            distance::prefetch_l2(p.wrapping_add(o));
             o += 16;
         }
     }

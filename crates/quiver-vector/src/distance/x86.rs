@@ -370,3 +370,14 @@ pub fn prefetch(p: *const u8) {
         _mm_prefetch::<_MM_HINT_T0>(p.cast());
     }
 }
+
+/// Hints the CPU to pull the cache line at `p` into L2 (not L1). A hint only: never faults.
+#[inline(always)]
+pub fn prefetch_l2(p: *const u8) {
+    // SAFETY: PREFETCHT1 is a hint that never faults, whatever the address; SSE is part of
+    // the x86-64 baseline.
+    #[expect(unsafe_code, reason = "prefetch intrinsic takes a raw pointer")]
+    unsafe {
+        _mm_prefetch::<_MM_HINT_T1>(p.cast());
+    }
+}
