@@ -96,7 +96,7 @@ pub(crate) fn flush_all(inner: &Inner) -> Result<()> {
     {
         let mut st = inner.state.write();
         if !st.active.read().is_empty() {
-            let fresh = Arc::new(RwLock::new(Memtable::new()));
+            let fresh = Arc::new(RwLock::new(Memtable::with_pool(inner.chunks.clone())));
             let old = std::mem::replace(&mut st.active, fresh);
             st.frozen.push(old);
         }

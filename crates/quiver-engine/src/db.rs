@@ -10,7 +10,7 @@ use crate::{
 use parking_lot::{Mutex, RwLock};
 use quiver_core::{codec, DbConfig, Op, SeqNo, SeqRange, SyncMode};
 use quiver_ledger::{HashAlg, Ledger, LedgerConfig, Receipt};
-use quiver_segment::{Memtable, Segment};
+use quiver_segment::{ChunkPool, Memtable, Segment};
 use quiver_wal::{FsStorage, Wal};
 use std::{
     path::{Path, PathBuf},
@@ -34,6 +34,8 @@ pub(crate) struct Inner {
     /// the ledger is on).
     pub(crate) leaves: Option<LeafSequencer>,
     pub(crate) state: Arc<RwLock<State>>,
+    /// Arena chunks of flushed memtables, reused by the next ones (see [`ChunkPool`]).
+    pub(crate) chunks: Arc<ChunkPool>,
     pub(crate) applier: Arc<Applier>,
     pub(crate) flush_signal: Arc<Signal>,
     pub(crate) compact_signal: Signal,
@@ -157,8 +159,9 @@ impl Database {
             None
         };
         let flushed_through = m.flushed_through;
+        let chunks = ChunkPool::new(config.memtable_bytes);
         let state = Arc::new(RwLock::new(State {
-            active: Arc::new(RwLock::new(Memtable::new())),
+            active: Arc::new(RwLock::new(Memtable::with_pool(chunks.clone()))),
             frozen: Vec::new(),
             segments,
             manifest: m,
@@ -183,6 +186,7 @@ impl Database {
             ledger,
             leaves,
             state,
+            chunks,
             applier,
             flush_signal,
             compact_signal: Signal::default(),

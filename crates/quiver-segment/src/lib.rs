@@ -44,7 +44,7 @@ mod writer;
 
 pub use error::SegmentError;
 pub use iter::SegmentIter;
-pub use memtable::Memtable;
+pub use memtable::{ChunkPool, Memtable};
 pub use reader::Segment;
 pub use writer::write_segment;
 

@@ -5,7 +5,10 @@ use crate::{
     Result, SegmentError,
 };
 use quiver_core::{Id, SeqNo};
-use std::collections::HashMap;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
 
 /// Id map hasher: foldhash, seeded randomly per process (fast, with some resistance to
 /// adversarial ids).
@@ -139,6 +142,55 @@ struct MemRow {
 /// so an insert is a copy, not an allocation, and a scan walks memory in order.
 const CHUNK_BYTES: usize = 1 << 20;
 
+/// Arena chunks handed back by memtables that were dropped (flushed), for the memtables after
+/// them.
+///
+/// A fresh chunk costs a page fault and a zeroed page per 4 KiB the first time it is written,
+/// and that first write happens inside the WAL's commit critical section. A recycled chunk's
+/// pages are already mapped. The pool keeps at most `max_chunks` chunks (about one memtable's
+/// worth), so the memory it holds is bounded by what the next memtable would map anyway.
+#[derive(Debug)]
+pub struct ChunkPool {
+    free: Mutex<Vec<Vec<u8>>>,
+    max_chunks: usize,
+}
+
+impl ChunkPool {
+    /// A pool holding at most `max_bytes` of chunks.
+    pub fn new(max_bytes: usize) -> Arc<Self> {
+        Arc::new(ChunkPool {
+            free: Mutex::new(Vec::new()),
+            max_chunks: max_bytes.div_ceil(CHUNK_BYTES),
+        })
+    }
+
+    fn take(&self) -> Option<Vec<u8>> {
+        self.free.lock().unwrap_or_else(|e| e.into_inner()).pop()
+    }
+
+    fn give(&self, chunks: Vec<Vec<u8>>) {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        for mut c in chunks {
+            // Only standard chunks come back: an oversized body's chunk is freed.
+            if free.len() >= self.max_chunks || c.capacity() != CHUNK_BYTES {
+                continue;
+            }
+            c.clear();
+            free.push(c);
+        }
+    }
+
+    /// Chunks waiting for reuse.
+    pub fn len(&self) -> usize {
+        self.free.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether no chunk waits for reuse.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// The growing in-memory segment (memtable).
 ///
 /// Keeps every entry in sequence order — older versions of an id too, since the ledger
@@ -151,12 +203,29 @@ pub struct Memtable {
     chunks: Vec<Vec<u8>>,
     newest: IdMap,
     bytes: usize,
+    /// Where chunks come from and go back to when the memtable is dropped.
+    pool: Option<Arc<ChunkPool>>,
+}
+
+impl Drop for Memtable {
+    fn drop(&mut self) {
+        if let Some(pool) = &self.pool {
+            pool.give(std::mem::take(&mut self.chunks));
+        }
+    }
 }
 
 impl Memtable {
     /// An empty memtable.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty memtable that takes its arena chunks from `pool` and returns them when dropped.
+    pub fn with_pool(pool: Arc<ChunkPool>) -> Self {
+        let mut m = Self::default();
+        m.pool = Some(pool);
+        m
     }
 
     /// Inserts an encoded entry (sequence number stamped). Entries must arrive in strictly
@@ -209,8 +278,12 @@ impl Memtable {
             .last()
             .is_some_and(|c| c.capacity() - c.len() >= body.len());
         if !fits {
+            let recycled = match &self.pool {
+                Some(p) if body.len() <= CHUNK_BYTES => p.take(),
+                _ => None,
+            };
             self.chunks
-                .push(Vec::with_capacity(CHUNK_BYTES.max(body.len())));
+                .push(recycled.unwrap_or_else(|| Vec::with_capacity(CHUNK_BYTES.max(body.len()))));
         }
         let idx = self.chunks.len() - 1;
         let c = &mut self.chunks[idx];

@@ -3,7 +3,7 @@
 use crate::common::{encode, gen_rows, newest, put, ts_of, Rng};
 use proptest::prelude::*;
 use quiver_core::{Id, Op};
-use quiver_segment::{write_segment, Memtable, Segment, SegmentError, SegmentOptions};
+use quiver_segment::{write_segment, ChunkPool, Memtable, Segment, SegmentError, SegmentOptions};
 
 #[test]
 fn insert_get_iter_and_order() {
@@ -42,6 +42,45 @@ fn insert_get_iter_and_order() {
     assert_eq!(ev, vec![&rows[2][..]]);
     let ev: Vec<&[u8]> = m.scan_time_range(0, 51).collect();
     assert_eq!(ev, vec![&rows[1][..], &rows[2][..]]);
+}
+
+#[test]
+fn pooled_chunks_are_reused_bounded_and_hold_the_new_rows() {
+    // 3 MiB of bodies: three standard 1 MiB chunks, plus one oversized body of its own.
+    let pool = ChunkPool::new(2 << 20);
+    let mut m = Memtable::with_pool(pool.clone());
+    let mut seq = 0;
+    let mut put_n = |m: &mut Memtable, n: usize, payload: usize| {
+        for _ in 0..n {
+            seq += 1;
+            m.insert(put(seq, Id::U64(seq), Some(seq as i64), payload))
+                .unwrap();
+        }
+    };
+    put_n(&mut m, 3 * 1024, 1000);
+    put_n(&mut m, 1, 3 << 20);
+    assert!(pool.is_empty());
+    drop(m);
+    // At most max_bytes worth come back, and never the oversized chunk.
+    assert_eq!(pool.len(), 2);
+
+    // The next memtable draws from the pool, and what it returns is its own rows, not stale
+    // bytes of the first memtable.
+    let mut m2 = Memtable::with_pool(pool.clone());
+    let rows: Vec<Vec<u8>> = (0..1500u64)
+        .map(|i| put(10_000 + i, Id::U64(i), None, 700))
+        .collect();
+    for r in &rows {
+        m2.insert(r.clone()).unwrap();
+    }
+    assert!(pool.len() < 2, "the second memtable took a recycled chunk");
+    let all: Vec<&[u8]> = m2.iter().collect();
+    assert_eq!(all, rows.iter().map(|r| &r[..]).collect::<Vec<_>>());
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(m2.get(&Id::U64(i as u64)), Some(&r[..]));
+    }
+    drop(m2);
+    assert_eq!(pool.len(), 2);
 }
 
 #[test]
