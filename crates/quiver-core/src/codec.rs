@@ -136,7 +136,8 @@ fn encode_id(id: &Id, out: &mut Vec<u8>) {
     }
 }
 
-fn encoded_len_hint(op: &Op) -> usize {
+/// An upper-bound guess of the encoded size of `op`, for sizing buffers.
+pub fn encoded_len_hint(op: &Op) -> usize {
     match op {
         Op::Delete(_) => 32,
         Op::Put(r) => {

@@ -11,7 +11,7 @@ use parking_lot::{Mutex, RwLock};
 use quiver_core::{codec, DbConfig, Op, SeqNo, SeqRange, SyncMode};
 use quiver_ledger::{HashAlg, Ledger, LedgerConfig, Receipt};
 use quiver_segment::{ChunkPool, Memtable, Segment};
-use quiver_wal::{FsStorage, Wal};
+use quiver_wal::{Batch, FsStorage, Wal};
 use std::{
     path::{Path, PathBuf},
     sync::{
@@ -241,13 +241,15 @@ impl Database {
             .into());
         }
         let max = self.inner.config.max_payload_bytes;
-        let mut bodies = Vec::with_capacity(ops.len());
+        // Encoded straight into the batch's frame buffer: one allocation per batch.
+        let bytes = ops.iter().map(codec::encoded_len_hint).sum();
+        let mut bodies = Batch::with_capacity(ops.len(), bytes);
         for op in ops {
             match op {
                 Op::Put(r) => r.validate(None, max)?,
                 Op::Delete(id) => id.validate()?,
             }
-            bodies.push(codec::encode_op(op)?);
+            bodies.push_with(|buf| codec::encode_op_into(op, buf))?;
         }
         self.check_healthy()?;
         self.stall_if_behind()?;
@@ -256,7 +258,7 @@ impl Database {
                 // The WAL hands the bodies back with their seqs stamped; the leaf thread
                 // hashes them (see `leaves.rs`).
                 let done = self.inner.wal.commit_returning(bodies)?;
-                seqr.hash_later(done.range.first, done.bodies)?;
+                seqr.hash_later(done.range.first, done.batch)?;
                 done.range
             }
             None => self.inner.wal.commit(bodies)?,

@@ -16,6 +16,7 @@ use crate::{EngineError, Result};
 use parking_lot::{Condvar, Mutex, RwLock};
 use quiver_core::SeqNo;
 use quiver_ledger::{leaf_hashes, Hash, Ledger};
+use quiver_wal::Batch;
 use std::{
     collections::BTreeMap,
     sync::{mpsc, Arc},
@@ -41,7 +42,7 @@ struct Shared {
 }
 
 /// One committed batch for the hashing thread: its first seq and its stamped bodies.
-type Job = (SeqNo, Vec<Vec<u8>>);
+type Job = (SeqNo, Batch);
 
 pub(crate) struct LeafSequencer {
     shared: Arc<Shared>,
@@ -77,8 +78,8 @@ impl LeafSequencer {
         let thread = std::thread::Builder::new()
             .name("quiver-leaves".into())
             .spawn(move || {
-                for (first, bodies) in rx {
-                    let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
+                for (first, batch) in rx {
+                    let refs: Vec<&[u8]> = batch.bodies().collect();
                     let hashes = leaf_hashes(worker.ledger.alg(), &refs);
                     if worker.submit(first, hashes).is_err() {
                         // `submit` recorded the failure: writers and waiters see it.
@@ -97,7 +98,7 @@ impl LeafSequencer {
     }
 
     /// Queues a committed batch (bodies with seqs stamped, from `first`) for hashing.
-    pub(crate) fn hash_later(&self, first: SeqNo, bodies: Vec<Vec<u8>>) -> Result<()> {
+    pub(crate) fn hash_later(&self, first: SeqNo, bodies: Batch) -> Result<()> {
         if let Some(f) = &self.shared.pending.lock().failed {
             return Err(EngineError::Closed {
                 reason: format!("ledger append failed earlier: {f}"),

@@ -3,8 +3,9 @@
 //! Writers enqueue their batch. The first writer to find no leader leads; the others sleep on
 //! their own [`Waiter`]. The leader optionally waits `gather_delay` for the group to fill, takes
 //! whole batches from the front of the queue (up to `max_group_entries`, at least one batch,
-//! never splitting one), stamps consecutive seqs, frames the group into one buffer, issues one
-//! `pwrite`, at most one `fdatasync` (per [`SyncMode`]), calls the observer, and wakes exactly
+//! never splitting one), stamps consecutive seqs and fills in the frame headers inside each
+//! batch's own buffer ([`Batch`]), issues one `pwrite` (copying into a shared buffer only when
+//! the group holds several batches), at most one `fdatasync` (per [`SyncMode`]), calls the observer, and wakes exactly
 //! the writers of the group with their [`SeqRange`]. Writers arriving meanwhile queue up, and
 //! the next group takes them all at once: that is how many writers share one write and one
 //! fdatasync.
@@ -14,11 +15,11 @@
 //! groups itself while writers are queued: it is already running, while a woken successor
 //! would first have to be scheduled, leaving the disk idle in between.
 
+use crate::batch::Batch;
 use crate::error::{Result, WalError};
-use crate::format::{push_frame, MAX_BODY, MIN_BODY};
+use crate::format::{MAX_BODY, MIN_BODY};
 use crate::wal::{Io, Pending, Wal};
 use parking_lot::{Condvar, Mutex};
-use quiver_core::codec::stamp_seq;
 use quiver_core::{SeqNo, SeqRange, SyncMode};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -28,14 +29,14 @@ use std::time::{Duration, Instant};
 /// no gather delay.
 pub const EXTRA_GROUPS: usize = 2;
 
-/// A batch once its group is durable per the preset: its seqs and its bodies, handed back with
-/// those seqs stamped in (so a caller that hashes the records needs no copy of its own).
+/// A batch once its group is durable per the preset: its seqs and the batch itself, handed back
+/// with those seqs stamped in (so a caller that hashes the records needs no copy of its own).
 #[derive(Debug)]
 pub struct Committed {
     /// The batch's sequence numbers.
     pub range: SeqRange,
-    /// The batch's bodies as written, seqs stamped.
-    pub bodies: Vec<Vec<u8>>,
+    /// The batch as written, seqs stamped.
+    pub batch: Batch,
 }
 
 /// Where a queued writer sleeps until its batch is done or it is asked to lead.
@@ -90,16 +91,17 @@ impl Wal {
     /// per `config.sync` (always at least handed to the OS with `write(2)`). A batch is never
     /// split across groups or files. After an I/O failure every caller gets
     /// [`WalError::Poisoned`] until the log is reopened.
-    pub fn commit(&self, bodies: Vec<Vec<u8>>) -> Result<SeqRange> {
-        self.commit_returning(bodies).map(|c| c.range)
+    pub fn commit(&self, batch: impl Into<Batch>) -> Result<SeqRange> {
+        self.commit_returning(batch).map(|c| c.range)
     }
 
     /// [`Wal::commit`], handing the stamped bodies back with the range.
-    pub fn commit_returning(&self, bodies: Vec<Vec<u8>>) -> Result<Committed> {
-        if bodies.is_empty() {
+    pub fn commit_returning(&self, batch: impl Into<Batch>) -> Result<Committed> {
+        let batch = batch.into();
+        if batch.is_empty() {
             return Err(WalError::EmptyBatch);
         }
-        for (index, b) in bodies.iter().enumerate() {
+        for (index, b) in batch.bodies().enumerate() {
             if b.len() < MIN_BODY {
                 return Err(WalError::BodyTooShort {
                     index,
@@ -121,9 +123,9 @@ impl Wal {
                 reason: reason.clone(),
             });
         }
-        q.queued_entries += bodies.len();
+        q.queued_entries += batch.len();
         q.pending.push_back(Pending {
-            bodies,
+            batch,
             waiter: waiter.clone(),
         });
         let lead = !q.leader;
@@ -198,10 +200,10 @@ impl Wal {
             let mut group = Vec::new();
             let mut entries = 0;
             while let Some(p) = q.pending.front() {
-                if !group.is_empty() && entries + p.bodies.len() > max {
+                if !group.is_empty() && entries + p.batch.len() > max {
                     break;
                 }
-                entries += p.bodies.len();
+                entries += p.batch.len();
                 group.extend(q.pending.pop_front());
             }
             q.queued_entries -= entries;
@@ -209,8 +211,8 @@ impl Wal {
             match self.write_group(&mut group) {
                 Ok(ranges) => {
                     for (p, range) in group.iter_mut().zip(ranges) {
-                        let bodies = std::mem::take(&mut p.bodies);
-                        p.waiter.set(Slot::Done(Ok(Committed { range, bodies })));
+                        let batch = std::mem::take(&mut p.batch);
+                        p.waiter.set(Slot::Done(Ok(Committed { range, batch })));
                     }
                 }
                 Err(e) => {
@@ -229,29 +231,36 @@ impl Wal {
         }
     }
 
-    /// Writes one group: stamp, frame, rotate if needed, one pwrite, one fdatasync per the sync
-    /// mode, observer. Returns each batch's range.
+    /// Writes one group: stamp and frame (in place, in each batch's buffer), rotate if needed,
+    /// one pwrite (a group of one batch straight from its buffer, a larger one copied into a
+    /// shared buffer first), one fdatasync per the sync mode, observer. Returns each batch's
+    /// range.
     fn write_group(&self, group: &mut [Pending]) -> Result<Vec<SeqRange>> {
         self.check_seal_error()?;
         let mut io = self.io.lock();
         let first: SeqNo = self.next_seq.load(Ordering::SeqCst);
         let mut seq = first;
         let mut ranges = Vec::with_capacity(group.len());
+        for p in group.iter_mut() {
+            p.batch.seal(seq);
+            let n = p.batch.len() as u64;
+            ranges.push(SeqRange {
+                first: seq,
+                last: seq + n - 1,
+            });
+            seq += n;
+        }
+        let last = seq - 1;
+        if let [one] = &*group {
+            self.write_buf(&mut io, first, last, one.batch.frames(), group)?;
+            return Ok(ranges);
+        }
         let mut buf = std::mem::take(&mut io.buf);
         buf.clear();
-        for p in group.iter_mut() {
-            let start = seq;
-            for b in &mut p.bodies {
-                stamp_seq(b, seq);
-                push_frame(&mut buf, b);
-                seq += 1;
-            }
-            ranges.push(SeqRange {
-                first: start,
-                last: seq - 1,
-            });
+        for p in group.iter() {
+            buf.extend_from_slice(p.batch.frames());
         }
-        let result = self.write_buf(&mut io, first, seq - 1, &buf, group);
+        let result = self.write_buf(&mut io, first, last, &buf, group);
         buf.clear();
         if buf.capacity() > 64 << 20 {
             buf.shrink_to(1 << 20);
@@ -302,10 +311,7 @@ impl Wal {
         meta.len += buf.len() as u64;
         meta.last_seq = Some(last);
         if let Some(obs) = &self.observer {
-            let bodies: Vec<&[u8]> = group
-                .iter()
-                .flat_map(|p| p.bodies.iter().map(Vec::as_slice))
-                .collect();
+            let bodies: Vec<&[u8]> = group.iter().flat_map(|p| p.batch.bodies()).collect();
             obs.on_commit(first, &bodies)
                 .map_err(|reason| WalError::Observer {
                     first_seq: first,

@@ -24,6 +24,7 @@
 //!   images, [`FaultyStorage`] for fault injection.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+mod batch;
 mod commit;
 mod error;
 pub mod format;
@@ -32,6 +33,7 @@ mod spare;
 mod storage;
 mod wal;
 
+pub use batch::Batch;
 pub use commit::Committed;
 pub use error::{Result, WalError};
 pub use spare::SPARE;

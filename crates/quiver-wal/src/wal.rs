@@ -75,7 +75,7 @@ pub(crate) struct Io {
 
 /// A batch waiting in the commit queue.
 pub(crate) struct Pending {
-    pub bodies: Vec<Vec<u8>>,
+    pub batch: crate::batch::Batch,
     pub waiter: Arc<crate::commit::Waiter>,
 }
 

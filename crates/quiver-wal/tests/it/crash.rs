@@ -126,7 +126,11 @@ fn child_writer() {
                     let tag = base | t << 40 | i << 8;
                     let (n, len) = (1 + (i % 4) as usize, 16 + (i as usize % 40));
                     let r = wal
-                        .commit((0..n).map(|j| body(tag + j as u64, len)).collect())
+                        .commit(
+                            (0..n)
+                                .map(|j| body(tag + j as u64, len))
+                                .collect::<Vec<_>>(),
+                        )
                         .unwrap();
                     let mut o = out.lock();
                     writeln!(o, "ACK {tag} {} {n} {len}", r.first).unwrap();

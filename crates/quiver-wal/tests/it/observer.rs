@@ -50,7 +50,7 @@ fn called_in_seq_order_once_per_record_before_ack() {
                         .commit(
                             (0..n)
                                 .map(|j| body(t << 20 | i << 4 | j as u64, 20))
-                                .collect(),
+                                .collect::<Vec<_>>(),
                         )
                         .unwrap();
                     // Acked only after the observer saw the whole batch.
