@@ -378,9 +378,15 @@ fn encode_event(g: &mut Gen, ts: i64, payload_bytes: usize, out: &mut Vec<u8>) {
     out.extend_from_slice(br#"{"d":""#);
     let start = out.len();
     out.resize(start + n, 0);
-    for chunk in out[start..].chunks_mut(8) {
+    let mut chunks = out[start..].chunks_exact_mut(8);
+    for chunk in &mut chunks {
+        chunk.copy_from_slice(&g.next().to_le_bytes());
+    }
+    let tail = chunks.into_remainder();
+    if !tail.is_empty() {
         let r = g.next().to_le_bytes();
-        chunk.copy_from_slice(&r[..chunk.len()]);
+        let k = tail.len();
+        tail.copy_from_slice(&r[..k]);
     }
     for b in &mut out[start..] {
         *b = alnum_of(*b);

@@ -94,9 +94,11 @@ fn compact_loop(inner: &Inner) {
 pub(crate) fn flush_all(inner: &Inner) -> Result<()> {
     let _m = inner.manifest_lock.lock();
     {
+        // Sized like the memtable it replaces; built before the state lock that writers wait on.
+        let rows = inner.state.read().active.read().len();
+        let fresh = Arc::new(RwLock::new(Memtable::with_pool(inner.chunks.clone(), rows)));
         let mut st = inner.state.write();
         if !st.active.read().is_empty() {
-            let fresh = Arc::new(RwLock::new(Memtable::with_pool(inner.chunks.clone())));
             let old = std::mem::replace(&mut st.active, fresh);
             st.frozen.push(old);
         }

@@ -161,7 +161,7 @@ impl Database {
         let flushed_through = m.flushed_through;
         let chunks = ChunkPool::new(config.memtable_bytes);
         let state = Arc::new(RwLock::new(State {
-            active: Arc::new(RwLock::new(Memtable::with_pool(chunks.clone()))),
+            active: Arc::new(RwLock::new(Memtable::with_pool(chunks.clone(), 0))),
             frozen: Vec::new(),
             segments,
             manifest: m,

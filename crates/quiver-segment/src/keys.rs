@@ -48,9 +48,15 @@ impl KeyCollector {
     }
 
     /// Sorts by id, newest first within an id, and drops older versions.
+    ///
+    /// Rows arrive in seq order, and ids very often rise with seq (counters, clients that
+    /// number their events, batches claimed from one counter), so the u64 keys are mostly
+    /// long ascending runs: the stable sort finds and merges runs (one pass when already
+    /// sorted) where the unstable one would partition. (id, seq) pairs are unique, so both
+    /// give the same order.
     pub fn finish(&mut self) {
         self.u64s
-            .sort_unstable_by(|a, b| a.id.cmp(&b.id).then(b.seq.cmp(&a.seq)));
+            .sort_by(|a, b| a.id.cmp(&b.id).then(b.seq.cmp(&a.seq)));
         self.u64s.dedup_by(|later, first| later.id == first.id);
         self.strs
             .sort_unstable_by(|a, b| a.id.cmp(&b.id).then(b.seq.cmp(&a.seq)));

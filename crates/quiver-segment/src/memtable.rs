@@ -221,10 +221,14 @@ impl Memtable {
         Self::default()
     }
 
-    /// An empty memtable that takes its arena chunks from `pool` and returns them when dropped.
-    pub fn with_pool(pool: Arc<ChunkPool>) -> Self {
+    /// An empty memtable that takes its arena chunks from `pool` and returns them when dropped,
+    /// with room for `expected_rows` entries (typically the previous memtable's count), so its
+    /// row list and id map do not grow and rehash inside the commit critical section.
+    pub fn with_pool(pool: Arc<ChunkPool>, expected_rows: usize) -> Self {
         let mut m = Self::default();
         m.pool = Some(pool);
+        m.rows.reserve(expected_rows);
+        m.newest.ints.reserve(expected_rows);
         m
     }
 

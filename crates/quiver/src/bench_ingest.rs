@@ -102,9 +102,15 @@ impl Gen {
         let mut bytes = std::mem::take(out).into_bytes();
         let start = bytes.len();
         bytes.resize(start + n, 0);
-        for chunk in bytes[start..].chunks_mut(8) {
+        let mut chunks = bytes[start..].chunks_exact_mut(8);
+        for chunk in &mut chunks {
+            chunk.copy_from_slice(&self.next().to_le_bytes());
+        }
+        let tail = chunks.into_remainder();
+        if !tail.is_empty() {
             let r = self.next().to_le_bytes();
-            chunk.copy_from_slice(&r[..chunk.len()]);
+            let k = tail.len();
+            tail.copy_from_slice(&r[..k]);
         }
         for b in &mut bytes[start..] {
             *b = alnum_of(*b);

@@ -48,7 +48,7 @@ fn insert_get_iter_and_order() {
 fn pooled_chunks_are_reused_bounded_and_hold_the_new_rows() {
     // 3 MiB of bodies: three standard 1 MiB chunks, plus one oversized body of its own.
     let pool = ChunkPool::new(2 << 20);
-    let mut m = Memtable::with_pool(pool.clone());
+    let mut m = Memtable::with_pool(pool.clone(), 100);
     let mut seq = 0;
     let mut put_n = |m: &mut Memtable, n: usize, payload: usize| {
         for _ in 0..n {
@@ -66,7 +66,7 @@ fn pooled_chunks_are_reused_bounded_and_hold_the_new_rows() {
 
     // The next memtable draws from the pool, and what it returns is its own rows, not stale
     // bytes of the first memtable.
-    let mut m2 = Memtable::with_pool(pool.clone());
+    let mut m2 = Memtable::with_pool(pool.clone(), 100);
     let rows: Vec<Vec<u8>> = (0..1500u64)
         .map(|i| put(10_000 + i, Id::U64(i), None, 700))
         .collect();
