@@ -111,6 +111,12 @@ pub fn stamp_seq(body: &mut [u8], seq: SeqNo) {
     body[..SEQ_PREFIX].copy_from_slice(&seq.to_le_bytes());
 }
 
+/// Whether an encoded entry is a tombstone (its flags byte, right after the seq, has the
+/// tombstone bit). False for a body too short to say.
+pub fn is_tombstone(body: &[u8]) -> bool {
+    body.get(SEQ_PREFIX).is_some_and(|f| f & F_TOMBSTONE != 0)
+}
+
 /// Reads the sequence number of an encoded entry.
 pub fn peek_seq(body: &[u8]) -> Result<SeqNo> {
     body.get(..SEQ_PREFIX)

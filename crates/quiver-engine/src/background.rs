@@ -130,7 +130,7 @@ fn flush_one(inner: &Inner, mt: &SharedMemtable) -> Result<()> {
                 continue; // overwritten inside this memtable
             }
         }
-        if is_tombstone(body) && !older_data_exists {
+        if codec::is_tombstone(body) && !older_data_exists {
             continue; // a tombstone with nothing older to shadow
         }
         rows.push(body);
@@ -179,11 +179,6 @@ fn flush_one(inner: &Inner, mt: &SharedMemtable) -> Result<()> {
     Ok(())
 }
 
-/// The tombstone bit of an encoded entry's flags byte (see `docs/format/entry.md`).
-fn is_tombstone(body: &[u8]) -> bool {
-    body.get(codec::SEQ_PREFIX).is_some_and(|f| f & 1 == 1)
-}
-
 fn seg_options(inner: &Inner) -> SegmentOptions {
     SegmentOptions {
         block_bytes: inner.config.block_bytes,
@@ -192,30 +187,83 @@ fn seg_options(inner: &Inner) -> SegmentOptions {
     }
 }
 
-/// Picks the run of adjacent segments to merge: `force` merges everything (at least two),
-/// otherwise once `compaction_trigger` segments are live, the cheapest run of half that many.
-fn pick_window(sizes: &[u64], trigger: usize, force: bool) -> Option<(usize, usize)> {
+/// Live segments beyond which windows are merged whether or not merging reclaims anything,
+/// as a multiple of `compaction_trigger`: bounds open files and per-read probes.
+const MAX_LIVE_PER_TRIGGER: usize = 4;
+/// Ids probed per pair of segments when deciding whether they share ids (see
+/// [`Segment::shares_id_with`]); past this the pair counts as sharing.
+const MAX_PROBES: usize = 16 << 10;
+
+/// Picks the run of adjacent segments to merge. `force` merges everything (at least two).
+/// Otherwise, once `compaction_trigger` segments are live, runs of half that many are tried
+/// cheapest first and the first one that `worth` says merging would pay for is taken; when
+/// none would, nothing is merged, unless `MAX_LIVE_PER_TRIGGER × trigger` segments are live,
+/// when the cheapest run is merged regardless.
+fn pick_window(
+    sizes: &[u64],
+    trigger: usize,
+    force: bool,
+    mut worth: impl FnMut(usize, usize) -> Result<bool>,
+) -> Result<Option<(usize, usize)>> {
     let n = sizes.len();
     if force {
-        return (n >= 2).then_some((0, n));
+        return Ok((n >= 2).then_some((0, n)));
     }
     if n < trigger {
-        return None;
+        return Ok(None);
     }
     let w = (trigger / 2).max(2);
-    (0..=n - w)
-        .min_by_key(|&s| sizes[s..s + w].iter().sum::<u64>())
-        .map(|s| (s, s + w))
+    let mut starts: Vec<usize> = (0..=n - w).collect();
+    // Stable: among equal costs the oldest run comes first.
+    starts.sort_by_key(|&s| sizes[s..s + w].iter().sum::<u64>());
+    if n >= MAX_LIVE_PER_TRIGGER * trigger {
+        return Ok(starts.first().map(|&s| (s, s + w)));
+    }
+    for s in starts {
+        if worth(s, s + w)? {
+            return Ok(Some((s, s + w)));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether merging `segs[lo..hi]` would reclaim anything or make the segment set simpler: a
+/// small segment in it (an early or interval flush), tombstones that the merge may drop (the
+/// window starts at the oldest segment), or an id that a segment of the window shares with a
+/// newer segment (inside the window or after it: the older version is dropped). Segments of
+/// an append-only stream — ids rising with time, nothing overwritten — satisfy none of these
+/// and are left as they are instead of being rewritten again and again (as RocksDB moves
+/// non-overlapping files down a level without rewriting them).
+fn worth_merging(segs: &[Arc<LiveSegment>], lo: usize, hi: usize, small: u64) -> Result<bool> {
+    let window = &segs[lo..hi];
+    if window.iter().any(|s| s.seg.meta().bytes < small) {
+        return Ok(true);
+    }
+    if lo == 0 && window.iter().any(|s| s.seg.meta().may_hold_tombstones) {
+        return Ok(true);
+    }
+    for (i, older) in window.iter().enumerate() {
+        for newer in &segs[lo + i + 1..] {
+            if newer.seg.shares_id_with(&older.seg, MAX_PROBES)? != Some(false) {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
 
 /// One compaction round: merges a window of adjacent segments into one, dropping rows that a
-/// newer row in the window overwrites, and tombstones (with what they shadow) when the window
-/// starts at the oldest segment.
+/// newer row overwrites (in the window or in any newer segment), and tombstones (with what
+/// they shadow) when the window starts at the oldest segment.
 pub(crate) fn compact(inner: &Inner, force: bool) -> Result<()> {
     let _one = inner.compaction_lock.lock();
     let segs = inner.state.read().segments.clone();
     let sizes: Vec<u64> = segs.iter().map(|s| s.seg.meta().bytes).collect();
-    let Some((lo, hi)) = pick_window(&sizes, inner.config.compaction_trigger, force) else {
+    let small = inner.config.memtable_bytes as u64 / 4;
+    let picked = pick_window(&sizes, inner.config.compaction_trigger, force, |lo, hi| {
+        worth_merging(&segs, lo, hi, small)
+    })?;
+    let Some((lo, hi)) = picked else {
         return Ok(());
     };
     let window = &segs[lo..hi];
@@ -245,8 +293,8 @@ pub(crate) fn compact(inner: &Inner, force: bool) -> Result<()> {
                 let row = row?;
                 let (seq, id, tombstone) = codec::decode_key(&row)?;
                 // A segment holds one version per id (flush and compaction keep the newest),
-                // so only the newer segments of the window can overwrite this row.
-                if overwritten(&id, seq, &window[i + 1..])? {
+                // so only newer segments can overwrite this row.
+                if overwritten(&id, seq, &segs[lo + i + 1..])? {
                     return Ok(None);
                 }
                 if drop_tombstones && tombstone {
@@ -329,10 +377,14 @@ pub(crate) fn compact(inner: &Inner, force: bool) -> Result<()> {
     Ok(())
 }
 
-/// Whether a newer version of `id` than `seq` exists in `segs`, answered from the bloom
-/// filters and id indexes without reading data blocks.
+/// Whether a newer version of `id` than `seq` exists in `segs`, answered from the id ranges,
+/// bloom filters and id indexes without reading data blocks.
 fn overwritten(id: &Id, seq: u64, segs: &[Arc<LiveSegment>]) -> Result<bool> {
     for s in segs {
+        let (lo, hi) = s.seg.id_range()?;
+        if id < lo || id > hi {
+            continue;
+        }
         if s.seg.newest_seq(id)?.is_some_and(|n| n > seq) {
             return Ok(true);
         }
@@ -344,15 +396,90 @@ fn overwritten(id: &Id, seq: u64, segs: &[Arc<LiveSegment>]) -> Result<bool> {
 mod tests {
     use super::pick_window;
 
+    fn pick(sizes: &[u64], trigger: usize, force: bool, worth: &[usize]) -> Option<(usize, usize)> {
+        pick_window(sizes, trigger, force, |lo, _| Ok(worth.contains(&lo))).unwrap()
+    }
+
     #[test]
     fn window_choice() {
-        assert_eq!(pick_window(&[1, 2, 3], 8, false), None);
-        assert_eq!(pick_window(&[1, 2], 8, true), Some((0, 2)));
-        assert_eq!(pick_window(&[5], 8, true), None);
+        let all: Vec<usize> = (0..64).collect();
+        assert_eq!(pick(&[1, 2, 3], 8, false, &all), None);
+        assert_eq!(pick(&[1, 2], 8, true, &[]), Some((0, 2)));
+        assert_eq!(pick(&[5], 8, true, &all), None);
         // Eight segments: the cheapest run of four.
-        assert_eq!(
-            pick_window(&[100, 90, 1, 1, 1, 1, 50, 60], 8, false),
-            Some((2, 6))
-        );
+        let eight = [100, 90, 1, 1, 1, 1, 50, 60];
+        assert_eq!(pick(&eight, 8, false, &all), Some((2, 6)));
+        // Only runs worth merging are taken, cheapest first; none worth it: no merge.
+        assert_eq!(pick(&eight, 8, false, &[0, 4]), Some((4, 8)));
+        assert_eq!(pick(&eight, 8, false, &[]), None);
+        // Past 4 × trigger live segments the cheapest run is merged regardless.
+        let many: Vec<u64> = (0..32).map(|i| 100 + (i as u64 % 5)).collect();
+        assert_eq!(pick(&many, 8, false, &[]), Some((0, 4)));
+        assert_eq!(pick(&many[..31], 8, false, &[]), None);
+    }
+}
+
+#[cfg(test)]
+mod policy_tests {
+    use crate::Database;
+    use quiver_core::{DbConfig, Id, Op, Preset, Record};
+
+    fn batch(ids: std::ops::Range<u64>, tag: &str) -> Vec<Op> {
+        ids.map(|i| {
+            Op::Put(
+                Record::new(i)
+                    .with_timestamp(i as i64)
+                    .with_payload(&serde_json::json!({ "tag": tag, "pad": "p".repeat(80) })),
+            )
+        })
+        .collect()
+    }
+
+    fn segments(db: &Database) -> usize {
+        db.stats().unwrap().segments
+    }
+
+    #[test]
+    fn append_only_segments_are_not_rewritten_and_overlapping_ones_are() {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = DbConfig::new(Preset::Throughput)
+            .memtable_bytes(64 << 10)
+            .compaction_trigger(4);
+        let db = Database::open(d.path(), cfg).unwrap();
+        // Eight segments of rising, disjoint ids (~25 KiB each, above the "small" quarter of
+        // the memtable), with two batches whose id ranges interleave at one boundary, as
+        // concurrent writers' batches do.
+        for s in 0..8u64 {
+            let base = s * 200;
+            if s == 3 {
+                db.write_batch(&batch(base + 100..base + 200, "a")).unwrap();
+                db.write_batch(&batch(base..base + 100, "a")).unwrap();
+            } else {
+                db.write_batch(&batch(base..base + 200, "a")).unwrap();
+            }
+            db.flush().unwrap();
+        }
+        assert_eq!(segments(&db), 8);
+        super::compact(&db.inner, false).unwrap();
+        assert_eq!(segments(&db), 8, "nothing to reclaim: no segment rewritten");
+
+        // Rewrite every id of the oldest segment: a window holding it is now worth merging
+        // (though the newer versions sit in a segment outside every window with it), and
+        // the merge drops the 200 old versions.
+        db.write_batch(&batch(0..200, "b")).unwrap();
+        db.flush().unwrap();
+        let before = db.stats().unwrap();
+        assert_eq!((before.segments, before.segment_rows), (9, 1800));
+        super::compact(&db.inner, false).unwrap();
+        let after = db.stats().unwrap();
+        assert_eq!((after.segments, after.segment_rows), (8, 1600));
+        let got = db.get(&Id::U64(5)).unwrap().unwrap();
+        match got.op {
+            Op::Put(r) => assert!(r.payload.unwrap().contains("\"b\"")),
+            Op::Delete(_) => panic!("tombstone"),
+        }
+        assert_eq!(db.scan_all().unwrap().len(), 1600);
+        super::compact(&db.inner, false).unwrap();
+        assert_eq!(db.stats().unwrap().segments, 8, "nothing left to reclaim");
     }
 }

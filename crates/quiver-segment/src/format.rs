@@ -28,6 +28,9 @@ pub(crate) const CODEC_ZSTD: u8 = 2;
 pub(crate) const BLOCK_HAS_TS: u8 = 1;
 /// Footer flag: at least one row of the segment carries a timestamp.
 pub(crate) const FOOTER_HAS_TS: u32 = 1;
+/// Footer flag: no row of the segment is a tombstone. (Files written before the flag existed
+/// lack it and so count as possibly holding tombstones.)
+pub(crate) const FOOTER_NO_TOMBSTONES: u32 = 2;
 
 pub(crate) fn put_u32(out: &mut Vec<u8>, v: u32) {
     out.extend_from_slice(&v.to_le_bytes());

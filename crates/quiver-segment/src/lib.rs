@@ -124,6 +124,8 @@ pub struct SegmentMeta {
     pub min_ts: Option<i64>,
     /// Largest event timestamp, if any row is an event.
     pub max_ts: Option<i64>,
+    /// Whether some row may be a tombstone (false only when the writer recorded none).
+    pub may_hold_tombstones: bool,
 }
 
 /// The sequence number in the first 8 bytes of an encoded entry.

@@ -4,8 +4,8 @@ use crate::{
     bloom::{hash_id, Bloom},
     compress::decompress,
     format::{
-        BlockHandle, Cur, DirEntry, Footer, FOOTER_HAS_TS, FOOTER_LEN, FOOTER_MAGIC, HEADER_LEN,
-        HEADER_MAGIC, VERSION,
+        BlockHandle, Cur, DirEntry, Footer, FOOTER_HAS_TS, FOOTER_LEN, FOOTER_MAGIC,
+        FOOTER_NO_TOMBSTONES, HEADER_LEN, HEADER_MAGIC, VERSION,
     },
     iter::{BlockRows, SegmentIter},
     Result, SegmentError, SegmentMeta,
@@ -14,7 +14,10 @@ use quiver_core::{Id, SeqNo};
 use std::{
     fs::File,
     path::{Path, PathBuf},
-    sync::atomic::{AtomicU64, Ordering},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        OnceLock,
+    },
 };
 
 /// An open immutable segment file.
@@ -31,6 +34,8 @@ pub struct Segment {
     pub(crate) blocks: Vec<BlockHandle>,
     pub(crate) dir: Vec<DirEntry>,
     bloom: Bloom,
+    /// Smallest and largest id, read from the id index on first use.
+    id_range: OnceLock<(Id, Id)>,
     blocks_read: AtomicU64,
     index_blocks_read: AtomicU64,
 }
@@ -205,6 +210,7 @@ impl Segment {
             bytes: len,
             min_ts: has_ts.then_some(f.min_ts),
             max_ts: has_ts.then_some(f.max_ts),
+            may_hold_tombstones: f.flags & FOOTER_NO_TOMBSTONES == 0,
         };
         Ok(Segment {
             path: path.to_path_buf(),
@@ -213,6 +219,7 @@ impl Segment {
             blocks,
             dir,
             bloom,
+            id_range: OnceLock::new(),
             blocks_read: AtomicU64::new(0),
             index_blocks_read: AtomicU64::new(0),
         })
@@ -334,6 +341,106 @@ impl Segment {
             ));
         }
         Ok(b)
+    }
+
+    /// Calls `f` with each id of the id index from `from` to `to` (inclusive) in `Id` order,
+    /// reading only the id-index blocks that can hold them, until `f` returns false.
+    fn for_ids_between(
+        &self,
+        from: &Id,
+        to: &Id,
+        mut f: impl FnMut(Id) -> Result<bool>,
+    ) -> Result<()> {
+        let start = self
+            .dir
+            .partition_point(|d| d.first <= *from)
+            .saturating_sub(1);
+        for d in self.dir[start..].iter().take_while(|d| d.first <= *to) {
+            let more = self.for_ids_in_block(d, |key| {
+                if key < *from {
+                    return Ok(true);
+                }
+                if key > *to {
+                    return Ok(false);
+                }
+                f(key)
+            })?;
+            if !more {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with each id of one id-index block, in order, until it returns false;
+    /// returns whether it never did.
+    fn for_ids_in_block(
+        &self,
+        d: &DirEntry,
+        mut f: impl FnMut(Id) -> Result<bool>,
+    ) -> Result<bool> {
+        let b = self.read_index_block(d)?;
+        let mut c = Cur::new(&b);
+        let bad = |p: usize| corrupt(&self.path, d.offset + p as u64, "malformed id index entry");
+        for _ in 0..d.count {
+            let key = c.key().map_err(bad)?;
+            c.u64()
+                .and_then(|_| c.u32())
+                .and_then(|_| c.u32())
+                .map_err(bad)?;
+            if !f(key)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The smallest and largest id stored (in `Id` order: integers before strings). The first
+    /// call reads the last id-index block.
+    pub fn id_range(&self) -> Result<&(Id, Id)> {
+        if let Some(r) = self.id_range.get() {
+            return Ok(r);
+        }
+        let (Some(first), Some(last)) = (self.dir.first(), self.dir.last()) else {
+            return Err(corrupt(&self.path, 0, "segment has an empty id directory"));
+        };
+        let mut max = last.first.clone();
+        self.for_ids_in_block(last, |id| {
+            max = id;
+            Ok(true)
+        })?;
+        Ok(self.id_range.get_or_init(|| (first.first.clone(), max)))
+    }
+
+    /// Whether this segment and `other` hold a common id: ids of this segment inside
+    /// `other`'s id range are probed against `other` (bloom filter, then its id index). When
+    /// more than `max_probes` ids would need probing the answer is `None` (unknown): the
+    /// ranges overlap too much for a cheap check. Segments of an append-only stream (ids that
+    /// rise with time) overlap only at their edges, so the check reads a block or two.
+    pub fn shares_id_with(&self, other: &Segment, max_probes: usize) -> Result<Option<bool>> {
+        let (mine, theirs) = (self.id_range()?, other.id_range()?);
+        let from = (&mine.0).max(&theirs.0);
+        let to = (&mine.1).min(&theirs.1);
+        if from > to {
+            return Ok(Some(false));
+        }
+        let (mut probes, mut shared, mut gave_up) = (0usize, false, false);
+        self.for_ids_between(from, to, |id| {
+            if probes == max_probes {
+                gave_up = true;
+                return Ok(false);
+            }
+            probes += 1;
+            shared = other.lookup(&id)?.is_some();
+            Ok(!shared)
+        })?;
+        Ok(if shared {
+            Some(true)
+        } else if gave_up {
+            None
+        } else {
+            Some(false)
+        })
     }
 
     fn find_in_index_block(&self, d: &DirEntry, id: &Id) -> Result<Option<(u64, u32, u32)>> {

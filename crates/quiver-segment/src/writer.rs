@@ -5,7 +5,7 @@ use crate::{
     compress::BlockCompressor,
     format::{
         encode_header, put_key_ref, put_u32, put_u64, BlockHandle, DirEntry, Footer, BLOCK_HAS_TS,
-        FOOTER_HAS_TS, HEADER_LEN, ID_INDEX_BLOCK_BYTES, MAX_BLOCK_RAW,
+        FOOTER_HAS_TS, FOOTER_NO_TOMBSTONES, HEADER_LEN, ID_INDEX_BLOCK_BYTES, MAX_BLOCK_RAW,
     },
     keys::KeyCollector,
     rowkey::parse_head,
@@ -101,6 +101,7 @@ fn write_all(
     let mut last_seq: Option<SeqNo> = None;
     let mut seg_ts: Option<(i64, i64)> = None;
     let mut nrows = 0u64;
+    let mut tombstones = false;
     for (index, row) in rows.enumerate() {
         let body = row.as_ref();
         let head = parse_head(body).map_err(|source| SegmentError::InvalidRow {
@@ -116,6 +117,7 @@ fn write_all(
             }
         }
         last_seq = Some(head.seq);
+        tombstones |= quiver_core::codec::is_tombstone(body);
         let need = 4 + body.len();
         if need > MAX_BLOCK_RAW || u32::try_from(body.len()).is_err() {
             return Err(SegmentError::RowTooLarge {
@@ -216,7 +218,8 @@ fn write_all(
         id_dir_crc: crc32c::crc32c(&dir_bytes),
         block_index_crc: crc32c::crc32c(&bi),
         bloom_crc: crc32c::crc32c(&bloom),
-        flags: if seg_ts.is_some() { FOOTER_HAS_TS } else { 0 },
+        flags: if seg_ts.is_some() { FOOTER_HAS_TS } else { 0 }
+            | if tombstones { 0 } else { FOOTER_NO_TOMBSTONES },
         rows: nrows,
         distinct_ids,
         min_seq: first_block.map_or(0, |b| b.min_seq),
@@ -240,6 +243,7 @@ fn write_all(
         bytes: out.pos,
         min_ts: seg_ts.map(|t| t.0),
         max_ts: seg_ts.map(|t| t.1),
+        may_hold_tombstones: tombstones,
     })
 }
 

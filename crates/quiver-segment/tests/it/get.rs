@@ -175,3 +175,51 @@ fn open_keeps_only_index_and_bloom_in_memory() {
     // Bloom (10 bits = 1.25 B/id) + sparse directory + block index: well under 3 B per id.
     assert!(per_id < 3.0, "{per_id} B/id");
 }
+
+#[test]
+fn id_range_shared_ids_and_the_tombstone_flag() {
+    let opts = || SegmentOptions {
+        block_bytes: 256,
+        ..Default::default()
+    };
+    // Ids 0..3000 step 3, then 3000..6000 step 3 shifted by one: interleaved ranges, no
+    // common id; a third segment repeats one id of the first; a fourth mixes in strings.
+    let a: Vec<Vec<u8>> = (0..1000u64)
+        .map(|i| put(i + 1, Id::U64(i * 3), None, 4))
+        .collect();
+    let b: Vec<Vec<u8>> = (0..1000u64)
+        .map(|i| put(5000 + i, Id::U64(i * 3 + 1 + 1500), None, 4))
+        .collect();
+    let c = vec![put(9000, Id::U64(2997), None, 4), put(9001, Id::U64(7000), None, 4)];
+    let s = vec![
+        put(9100, Id::U64(5), None, 4),
+        encode(9101, Op::Delete(Id::from("zz"))),
+        put(9102, Id::from("ab"), None, 4),
+    ];
+    let (_da, sa) = write(&a, opts());
+    let (_db, sb) = write(&b, opts());
+    let (_dc, sc) = write(&c, opts());
+    let (_ds, ss) = write(&s, opts());
+    assert_eq!(sa.id_range().unwrap(), &(Id::U64(0), Id::U64(2997)));
+    assert_eq!(sb.id_range().unwrap(), &(Id::U64(1501), Id::U64(4498)));
+    assert_eq!(ss.id_range().unwrap(), &(Id::U64(5), Id::from("zz")));
+    // Overlapping ranges, no common id: every id in the overlap is probed and none matches.
+    assert_eq!(sb.shares_id_with(&sa, 10_000).unwrap(), Some(false));
+    assert_eq!(sa.shares_id_with(&sb, 10_000).unwrap(), Some(false));
+    // Too many ids to probe: unknown.
+    assert_eq!(sb.shares_id_with(&sa, 10).unwrap(), None);
+    // A common id, found from either side; disjoint ranges answer at once.
+    assert_eq!(sc.shares_id_with(&sa, 10_000).unwrap(), Some(true));
+    assert_eq!(sa.shares_id_with(&sc, 10_000).unwrap(), Some(true));
+    assert_eq!(sc.shares_id_with(&sb, 10_000).unwrap(), Some(false));
+    let d: Vec<Vec<u8>> = (0..50u64)
+        .map(|i| put(9200 + i, Id::U64(10_000 + i), None, 4))
+        .collect();
+    let (_dd, sd) = write(&d, opts());
+    assert_eq!(sd.shares_id_with(&sa, 0).unwrap(), Some(false));
+    assert_eq!(sa.shares_id_with(&sd, 0).unwrap(), Some(false));
+    assert_eq!(ss.shares_id_with(&sa, 10_000).unwrap(), Some(false));
+    // The footer records whether any row is a tombstone.
+    assert!(!sa.meta().may_hold_tombstones);
+    assert!(ss.meta().may_hold_tombstones);
+}
