@@ -220,6 +220,9 @@ pub fn run(a: BenchIngestArgs) -> anyhow::Result<()> {
     }
     let seconds = start.elapsed().as_secs_f64();
     pb.finish_and_clear();
+    // Commit groups written during the run: events ÷ groups is how many writes shared each
+    // WAL write (and, when syncing, each fdatasync).
+    let wal_groups = db.stats()?.wal_groups;
     let db = Arc::try_unwrap(db).map_err(|_| anyhow::anyhow!("database still shared"))?;
     db.close()?;
     lat.sort_by(|x, y| x.total_cmp(y));
@@ -237,6 +240,7 @@ pub fn run(a: BenchIngestArgs) -> anyhow::Result<()> {
         "events_per_sec": (a.events as f64 / seconds).round(),
         "batch_p50_ms": (percentile(&lat, 0.5) * 1000.0).round() / 1000.0,
         "batch_p99_ms": (percentile(&lat, 0.99) * 1000.0).round() / 1000.0,
+        "wal_groups": wal_groups,
         "bytes_on_disk": util::dir_bytes(&dir),
         "peak_rss_bytes": util::peak_rss_bytes(),
     });

@@ -190,7 +190,10 @@ fn id_range_shared_ids_and_the_tombstone_flag() {
     let b: Vec<Vec<u8>> = (0..1000u64)
         .map(|i| put(5000 + i, Id::U64(i * 3 + 1 + 1500), None, 4))
         .collect();
-    let c = vec![put(9000, Id::U64(2997), None, 4), put(9001, Id::U64(7000), None, 4)];
+    let c = vec![
+        put(9000, Id::U64(2997), None, 4),
+        put(9001, Id::U64(7000), None, 4),
+    ];
     let s = vec![
         put(9100, Id::U64(5), None, 4),
         encode(9101, Op::Delete(Id::from("zz"))),
