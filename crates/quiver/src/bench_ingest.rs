@@ -46,6 +46,9 @@ pub struct BenchIngestArgs {
     /// Override the preset's WAL preallocation (true/false).
     #[arg(long)]
     pub preallocate: Option<bool>,
+    /// Segment block compression (none, lz4, zstd); default: the configuration's (none).
+    #[arg(long)]
+    pub compression: Option<quiver_core::Compression>,
     /// Ledger hash: blake3 or sha256.
     #[arg(long, default_value = "blake3")]
     pub hash: quiver_core::LedgerHash,
@@ -153,6 +156,26 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// The database configuration of a run: the preset's, with every override given applied.
+fn db_config(a: &BenchIngestArgs) -> DbConfig {
+    let mut cfg = DbConfig::new(a.preset)
+        .ledger(a.ledger == "on")
+        .ledger_hash(a.hash);
+    if let Some(us) = a.gather_us {
+        cfg = cfg.gather_delay(std::time::Duration::from_micros(us));
+    }
+    if let Some(n) = a.max_group {
+        cfg.wal.max_group_entries = n;
+    }
+    if let Some(p) = a.preallocate {
+        cfg.wal.preallocate = p;
+    }
+    if let Some(c) = a.compression {
+        cfg = cfg.compression(c);
+    }
+    cfg
+}
+
 /// Runs the benchmark and prints one JSON line.
 pub fn run(a: BenchIngestArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
@@ -165,10 +188,7 @@ pub fn run(a: BenchIngestArgs) -> anyhow::Result<()> {
         util::now_ns()
     ));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let cfg = DbConfig::new(a.preset)
-        .ledger(a.ledger == "on")
-        .ledger_hash(a.hash);
-    let db = Arc::new(Database::open(&dir, cfg)?);
+    let db = Arc::new(Database::open(&dir, db_config(&a))?);
     let pb = indicatif::ProgressBar::new(a.events);
     pb.set_style(
         indicatif::ProgressStyle::with_template(
@@ -254,6 +274,51 @@ pub fn run(a: BenchIngestArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        a: BenchIngestArgs,
+    }
+
+    #[test]
+    fn every_override_reaches_the_configuration() {
+        let parse = |args: &[&str]| {
+            let mut v = vec!["bench"];
+            v.extend_from_slice(args);
+            db_config(&Cli::try_parse_from(v).unwrap().a)
+        };
+        let base = parse(&["--preset", "balanced"]);
+        assert_eq!(
+            base.wal,
+            quiver_core::WalConfig::for_preset(Preset::Balanced)
+        );
+        assert_eq!(base.compression, quiver_core::Compression::None);
+        assert!(base.ledger);
+        let c = parse(&[
+            "--preset",
+            "balanced",
+            "--gather-us",
+            "250",
+            "--max-group",
+            "8000",
+            "--preallocate",
+            "true",
+            "--compression",
+            "zstd",
+            "--ledger",
+            "off",
+            "--hash",
+            "sha256",
+        ]);
+        assert_eq!(c.wal.gather_delay, std::time::Duration::from_micros(250));
+        assert_eq!(c.wal.max_group_entries, 8000);
+        assert!(c.wal.preallocate);
+        assert_eq!(c.compression, quiver_core::Compression::Zstd);
+        assert!(!c.ledger);
+        assert_eq!(c.ledger_hash, quiver_core::LedgerHash::Sha256);
+    }
 
     #[test]
     fn generator_keeps_the_alphabet_and_sources_of_the_peers_harness() {
