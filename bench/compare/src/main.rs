@@ -324,74 +324,27 @@ fn open_engine(name: &str, dir: &Path, mode: Mode) -> Res<Arc<dyn Engine>> {
 
 // ---------------------------------------------------------------- workload
 //
-// Mirrors crates/quiver/src/bench_ingest.rs so both sides do the same work: the same event
-// types and sources, a JSON payload `{"d":"<random alphanumerics>"}` of exactly
-// `--payload-bytes` bytes generated the same way (xorshift64*, eight characters per draw), ids claimed
-// in runs of `batch` from one shared counter, the same percentile rule and timing boundary.
+// The events come from quiver's own generator (crates/quiver/src/bench_gen.rs, compiled in
+// below), so both sides do the same work: the same event types and sources, a JSON payload
+// `{"d":"<random alphanumerics>"}` of exactly `--payload-bytes` bytes, ids claimed in runs of
+// `batch` from one shared counter, the same percentile rule and timing boundary.
 
-const TYPES: [&str; 8] = ["click", "view", "purchase", "login", "logout", "search", "error", "heartbeat"];
-const SOURCES: [&str; 16] = [
-    "svc-00", "svc-01", "svc-02", "svc-03", "svc-04", "svc-05", "svc-06", "svc-07", "svc-08", "svc-09", "svc-10",
-    "svc-11", "svc-12", "svc-13", "svc-14", "svc-15",
-];
-
-/// One of the 62 alphanumerics `a-z A-Z 0-9` for a random byte (`b * 62 / 256`), computed
-/// rather than looked up so the payload loop vectorises — the same function as quiver's.
-fn alnum_of(b: u8) -> u8 {
-    let x = ((b as u16 * 62) >> 8) as u8;
-    if x < 26 {
-        b'a' + x
-    } else if x < 52 {
-        b'A' + (x - 26)
-    } else {
-        b'0' + (x - 52)
-    }
-}
-
-/// xorshift64*, the same cheap generator as quiver's `bench ingest`.
-pub struct Gen(pub u64);
-
-impl Gen {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
+#[path = "../../../crates/quiver/src/bench_gen.rs"]
+mod bench_gen;
+use bench_gen::Gen;
 
 /// Encodes one event as a row value: timestamp (ns, BE), type, source (`svc-NN`, 16 kinds),
 /// then the JSON payload (~240 bytes in total with a 200-byte payload).
 fn encode_event(g: &mut Gen, ts: i64, payload_bytes: usize, out: &mut Vec<u8>) {
-    let fixed = r#"{"d":""}"#.len();
-    let n = payload_bytes.saturating_sub(fixed);
     out.clear();
     out.extend_from_slice(&ts.to_be_bytes());
-    let r = g.next();
-    let ty = TYPES[(r % 8) as usize];
+    let (ty, src) = g.kind();
     out.push(ty.len() as u8);
     out.extend_from_slice(ty.as_bytes());
-    let src = SOURCES[((r >> 8) % 16) as usize];
     out.push(src.len() as u8);
     out.extend_from_slice(src.as_bytes());
-    out.extend_from_slice(&((n + fixed) as u32).to_be_bytes());
-    out.extend_from_slice(br#"{"d":""#);
-    let start = out.len();
-    out.resize(start + n, 0);
-    let mut chunks = out[start..].chunks_exact_mut(8);
-    for chunk in &mut chunks {
-        chunk.copy_from_slice(&g.next().to_le_bytes());
-    }
-    let tail = chunks.into_remainder();
-    if !tail.is_empty() {
-        let r = g.next().to_le_bytes();
-        let k = tail.len();
-        tail.copy_from_slice(&r[..k]);
-    }
-    for b in &mut out[start..] {
-        *b = alnum_of(*b);
-    }
-    out.extend_from_slice(br#""}"#);
+    out.extend_from_slice(&(payload_bytes.max(bench_gen::PAYLOAD_FIXED) as u32).to_be_bytes());
+    g.payload(payload_bytes, out);
 }
 
 struct RunResult {

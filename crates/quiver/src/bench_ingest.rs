@@ -1,5 +1,6 @@
 //! `quiver bench ingest`: realistic events through the full write path.
 
+use crate::bench_gen::Gen;
 use crate::util;
 use anyhow::Context;
 use quiver_core::{DbConfig, Id, Op, Preset, Record};
@@ -60,91 +61,26 @@ pub struct BenchIngestArgs {
     pub keep: bool,
 }
 
-const TYPES: [&str; 8] = [
-    "click",
-    "view",
-    "purchase",
-    "login",
-    "logout",
-    "search",
-    "error",
-    "heartbeat",
-];
-const SOURCES: [&str; 16] = [
-    "svc-00", "svc-01", "svc-02", "svc-03", "svc-04", "svc-05", "svc-06", "svc-07", "svc-08",
-    "svc-09", "svc-10", "svc-11", "svc-12", "svc-13", "svc-14", "svc-15",
-];
-
-/// Maps a random byte to one of the 62 alphanumerics: `b * 62 / 256` indexes `a-z A-Z 0-9`.
-/// Arithmetic rather than a table lookup, so the loop over a payload vectorises.
-fn alnum_of(b: u8) -> u8 {
-    let x = ((b as u16 * 62) >> 8) as u8;
-    if x < 26 {
-        b'a' + x
-    } else if x < 52 {
-        b'A' + (x - 26)
-    } else {
-        b'0' + (x - 52)
-    }
-}
-
-/// xorshift64*: a cheap generator so the benchmark measures the database, not the RNG.
-/// `bench/compare` uses the same generator, so both sides do the same work.
-struct Gen(u64);
-
-impl Gen {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    /// Appends `n` random alphanumerics: eight random bytes per draw, then one vectorised pass
-    /// mapping them with [`alnum_of`].
-    fn alnum(&mut self, n: usize, out: &mut String) {
-        let mut bytes = std::mem::take(out).into_bytes();
-        let start = bytes.len();
-        bytes.resize(start + n, 0);
-        let mut chunks = bytes[start..].chunks_exact_mut(8);
-        for chunk in &mut chunks {
-            chunk.copy_from_slice(&self.next().to_le_bytes());
-        }
-        let tail = chunks.into_remainder();
-        if !tail.is_empty() {
-            let r = self.next().to_le_bytes();
-            let k = tail.len();
-            tail.copy_from_slice(&r[..k]);
-        }
-        for b in &mut bytes[start..] {
-            *b = alnum_of(*b);
-        }
-        // Alphanumerics are ASCII: the bytes stay valid UTF-8 (checked once per payload).
-        *out = String::from_utf8(bytes).unwrap_or_default();
-    }
-}
-
 /// Fills `rec` with a fresh event, reusing its buffers (a client that builds records in a
 /// loop would do the same; the peers' harness reuses its value buffer likewise).
 fn fill_event(g: &mut Gen, rec: &mut Record, id: u64, ts: i64, payload_bytes: usize, dim: usize) {
-    let fixed = r#"{"d":""}"#.len();
     rec.id = Some(Id::U64(id));
     rec.timestamp_ns = Some(ts);
-    let p = rec.payload.get_or_insert_with(String::new);
-    p.clear();
-    p.push_str(r#"{"d":""#);
-    g.alnum(payload_bytes.saturating_sub(fixed), p);
-    p.push_str("\"}");
-    let r = g.next();
-    let t = rec.event_type.get_or_insert_with(String::new);
-    t.clear();
-    t.push_str(TYPES[(r % 8) as usize]);
-    let src = rec.source.get_or_insert_with(String::new);
-    src.clear();
-    src.push_str(SOURCES[((r >> 8) % 16) as usize]);
+    let (ty, src) = g.kind();
+    for (field, v) in [(&mut rec.event_type, ty), (&mut rec.source, src)] {
+        let f = field.get_or_insert_with(String::new);
+        f.clear();
+        f.push_str(v);
+    }
+    let mut bytes = rec.payload.take().unwrap_or_default().into_bytes();
+    bytes.clear();
+    g.payload(payload_bytes, &mut bytes);
+    // Alphanumerics and JSON punctuation are ASCII: valid UTF-8 (checked once per payload).
+    rec.payload = Some(String::from_utf8(bytes).unwrap_or_default());
     if dim > 0 {
         let v = rec.vector.get_or_insert_with(Vec::new);
         v.clear();
-        v.extend((0..dim).map(|_| (g.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0));
+        v.extend((0..dim).map(|_| (g.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0));
     }
 }
 
@@ -321,8 +257,8 @@ mod tests {
     }
 
     #[test]
-    fn generator_keeps_the_alphabet_and_sources_of_the_peers_harness() {
-        // bench/compare maps bytes through this table; the arithmetic must agree byte for byte.
+    fn generator_keeps_the_alphabet_and_sources_and_the_payload_size() {
+        use crate::bench_gen::{alnum_of, SOURCES};
         const ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
         for b in 0..=255u8 {
             assert_eq!(
@@ -335,9 +271,17 @@ mod tests {
             assert_eq!(*s, format!("svc-{i:02}"));
         }
         let mut g = Gen(7);
-        let mut s = String::from("x");
-        g.alnum(13, &mut s);
-        assert_eq!(s.len(), 14);
-        assert!(s[1..].bytes().all(|c| c.is_ascii_alphanumeric()));
+        let mut rec = Record::default();
+        for size in [0, 8, 9, 13, 200, 201] {
+            fill_event(&mut g, &mut rec, 1, 2, size, 0);
+            let p = rec.payload.as_deref().unwrap();
+            assert_eq!(p.len(), size.max(8), "payload of {size} bytes: {p}");
+            let v: serde_json::Value = serde_json::from_str(p).unwrap();
+            assert!(v["d"]
+                .as_str()
+                .unwrap()
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric()));
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! `quiver`: the command-line interface. Progress goes to stderr, machine-readable JSON lines
 //! to stdout.
 
+mod bench_gen;
 mod bench_ingest;
 mod bench_search;
 mod cmd_ingest;
