@@ -356,7 +356,7 @@ impl Segment {
             .partition_point(|d| d.first <= *from)
             .saturating_sub(1);
         for d in self.dir[start..].iter().take_while(|d| d.first <= *to) {
-            let more = self.for_ids_in_block(d, |key| {
+            let more = self.for_index_entries(d, |key, _, _, _| {
                 if key < *from {
                     return Ok(true);
                 }
@@ -372,23 +372,22 @@ impl Segment {
         Ok(())
     }
 
-    /// Calls `f` with each id of one id-index block, in order, until it returns false;
-    /// returns whether it never did.
-    fn for_ids_in_block(
+    /// Calls `f` with each entry of one id-index block — id, seq, block, position — in
+    /// order, until it returns false; returns whether it never did.
+    fn for_index_entries(
         &self,
         d: &DirEntry,
-        mut f: impl FnMut(Id) -> Result<bool>,
+        mut f: impl FnMut(Id, SeqNo, u32, u32) -> Result<bool>,
     ) -> Result<bool> {
         let b = self.read_index_block(d)?;
         let mut c = Cur::new(&b);
         let bad = |p: usize| corrupt(&self.path, d.offset + p as u64, "malformed id index entry");
         for _ in 0..d.count {
             let key = c.key().map_err(bad)?;
-            c.u64()
-                .and_then(|_| c.u32())
-                .and_then(|_| c.u32())
-                .map_err(bad)?;
-            if !f(key)? {
+            let seq = c.u64().map_err(bad)?;
+            let block = c.u32().map_err(bad)?;
+            let pos = c.u32().map_err(bad)?;
+            if !f(key, seq, block, pos)? {
                 return Ok(false);
             }
         }
@@ -405,7 +404,7 @@ impl Segment {
             return Err(corrupt(&self.path, 0, "segment has an empty id directory"));
         };
         let mut max = last.first.clone();
-        self.for_ids_in_block(last, |id| {
+        self.for_index_entries(last, |id, _, _, _| {
             max = id;
             Ok(true)
         })?;
@@ -444,34 +443,27 @@ impl Segment {
     }
 
     fn find_in_index_block(&self, d: &DirEntry, id: &Id) -> Result<Option<(u64, u32, u32)>> {
-        let b = self.read_index_block(d)?;
-        let mut c = Cur::new(&b);
-        let bad = |p: usize| corrupt(&self.path, d.offset + p as u64, "malformed id index entry");
-        for _ in 0..d.count {
-            let key = c.key().map_err(bad)?;
-            let seq = c.u64().map_err(bad)?;
-            let block = c.u32().map_err(bad)?;
-            let pos = c.u32().map_err(bad)?;
-            match key.cmp(id) {
-                std::cmp::Ordering::Less => {}
-                std::cmp::Ordering::Equal => {
-                    let rows = self.blocks.get(block as usize).map_or(0, |h| h.rows);
-                    if pos >= rows {
-                        return Err(corrupt(
-                            &self.path,
-                            d.offset,
-                            format!(
-                                "id index entry for {id} points to row {pos} of block {block}; the file has {} blocks and that block {rows} rows",
-                                self.blocks.len()
-                            ),
-                        ));
-                    }
-                    return Ok(Some((seq, block, pos)));
+        let mut found = None;
+        self.for_index_entries(d, |key, seq, block, pos| match key.cmp(id) {
+            std::cmp::Ordering::Less => Ok(true),
+            std::cmp::Ordering::Greater => Ok(false),
+            std::cmp::Ordering::Equal => {
+                let rows = self.blocks.get(block as usize).map_or(0, |h| h.rows);
+                if pos >= rows {
+                    return Err(corrupt(
+                        &self.path,
+                        d.offset,
+                        format!(
+                            "id index entry for {id} points to row {pos} of block {block}; the file has {} blocks and that block {rows} rows",
+                            self.blocks.len()
+                        ),
+                    ));
                 }
-                std::cmp::Ordering::Greater => return Ok(None),
+                found = Some((seq, block, pos));
+                Ok(false)
             }
-        }
-        Ok(None)
+        })?;
+        Ok(found)
     }
 
     /// Reads data block `i`, checks its CRC32C and decompresses it.

@@ -8,7 +8,7 @@
 //! and again on whichever thread drops the batch after the commit (the ledger's hashing
 //! thread, when the ledger is on).
 
-use crate::format::FRAME_HEADER_LEN;
+use crate::format::{frame_header, FRAME_HEADER_LEN};
 use quiver_core::codec::stamp_seq;
 use quiver_core::SeqNo;
 
@@ -97,10 +97,8 @@ impl Batch {
             let (a, b) = self.span(i);
             let body = &mut self.buf[a..b];
             stamp_seq(body, first + i as u64);
-            let crc = crc32c::crc32c(body);
-            let h = self.starts[i];
-            self.buf[h..h + 4].copy_from_slice(&((b - a) as u32).to_le_bytes());
-            self.buf[h + 4..h + 8].copy_from_slice(&crc.to_le_bytes());
+            let header = frame_header(body);
+            self.buf[a - FRAME_HEADER_LEN..a].copy_from_slice(&header);
         }
     }
 

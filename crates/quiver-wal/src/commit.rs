@@ -5,10 +5,10 @@
 //! whole batches from the front of the queue (up to `max_group_entries`, at least one batch,
 //! never splitting one), stamps consecutive seqs and fills in the frame headers inside each
 //! batch's own buffer ([`Batch`]), issues one `pwrite` (copying into a shared buffer only when
-//! the group holds several batches), at most one `fdatasync` (per [`SyncMode`]), calls the observer, and wakes exactly
-//! the writers of the group with their [`SeqRange`]. Writers arriving meanwhile queue up, and
-//! the next group takes them all at once: that is how many writers share one write and one
-//! fdatasync.
+//! the group holds several batches), at most one `fdatasync` (per [`SyncMode`]), calls the
+//! observer, and wakes exactly the writers of the group with their [`SeqRange`]. Writers
+//! arriving meanwhile queue up, and the next group takes them all at once: that is how many
+//! writers share one write and one fdatasync.
 //!
 //! Once its own batch is done the leader hands leadership to the writer at the front of the
 //! queue (one targeted wakeup). With no gather delay it first leads up to [`EXTRA_GROUPS`] more

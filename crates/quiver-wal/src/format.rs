@@ -143,10 +143,17 @@ pub fn parse_file_name(name: &str) -> Option<SeqNo> {
     digits.parse().ok()
 }
 
+/// The frame header (`len`, `crc`) of `body`.
+pub fn frame_header(body: &[u8]) -> [u8; FRAME_HEADER_LEN] {
+    let mut h = [0u8; FRAME_HEADER_LEN];
+    h[..4].copy_from_slice(&(body.len() as u32).to_le_bytes());
+    h[4..].copy_from_slice(&crc32c::crc32c(body).to_le_bytes());
+    h
+}
+
 /// Appends one frame (`len`, `crc`, `body`) to `out`.
 pub fn push_frame(out: &mut Vec<u8>, body: &[u8]) {
-    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32c::crc32c(body).to_le_bytes());
+    out.extend_from_slice(&frame_header(body));
     out.extend_from_slice(body);
 }
 
