@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run --release -p quiver-wal --example wal_bench -- \
 //!     [--threads 2] [--batch 2000] [--body 250] [--sync none|group|write] \
-//!     [--prealloc] [--gather-us 0] [--max-group 2000] [--file-mb 64] [--seconds 5] [--dir /tmp/quiver-wal-bench]
+//!     [--prealloc] [--buffered] [--gather-us 0] [--max-group 2000] [--file-mb 64] [--seconds 5] [--dir /tmp/quiver-wal-bench]
 //! ```
 //!
 //! Prints one JSON line: records/s, commits/s, groups, fdatasyncs and commit latency p50/p99.
@@ -20,6 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut body_len = 250usize;
     let mut sync = SyncMode::None;
     let mut prealloc = false;
+    let mut direct_io = true;
     let mut gather_us = 0u64;
     let mut max_group = 2000usize;
     let mut file_mb = 64u64;
@@ -41,6 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
             "--prealloc" => prealloc = true,
+            "--buffered" => direct_io = false,
             "--gather-us" => gather_us = val()?.parse()?,
             "--max-group" => max_group = val()?.parse()?,
             "--file-mb" => file_mb = val()?.parse()?,
@@ -57,6 +59,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         max_group_entries: max_group,
         file_size: file_mb << 20,
         preallocate: prealloc,
+        direct_io,
     };
     let wal = Wal::open(storage, config, None)?;
     let stop = AtomicBool::new(false);
@@ -99,7 +102,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ms = |d: Option<&Duration>| d.map_or(0.0, |d| d.as_secs_f64() * 1e3);
     let st = wal.stats();
     println!(
-        "{{\"bench\":\"wal\",\"threads\":{threads},\"batch\":{batch},\"body_bytes\":{body_len},\"sync\":\"{sync:?}\",\"prealloc\":{prealloc},\"max_group\":{max_group},\"file_mb\":{file_mb},\"files\":{},\"seconds\":{secs:.2},\"records\":{},\"records_per_sec\":{:.0},\"commits_per_sec\":{:.0},\"groups\":{},\"fdatasyncs\":{},\"mb_per_sec\":{:.1},\"commit_p50_ms\":{:.3},\"commit_p99_ms\":{:.3}}}",
+        "{{\"bench\":\"wal\",\"threads\":{threads},\"batch\":{batch},\"body_bytes\":{body_len},\"sync\":\"{sync:?}\",\"prealloc\":{prealloc},\"direct_io\":{direct_io},\"max_group\":{max_group},\"file_mb\":{file_mb},\"files\":{},\"seconds\":{secs:.2},\"records\":{},\"records_per_sec\":{:.0},\"commits_per_sec\":{:.0},\"groups\":{},\"fdatasyncs\":{},\"mb_per_sec\":{:.1},\"commit_p50_ms\":{:.3},\"commit_p99_ms\":{:.3}}}",
         st.files,
         st.records,
         st.records as f64 / secs,

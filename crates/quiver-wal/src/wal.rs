@@ -38,6 +38,8 @@ pub struct WalStats {
     pub last_seq: SeqNo,
     /// Rotations that used a spare file preallocated in the background.
     pub spares_used: u64,
+    /// The active file is written with direct I/O (`O_DIRECT | O_DSYNC`).
+    pub direct_io: bool,
 }
 
 /// One WAL file as recovery or rotation left it.
@@ -69,6 +71,8 @@ pub(crate) struct Io {
     pub active: Option<Box<dyn WalFile>>,
     /// `active` was opened `O_DSYNC`: every write is durable when it returns.
     pub active_dsync: bool,
+    /// `active` was opened `O_DIRECT` (see [`WalConfig::direct_io`]).
+    pub active_direct: bool,
     /// Reused frame buffer of a group.
     pub buf: Vec<u8>,
 }
@@ -201,7 +205,7 @@ impl Wal {
             });
         }
         let next_seq = files.last().map_or(1, |f| f.next_seq()).max(1);
-        let mut active_dsync = false;
+        let mut mode = AppendMode::default();
         let active = match files.last() {
             None => None,
             Some(last) => {
@@ -214,12 +218,8 @@ impl Wal {
                     h.sync_data()
                         .map_err(|e| WalError::io("fdatasync", &last.name, e))?;
                 }
-                if config.sync == SyncMode::PerWrite && config.preallocate {
-                    if let Some(d) = storage.open_dsync(&last.name)? {
-                        h = d;
-                        active_dsync = true;
-                    }
-                }
+                let (h, m) = append_handle(&*storage, &config, &last.name, h)?;
+                mode = m;
                 Some(h)
             }
         };
@@ -232,7 +232,8 @@ impl Wal {
             io: Mutex::new(Io {
                 files,
                 active,
-                active_dsync,
+                active_dsync: mode.dsync,
+                active_direct: mode.direct,
                 buf: Vec::new(),
             }),
             next_seq: AtomicU64::new(next_seq),
@@ -344,6 +345,7 @@ impl Wal {
             records: self.records.load(Ordering::Relaxed),
             last_seq: self.last_seq(),
             spares_used: self.spares_used.load(Ordering::Relaxed),
+            direct_io: io.active.is_some() && io.active_direct,
         }
     }
 
@@ -438,15 +440,7 @@ impl Wal {
         h.sync_data()
             .map_err(|e| WalError::io("fdatasync", &name, e))?;
         self.storage.sync_dir()?;
-        // Per-write durability on a preallocated file: append through an O_DSYNC handle, so
-        // each group is one write that is durable when it returns (no fdatasync round trip).
-        let mut dsync = false;
-        if self.config.sync == SyncMode::PerWrite && self.config.preallocate {
-            if let Some(d) = self.storage.open_dsync(&name)? {
-                h = d;
-                dsync = true;
-            }
-        }
+        let (h, mode) = append_handle(&*self.storage, &self.config, &name, h)?;
         io.files.push(FileMeta {
             name,
             first_seq,
@@ -455,8 +449,53 @@ impl Wal {
             len: HEADER_LEN as u64,
         });
         io.active = Some(h);
-        io.active_dsync = dsync;
+        io.active_dsync = mode.dsync;
+        io.active_direct = mode.direct;
         self.start_spare();
         Ok(())
     }
+}
+
+/// How the active file's handle appends.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct AppendMode {
+    /// Every write is durable when it returns (`O_DSYNC`): no fdatasync per group.
+    pub dsync: bool,
+    /// Writes bypass the page cache (`O_DIRECT`).
+    pub direct: bool,
+}
+
+/// The handle the active file `name` is appended through, given the buffered one `h` that
+/// created, preallocated or recovered it (its data synced). A syncing log prefers direct,
+/// synchronous writes ([`WalConfig::direct_io`]); failing that, per-write durability on a
+/// preallocated file uses an `O_DSYNC` handle, so each group is one write that is durable when
+/// it returns (no fdatasync round trip); otherwise `h` with an fdatasync per group.
+fn append_handle(
+    storage: &dyn Storage,
+    config: &WalConfig,
+    name: &str,
+    h: Box<dyn WalFile>,
+) -> Result<(Box<dyn WalFile>, AppendMode)> {
+    if config.sync == SyncMode::None {
+        return Ok((h, AppendMode::default()));
+    }
+    if config.direct_io {
+        if let Some(d) = storage.open_direct(name)? {
+            let mode = AppendMode {
+                dsync: true,
+                direct: true,
+            };
+            return Ok((d, mode));
+        }
+    }
+    if config.sync == SyncMode::PerWrite && config.preallocate {
+        if let Some(d) = storage.open_dsync(name)? {
+            let mode = AppendMode {
+                dsync: true,
+                direct: false,
+            };
+            return Ok((d, mode));
+        }
+    }
+    Ok((h, AppendMode::default()))
 }

@@ -47,6 +47,9 @@ pub struct BenchIngestArgs {
     /// Override the preset's WAL preallocation (true/false).
     #[arg(long)]
     pub preallocate: Option<bool>,
+    /// Override direct I/O for a syncing WAL (true/false; default true).
+    #[arg(long)]
+    pub direct_io: Option<bool>,
     /// Segment block compression (none, lz4, zstd); default: the configuration's (none).
     #[arg(long)]
     pub compression: Option<quiver_core::Compression>,
@@ -105,6 +108,9 @@ fn db_config(a: &BenchIngestArgs) -> DbConfig {
     }
     if let Some(p) = a.preallocate {
         cfg.wal.preallocate = p;
+    }
+    if let Some(d) = a.direct_io {
+        cfg = cfg.wal_direct_io(d);
     }
     if let Some(c) = a.compression {
         cfg = cfg.compression(c);
@@ -178,7 +184,8 @@ pub fn run(a: BenchIngestArgs) -> anyhow::Result<()> {
     pb.finish_and_clear();
     // Commit groups written during the run: events ÷ groups is how many writes shared each
     // WAL write (and, when syncing, each fdatasync).
-    let wal_groups = db.stats()?.wal_groups;
+    let stats = db.stats()?;
+    let (wal_groups, wal_direct_io) = (stats.wal_groups, stats.wal_direct_io);
     let db = Arc::try_unwrap(db).map_err(|_| anyhow::anyhow!("database still shared"))?;
     db.close()?;
     lat.sort_by(|x, y| x.total_cmp(y));
@@ -197,6 +204,7 @@ pub fn run(a: BenchIngestArgs) -> anyhow::Result<()> {
         "batch_p50_ms": (percentile(&lat, 0.5) * 1000.0).round() / 1000.0,
         "batch_p99_ms": (percentile(&lat, 0.99) * 1000.0).round() / 1000.0,
         "wal_groups": wal_groups,
+        "wal_direct_io": wal_direct_io,
         "bytes_on_disk": util::dir_bytes(&dir),
         "peak_rss_bytes": util::peak_rss_bytes(),
     });
@@ -241,6 +249,8 @@ mod tests {
             "8000",
             "--preallocate",
             "true",
+            "--direct-io",
+            "false",
             "--compression",
             "zstd",
             "--ledger",
@@ -251,6 +261,7 @@ mod tests {
         assert_eq!(c.wal.gather_delay, std::time::Duration::from_micros(250));
         assert_eq!(c.wal.max_group_entries, 8000);
         assert!(c.wal.preallocate);
+        assert!(base.wal.direct_io && !c.wal.direct_io);
         assert_eq!(c.compression, quiver_core::Compression::Zstd);
         assert!(!c.ledger);
         assert_eq!(c.ledger_hash, quiver_core::LedgerHash::Sha256);

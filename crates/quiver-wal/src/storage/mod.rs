@@ -26,9 +26,6 @@ pub trait Storage: Send + Sync + 'static {
     fn sync_dir(&self) -> Result<()>;
     /// Cuts a file to `len` bytes and makes the new length durable.
     fn truncate(&self, name: &str, len: u64) -> Result<()>;
-    /// Atomically renames `from` to `to` (durable after [`Storage::sync_dir`]). Used to put a
-    /// background-preallocated spare file in place; the default reports it unsupported, and
-    /// the WAL then preallocates new files inline.
     /// Opens an existing file for writes that are durable when they return (`O_DSYNC`), so a
     /// commit needs no separate fdatasync. `Ok(None)` where the backend has no such mode (the
     /// WAL then fdatasyncs after each write as usual).
@@ -37,6 +34,18 @@ pub trait Storage: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Opens an existing file for direct, synchronous appends (`O_DIRECT | O_DSYNC`): each
+    /// write goes straight to the device and is durable when it returns. `Ok(None)` where the
+    /// backend or file system has no such mode (older tmpfs); the WAL then uses
+    /// [`Storage::open_dsync`] or `fdatasync` as configured.
+    fn open_direct(&self, name: &str) -> Result<Option<Box<dyn WalFile>>> {
+        let _ = name;
+        Ok(None)
+    }
+
+    /// Atomically renames `from` to `to` (durable after [`Storage::sync_dir`]). Used to put a
+    /// background-preallocated spare file in place; the default reports it unsupported, and
+    /// the WAL then preallocates new files inline.
     fn rename(&self, from: &str, to: &str) -> Result<()> {
         let _ = to;
         Err(crate::WalError::io(

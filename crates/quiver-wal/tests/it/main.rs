@@ -27,6 +27,7 @@ pub fn cfg(sync: SyncMode, file_size: u64, preallocate: bool) -> WalConfig {
         max_group_entries: 2000,
         file_size,
         preallocate,
+        direct_io: true,
     }
 }
 

@@ -1,7 +1,7 @@
 //! Torn final record: cut at every byte offset, recover exactly the records before it.
 
 use crate::{body, cfg, mem, replay_all, stamped, wal_files, Records};
-use quiver_core::SyncMode;
+use quiver_core::{SyncMode, WalConfig};
 use quiver_wal::{format, FsStorage, MemStorage, Storage, Wal};
 use std::sync::Arc;
 
@@ -127,31 +127,46 @@ fn torn_multi_record_group_loses_only_the_unacked_group() {
 
 #[test]
 fn torn_tail_on_real_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let s: Arc<dyn Storage> = Arc::new(FsStorage::new(dir.path()).unwrap());
-    let c = cfg(SyncMode::PerGroup, 1 << 20, false);
-    let wal = Wal::open(s.clone(), c.clone(), None).unwrap();
-    let mut expected = Vec::new();
-    for i in 0..4 {
-        let b = body(i, 64);
-        let r = wal.commit(vec![b.clone()]).unwrap();
-        expected.push((r.first, stamped(r.first, b)));
+    for direct_io in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let s: Arc<dyn Storage> = Arc::new(FsStorage::new(dir.path()).unwrap());
+        let c = WalConfig {
+            direct_io,
+            ..cfg(SyncMode::PerGroup, 1 << 20, false)
+        };
+        let wal = Wal::open(s.clone(), c.clone(), None).unwrap();
+        let mut expected = Vec::new();
+        for i in 0..4 {
+            let b = body(i, 64);
+            let r = wal.commit(vec![b.clone()]).unwrap();
+            expected.push((r.first, stamped(r.first, b)));
+        }
+        // With direct I/O the file runs on in zeros to a 4 KiB boundary: tear the last record
+        // relative to the end of its data, not of the file.
+        let end = wal.stats().bytes;
+        let direct = wal.stats().direct_io;
+        drop(wal);
+        let what = format!("fs cut, direct_io {direct_io} (in effect: {direct})");
+        let path = dir.path().join(wal_files(&*s).pop().unwrap());
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert_eq!(len > end, direct, "{what}: padding exactly when direct");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(end - 10)
+            .unwrap();
+        check_recovers(s, &expected[..3], c, &what);
+        let after = std::fs::metadata(&path).unwrap().len();
+        if direct {
+            assert_eq!(after % 4096, 0, "{what}: direct appends write whole blocks");
+        } else {
+            assert!(
+                after < len,
+                "{what}: the torn bytes were cut and replaced by the new record"
+            );
+        }
     }
-    drop(wal);
-    let path = dir.path().join(wal_files(&*s).pop().unwrap());
-    let len = std::fs::metadata(&path).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(len - 10)
-        .unwrap();
-    check_recovers(s, &expected[..3], c, "fs cut");
-    let after = std::fs::metadata(&path).unwrap().len();
-    assert!(
-        after < len,
-        "the torn bytes were cut and replaced by the new record"
-    );
 }
 
 #[test]
