@@ -36,7 +36,7 @@ mod storage;
 mod wal;
 
 pub use batch::Batch;
-pub use commit::Committed;
+pub use commit::{Committed, HANDOFF_ENTRIES};
 pub use error::{Result, WalError};
 pub use spare::SPARE;
 pub use storage::{FaultPlan, FaultyStorage, FsStorage, MemStorage, Storage, WalFile};

@@ -75,6 +75,11 @@ pub(crate) struct Io {
     pub active_direct: bool,
     /// Reused frame buffer of a group.
     pub buf: Vec<u8>,
+    /// The seq the next written record gets, unless `Wal::next_seq` is higher. Runs ahead of
+    /// `next_seq` while written groups wait to be applied.
+    pub next_assign: SeqNo,
+    /// Ticket of the next group written (see `apply_turn`).
+    pub next_ticket: u64,
 }
 
 /// A batch waiting in the commit queue.
@@ -102,8 +107,11 @@ pub struct Wal {
     /// A gathering leader waits here for its group to fill.
     pub(crate) gather_cv: Condvar,
     pub(crate) io: Mutex<Io>,
-    /// The seq the next record gets.
+    /// One past the last applied seq: every record below it is written and applied.
     pub(crate) next_seq: AtomicU64,
+    /// Ticket of the next group to apply; groups are applied in the order they were written.
+    pub(crate) apply_turn: Mutex<u64>,
+    pub(crate) apply_cv: Condvar,
     pub(crate) groups: AtomicU64,
     pub(crate) syncs: AtomicU64,
     pub(crate) records: AtomicU64,
@@ -235,8 +243,12 @@ impl Wal {
                 active_dsync: mode.dsync,
                 active_direct: mode.direct,
                 buf: Vec::new(),
+                next_assign: next_seq,
+                next_ticket: 0,
             }),
             next_seq: AtomicU64::new(next_seq),
+            apply_turn: Mutex::new(0),
+            apply_cv: Condvar::new(),
             groups: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
             records: AtomicU64::new(0),

@@ -100,3 +100,130 @@ fn observer_failure_poisons_and_records_survive_reopen() {
         "the durable group is replayed so the ledger can catch up"
     );
 }
+
+/// Storage that counts writes issued while the observer is applying an earlier group.
+struct OverlapProbe {
+    inner: quiver_wal::MemStorage,
+    applying: Arc<AtomicBool>,
+    overlaps: Arc<std::sync::atomic::AtomicUsize>,
+}
+struct ProbeFile {
+    inner: Box<dyn quiver_wal::WalFile>,
+    applying: Arc<AtomicBool>,
+    overlaps: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl quiver_wal::WalFile for ProbeFile {
+    fn write_all_at(&mut self, off: u64, buf: &[u8]) -> std::io::Result<()> {
+        if self.applying.load(Ordering::SeqCst) {
+            self.overlaps.fetch_add(1, Ordering::SeqCst);
+        }
+        self.inner.write_all_at(off, buf)
+    }
+    fn sync_data(&mut self) -> std::io::Result<()> {
+        self.inner.sync_data()
+    }
+    fn preallocate(&mut self, len: u64) -> std::io::Result<()> {
+        self.inner.preallocate(len)
+    }
+}
+
+impl quiver_wal::Storage for OverlapProbe {
+    fn list(&self) -> quiver_wal::Result<Vec<String>> {
+        self.inner.list()
+    }
+    fn open_append(&self, name: &str) -> quiver_wal::Result<Box<dyn quiver_wal::WalFile>> {
+        Ok(Box::new(ProbeFile {
+            inner: self.inner.open_append(name)?,
+            applying: self.applying.clone(),
+            overlaps: self.overlaps.clone(),
+        }))
+    }
+    fn read_all(&self, name: &str) -> quiver_wal::Result<Vec<u8>> {
+        self.inner.read_all(name)
+    }
+    fn remove(&self, name: &str) -> quiver_wal::Result<()> {
+        self.inner.remove(name)
+    }
+    fn sync_dir(&self) -> quiver_wal::Result<()> {
+        self.inner.sync_dir()
+    }
+    fn truncate(&self, name: &str, len: u64) -> quiver_wal::Result<()> {
+        self.inner.truncate(name, len)
+    }
+}
+
+/// An observer that takes a while, flagging when it runs.
+struct SlowApply {
+    rec: Recorder,
+    applying: Arc<AtomicBool>,
+}
+
+impl CommitObserver for SlowApply {
+    fn on_commit(&self, first_seq: SeqNo, bodies: &[&[u8]]) -> Result<(), String> {
+        assert!(
+            !self.applying.swap(true, Ordering::SeqCst),
+            "two groups applied at once"
+        );
+        std::thread::sleep(std::time::Duration::from_micros(500));
+        let r = self.rec.on_commit(first_seq, bodies);
+        self.applying.store(false, Ordering::SeqCst);
+        r
+    }
+}
+
+/// Groups of at least `HANDOFF_ENTRIES` records: the leader hands leadership on before
+/// applying, so the next group is written while this one is applied — and still every record
+/// reaches the observer once, in seq order, before its writer is acknowledged, and
+/// `last_seq` never runs ahead of what the observer has seen.
+#[test]
+fn large_groups_are_written_while_the_previous_one_is_applied() {
+    let applying = Arc::new(AtomicBool::new(false));
+    let overlaps = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let s: Arc<dyn quiver_wal::Storage> = Arc::new(OverlapProbe {
+        inner: quiver_wal::MemStorage::new(),
+        applying: applying.clone(),
+        overlaps: overlaps.clone(),
+    });
+    let obs = Arc::new(SlowApply {
+        rec: Recorder::default(),
+        applying,
+    });
+    let dyn_obs: Arc<dyn CommitObserver> = obs.clone();
+    let mut c = cfg(SyncMode::PerGroup, 4 << 20, false);
+    c.max_group_entries = quiver_wal::HANDOFF_ENTRIES;
+    let wal = Wal::open(s, c, Some(dyn_obs)).unwrap();
+    let n = quiver_wal::HANDOFF_ENTRIES;
+    std::thread::scope(|sc| {
+        for t in 0..4u64 {
+            let (wal, obs) = (&wal, &obs);
+            sc.spawn(move || {
+                for i in 0..12u64 {
+                    let r = wal
+                        .commit(
+                            (0..n)
+                                .map(|j| body(t << 40 | i << 20 | j as u64, 24))
+                                .collect::<Vec<_>>(),
+                        )
+                        .unwrap();
+                    let published = wal.last_seq();
+                    let seen = obs.rec.seen.lock().len() as u64;
+                    assert!(seen >= r.last, "acked before the observer ran");
+                    assert!(published <= seen, "last_seq ahead of the applied records");
+                }
+            });
+        }
+    });
+    let seen = obs.rec.seen.lock().clone();
+    assert_eq!(seen.len(), 4 * 12 * n);
+    assert_eq!(
+        seen.iter().map(|r| r.0).collect::<Vec<_>>(),
+        (1..=seen.len() as u64).collect::<Vec<_>>()
+    );
+    assert_eq!(seen, replay_all(&wal, 0));
+    assert_eq!(wal.last_seq(), seen.len() as u64);
+    assert!(
+        overlaps.load(Ordering::SeqCst) > 0,
+        "no group was written while another was applied: the handover did not happen"
+    );
+}
