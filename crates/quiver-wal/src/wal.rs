@@ -292,8 +292,10 @@ impl Wal {
         Ok(())
     }
 
-    /// Seq of the last committed record (or the floor set by [`Wal::set_next_seq_at_least`],
-    /// minus one); 0 when the log is empty. Seqs start at 1.
+    /// Seq of the last committed record — written, and applied by the observer, as are all
+    /// before it (a group already written but still being applied is not counted yet) — or
+    /// the floor set by [`Wal::set_next_seq_at_least`] minus one; 0 when the log is empty.
+    /// Seqs start at 1.
     pub fn last_seq(&self) -> SeqNo {
         self.next_seq.load(Ordering::SeqCst) - 1
     }
