@@ -52,6 +52,25 @@ pub struct Committed {
     pub batch: Batch,
 }
 
+/// This group's turn to apply; passes the turn on when dropped — also when the observer
+/// panics, which poisons the log instead of leaving later groups waiting forever.
+struct ApplyTurn<'a> {
+    wal: &'a Wal,
+    guard: parking_lot::MutexGuard<'a, u64>,
+}
+
+impl Drop for ApplyTurn<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.wal.poison(&WalError::Poisoned {
+                reason: "the commit observer panicked".into(),
+            });
+        }
+        *self.guard += 1;
+        self.wal.apply_cv.notify_all();
+    }
+}
+
 /// A group written to the log (durable per the sync mode) and not yet applied.
 struct Written {
     /// Position in the order groups were written; groups are applied in this order.
@@ -232,21 +251,30 @@ impl Wal {
             }
             q.queued_entries -= entries;
             drop(q);
-            let written = self.write_group(&mut group);
-            let outcome = written.and_then(|w| {
-                // A large group of ours: let the next leader write its group while we apply
-                // this one (see the module docs).
-                if entries >= HANDOFF_ENTRIES && group.iter().any(|p| std::ptr::eq(&*p.waiter, me))
-                {
-                    handed_off = true;
-                    let mut q = self.queue.lock();
-                    match q.pending.front() {
-                        Some(front) => front.waiter.set(Slot::Lead),
-                        None => q.leader = false,
+            let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.write_group(&mut group).and_then(|w| {
+                    // A large group of ours: let the next leader write its group while we apply
+                    // this one (see the module docs).
+                    if entries >= HANDOFF_ENTRIES
+                        && group.iter().any(|p| std::ptr::eq(&*p.waiter, me))
+                    {
+                        handed_off = true;
+                        let mut q = self.queue.lock();
+                        match q.pending.front() {
+                            Some(front) => front.waiter.set(Slot::Lead),
+                            None => q.leader = false,
+                        }
                     }
+                    self.apply(&w, &group).map(|()| w.ranges)
+                })
+            }));
+            let outcome = match attempt {
+                Ok(outcome) => outcome,
+                Err(panic) => {
+                    self.fail_after_panic(&group, !handed_off);
+                    std::panic::resume_unwind(panic);
                 }
-                self.apply(&w, &group).map(|()| w.ranges)
-            });
+            };
             match outcome {
                 Ok(ranges) => {
                     for (p, range) in group.iter_mut().zip(ranges) {
@@ -278,14 +306,43 @@ impl Wal {
         }
     }
 
+    /// After a panic while writing or applying a group (a bug in a storage backend or the
+    /// observer): poisons the log and fails the group's writers and, when `leading`, every
+    /// queued one, so that none waits forever for a result or a leader.
+    fn fail_after_panic(&self, group: &[Pending], leading: bool) {
+        let mut q = self.queue.lock();
+        let reason = q
+            .poisoned
+            .get_or_insert_with(|| "a panic while committing a group".into())
+            .clone();
+        let err = || {
+            Err(WalError::Poisoned {
+                reason: reason.clone(),
+            })
+        };
+        for p in group {
+            p.waiter.set(Slot::Done(err()));
+        }
+        if leading {
+            for p in q.pending.drain(..) {
+                p.waiter.set(Slot::Done(err()));
+            }
+            q.queued_entries = 0;
+            q.leader = false;
+        }
+    }
+
     /// Applies a written group, in the order groups were written: the observer (the engine's
     /// memtable insert), then the group's seqs become [`Wal::last_seq`]. Waits for every
     /// earlier group to be applied first; after a failure (this group's or an earlier one's)
     /// the log is poisoned and no later group is applied.
     fn apply(&self, w: &Written, group: &[Pending]) -> Result<()> {
-        let mut turn = self.apply_turn.lock();
-        while *turn != w.ticket {
-            self.apply_cv.wait(&mut turn);
+        let mut turn = ApplyTurn {
+            wal: self,
+            guard: self.apply_turn.lock(),
+        };
+        while *turn.guard != w.ticket {
+            self.apply_cv.wait(&mut turn.guard);
         }
         let result = self.check_poisoned().and_then(|()| match &self.observer {
             Some(obs) => {
@@ -298,17 +355,15 @@ impl Wal {
             }
             None => Ok(()),
         });
-        if result.is_ok() {
-            self.next_seq.fetch_max(w.last + 1, Ordering::SeqCst);
-            self.groups.fetch_add(1, Ordering::Relaxed);
-            self.records
-                .fetch_add(w.last + 1 - w.first, Ordering::Relaxed);
-        } else if let Err(e) = &result {
-            self.poison(e);
+        match &result {
+            Ok(()) => {
+                self.next_seq.fetch_max(w.last + 1, Ordering::SeqCst);
+                self.groups.fetch_add(1, Ordering::Relaxed);
+                self.records
+                    .fetch_add(w.last + 1 - w.first, Ordering::Relaxed);
+            }
+            Err(e) => self.poison(e),
         }
-        *turn += 1;
-        drop(turn);
-        self.apply_cv.notify_all();
         result
     }
 

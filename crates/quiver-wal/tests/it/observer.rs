@@ -227,3 +227,56 @@ fn large_groups_are_written_while_the_previous_one_is_applied() {
         "no group was written while another was applied: the handover did not happen"
     );
 }
+
+/// An observer that panics on its second call.
+#[derive(Default)]
+struct PanicsOnce(std::sync::atomic::AtomicUsize);
+
+impl CommitObserver for PanicsOnce {
+    fn on_commit(&self, _first_seq: SeqNo, _bodies: &[&[u8]]) -> Result<(), String> {
+        if self.0.fetch_add(1, Ordering::SeqCst) == 1 {
+            // Long enough for another writer to queue behind this group.
+            std::thread::sleep(std::time::Duration::from_millis(150));
+            panic!("observer bug");
+        }
+        Ok(())
+    }
+}
+
+/// A panicking observer poisons the log: the panic reaches the writer whose group it was
+/// applying, and a writer queued behind that group, like any later commit, fails with
+/// `Poisoned` instead of waiting forever for a result, a leader or its turn to apply.
+#[test]
+fn observer_panic_poisons_instead_of_hanging() {
+    let (_m, s) = mem();
+    let obs: Arc<dyn CommitObserver> = Arc::new(PanicsOnce::default());
+    let wal = Arc::new(Wal::open(s, cfg(SyncMode::PerGroup, 8192, false), Some(obs)).unwrap());
+    wal.commit(vec![body(1, 10)]).unwrap();
+    // Plain threads, not scoped ones: a commit that hangs must fail this test, not stall it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let w = wal.clone();
+    let first = std::thread::spawn(move || {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = w.commit(vec![body(2, 10)]);
+        }))
+        .is_err()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(40));
+    let (w, tx2) = (wal.clone(), tx.clone());
+    std::thread::spawn(move || tx2.send(("queued", w.commit(vec![body(3, 10)]))));
+    assert!(
+        first.join().unwrap(),
+        "the observer's panic reaches its writer"
+    );
+    let w = wal.clone();
+    std::thread::spawn(move || tx.send(("later", w.commit(vec![body(4, 10)]))));
+    for _ in 0..2 {
+        match rx.recv_timeout(std::time::Duration::from_secs(10)) {
+            Ok((_, Err(WalError::Poisoned { reason }))) => {
+                assert!(reason.contains("panic"), "{reason}")
+            }
+            Ok((who, other)) => panic!("{who}: {other:?}"),
+            Err(_) => panic!("a commit hung after an observer panic"),
+        }
+    }
+}
