@@ -128,18 +128,25 @@ fn sigkill_loses_no_acknowledged_record() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0xc0ffee);
     eprintln!("crash test seed base {base} (set QUIVER_CRASH_SEED to replay)");
-    let mut runs_with_acks = 0;
-    for i in 0..21u64 {
-        let preset = ["throughput", "balanced", "durable"][(i % 3) as usize];
-        if crash_once(preset, base + i) > 0 {
-            runs_with_acks += 1;
+    // Twenty kills per preset: each preset has its own write path (page cache, direct I/O
+    // with an fdatasync-free group write, preallocated files).
+    const PER_PRESET: u64 = 20;
+    for (p, preset) in ["throughput", "balanced", "durable"]
+        .into_iter()
+        .enumerate()
+    {
+        let mut runs_with_acks = 0;
+        for i in 0..PER_PRESET {
+            if crash_once(preset, base + p as u64 * PER_PRESET + i) > 0 {
+                runs_with_acks += 1;
+            }
         }
+        // The test means something only if the kills land after acknowledgements.
+        assert!(
+            runs_with_acks >= PER_PRESET / 2,
+            "{preset}: only {runs_with_acks} of {PER_PRESET} runs were killed after an ack"
+        );
     }
-    // The test means something only if the kills land after acknowledgements.
-    assert!(
-        runs_with_acks >= 10,
-        "only {runs_with_acks} of 21 runs were killed after an ack"
-    );
 }
 
 fn ingest(dir: &std::path::Path, input: &str) -> (bool, String, String) {
