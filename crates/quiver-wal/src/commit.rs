@@ -62,6 +62,7 @@ struct ApplyTurn<'a> {
 impl Drop for ApplyTurn<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
+            self.wal.apply_failed.store(true, Ordering::SeqCst);
             self.wal.poison(&WalError::Poisoned {
                 reason: "the commit observer panicked".into(),
             });
@@ -334,8 +335,10 @@ impl Wal {
 
     /// Applies a written group, in the order groups were written: the observer (the engine's
     /// memtable insert), then the group's seqs become [`Wal::last_seq`]. Waits for every
-    /// earlier group to be applied first; after a failure (this group's or an earlier one's)
-    /// the log is poisoned and no later group is applied.
+    /// earlier group to be applied first. Once an apply failed (the observer returned an error
+    /// or panicked) the log is poisoned and no later group is applied, since the observer would
+    /// see a gap; a group that was written before some later write failed is still applied
+    /// and acknowledged (it is durable per the sync mode).
     fn apply(&self, w: &Written, group: &[Pending]) -> Result<()> {
         let mut turn = ApplyTurn {
             wal: self,
@@ -344,7 +347,16 @@ impl Wal {
         while *turn.guard != w.ticket {
             self.apply_cv.wait(&mut turn.guard);
         }
-        let result = self.check_poisoned().and_then(|()| match &self.observer {
+        let earlier_failed = || -> Result<()> {
+            if self.apply_failed.load(Ordering::SeqCst) {
+                self.check_poisoned()?;
+                return Err(WalError::Poisoned {
+                    reason: "an earlier group could not be applied".into(),
+                });
+            }
+            Ok(())
+        };
+        let result = earlier_failed().and_then(|()| match &self.observer {
             Some(obs) => {
                 let bodies: Vec<&[u8]> = group.iter().flat_map(|p| p.batch.bodies()).collect();
                 obs.on_commit(w.first, &bodies)
@@ -362,15 +374,18 @@ impl Wal {
                 self.records
                     .fetch_add(w.last + 1 - w.first, Ordering::Relaxed);
             }
-            Err(e) => self.poison(e),
+            Err(e) => {
+                self.apply_failed.store(true, Ordering::SeqCst);
+                self.poison(e);
+            }
         }
         result
     }
 
     /// Writes one group: stamp and frame (in place, in each batch's buffer), rotate if needed,
     /// one pwrite (a group of one batch straight from its buffer, a larger one copied into a
-    /// shared buffer first), one fdatasync per the sync mode, observer. Returns each batch's
-    /// range.
+    /// shared buffer first), one fdatasync per the sync mode. Returns the group's apply
+    /// ticket and each batch's range; [`Wal::apply`] runs the observer.
     fn write_group(&self, group: &mut [Pending]) -> Result<Written> {
         self.check_seal_error()?;
         let mut io = self.io.lock();

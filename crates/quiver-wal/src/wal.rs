@@ -112,6 +112,8 @@ pub struct Wal {
     /// Ticket of the next group to apply; groups are applied in the order they were written.
     pub(crate) apply_turn: Mutex<u64>,
     pub(crate) apply_cv: Condvar,
+    /// An apply failed: no later group may be applied (the observer would see a gap).
+    pub(crate) apply_failed: std::sync::atomic::AtomicBool,
     pub(crate) groups: AtomicU64,
     pub(crate) syncs: AtomicU64,
     pub(crate) records: AtomicU64,
@@ -249,6 +251,7 @@ impl Wal {
             next_seq: AtomicU64::new(next_seq),
             apply_turn: Mutex::new(0),
             apply_cv: Condvar::new(),
+            apply_failed: std::sync::atomic::AtomicBool::new(false),
             groups: AtomicU64::new(0),
             syncs: AtomicU64::new(0),
             records: AtomicU64::new(0),
