@@ -250,3 +250,58 @@ fn failed_background_seal_sync_poisons_in_no_sync_mode() {
     let wal = Wal::open(Arc::new(m), cfg(SyncMode::None, 512, false), None).unwrap();
     assert_eq!(wal.last_seq(), acked, "a process crash loses nothing acked");
 }
+
+/// An observer that takes 100 ms over its first group, flagging when it has started.
+#[derive(Default)]
+struct SlowFirst(Arc<std::sync::atomic::AtomicBool>);
+
+impl quiver_wal::CommitObserver for SlowFirst {
+    fn on_commit(&self, _first: quiver_core::SeqNo, _bodies: &[&[u8]]) -> Result<(), String> {
+        if !self.0.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Ok(())
+    }
+}
+
+/// A large group is written, its leader hands over and applies it; meanwhile the next group's
+/// write fails and poisons the log. The first group is durable, so it is still applied and
+/// acknowledged; the second writer gets the error; reopening finds exactly the first group.
+#[test]
+fn a_written_group_is_still_acknowledged_when_a_later_write_fails() {
+    let m = MemStorage::new();
+    let plan = FaultPlan {
+        fail_write: Some(3), // 1: the file header, 2: the first group, 3: the second group
+        ..FaultPlan::default()
+    };
+    let s: Arc<dyn Storage> = Arc::new(FaultyStorage::new(Arc::new(m.clone()), plan));
+    let applying = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let obs: Arc<dyn quiver_wal::CommitObserver> = Arc::new(SlowFirst(applying.clone()));
+    let wal = Arc::new(Wal::open(s, cfg(SyncMode::PerGroup, 1 << 20, false), Some(obs)).unwrap());
+    let n = quiver_wal::HANDOFF_ENTRIES as u64;
+    let bodies: Vec<Vec<u8>> = (0..n).map(|i| body(i, 20)).collect();
+    let w = wal.clone();
+    let big = bodies.clone();
+    let first = std::thread::spawn(move || w.commit(big));
+    // The first group is written and being applied before the second one is committed.
+    while !applying.load(std::sync::atomic::Ordering::SeqCst) {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    match wal.commit(vec![body(9999, 20)]) {
+        Err(WalError::Poisoned { .. }) | Err(WalError::Io { .. }) => {}
+        other => panic!("the failed write must not be acknowledged: {other:?}"),
+    }
+    let r = first
+        .join()
+        .unwrap()
+        .expect("the durable group is acknowledged");
+    assert_eq!((r.first, r.last), (1, n));
+    drop(wal);
+    let wal = Wal::open(Arc::new(m), cfg(SyncMode::PerGroup, 1 << 20, false), None).unwrap();
+    let expected: Vec<_> = bodies
+        .into_iter()
+        .enumerate()
+        .map(|(i, b)| (i as u64 + 1, stamped(i as u64 + 1, b)))
+        .collect();
+    assert_eq!(replay_all(&wal, 0), expected);
+}
