@@ -215,6 +215,18 @@ impl Wal {
             });
         }
         let next_seq = files.last().map_or(1, |f| f.next_seq()).max(1);
+        // A syncing log makes what it found durable first: records a previous run wrote
+        // without syncs (a `throughput` session that stopped before its seals) may still sit
+        // in the page cache, and neither a direct append nor the fdatasync of a later group
+        // covers another file (or, with direct I/O, another part of this one).
+        if config.sync != SyncMode::None {
+            for f in files.iter().take(files.len().saturating_sub(1)) {
+                storage
+                    .open_append(&f.name)?
+                    .sync_data()
+                    .map_err(|e| WalError::io("fdatasync", &f.name, e))?;
+            }
+        }
         let mut mode = AppendMode::default();
         let active = match files.last() {
             None => None,
@@ -224,7 +236,7 @@ impl Wal {
                     h.preallocate(config.file_size)
                         .map_err(|e| WalError::io("preallocate", &last.name, e))?;
                 }
-                if config.preallocate || torn_active {
+                if config.preallocate || torn_active || config.sync != SyncMode::None {
                     h.sync_data()
                         .map_err(|e| WalError::io("fdatasync", &last.name, e))?;
                 }

@@ -215,3 +215,39 @@ fn sigkill_child_keeps_every_acked_record() {
         }
     }
 }
+
+/// Records a `SyncMode::None` run left unsynced are made durable when the log is opened in a
+/// syncing mode: the engine treats everything it finds at open as committed (and may sign
+/// checkpoints over it), and direct appends would never sync those bytes.
+#[test]
+fn opening_a_syncing_log_makes_what_it_found_durable() {
+    let (m, s) = crate::mem();
+    let wal = Wal::open(s.clone(), crate::cfg(SyncMode::None, 4096, false), None).unwrap();
+    let mut expected = Vec::new();
+    for i in 0..150u64 {
+        let b = crate::body(i, 100);
+        let r = wal.commit(vec![b.clone()]).unwrap();
+        expected.push((r.first, crate::stamped(r.first, b)));
+    }
+    assert!(wal.stats().files > 2, "rotated");
+    drop(wal);
+    let lost = {
+        let img = m.crash_image();
+        let w = Wal::open(Arc::new(img), crate::cfg(SyncMode::None, 4096, false), None).unwrap();
+        crate::replay_all(&w, 0).len()
+    };
+    assert!(
+        lost < expected.len(),
+        "precondition: the unsynced tail would be lost"
+    );
+    let wal = Wal::open(s, crate::cfg(SyncMode::PerGroup, 4096, false), None).unwrap();
+    drop(wal);
+    let img = m.crash_image();
+    let w = Wal::open(
+        Arc::new(img),
+        crate::cfg(SyncMode::PerGroup, 4096, false),
+        None,
+    )
+    .unwrap();
+    assert_eq!(crate::replay_all(&w, 0), expected);
+}
