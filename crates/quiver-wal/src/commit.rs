@@ -26,7 +26,7 @@
 use crate::batch::Batch;
 use crate::error::{Result, WalError};
 use crate::format::{MAX_BODY, MIN_BODY};
-use crate::wal::{Io, Pending, Wal};
+use crate::wal::{Io, Pending, Queue, Wal};
 use parking_lot::{Condvar, Mutex};
 use quiver_core::{SeqNo, SeqRange, SyncMode};
 use std::sync::atomic::Ordering;
@@ -123,6 +123,26 @@ impl Waiter {
     }
 }
 
+/// Leadership passes to the writer at the front of the queue (one targeted wakeup), or
+/// lapses when nobody waits.
+fn hand_over(q: &mut Queue) {
+    match q.pending.front() {
+        Some(front) => front.waiter.set(Slot::Lead),
+        None => q.leader = false,
+    }
+}
+
+/// Fails every queued writer with `Poisoned` and ends the leadership.
+fn fail_queued(q: &mut Queue, reason: &str) {
+    for p in q.pending.drain(..) {
+        p.waiter.set(Slot::Done(Err(WalError::Poisoned {
+            reason: reason.to_string(),
+        })));
+    }
+    q.queued_entries = 0;
+    q.leader = false;
+}
+
 impl Wal {
     /// Commits a batch. Each body starts with 8 reserved bytes
     /// ([`quiver_core::codec::SEQ_PREFIX`]) into which the leader stamps the record's seq; seqs
@@ -193,32 +213,16 @@ impl Wal {
             SyncMode::PerWrite => Duration::ZERO,
             _ => self.config.gather_delay,
         };
-        let mut mine: Option<Result<Committed>> = None;
         let mut handed_off = false;
         loop {
             let mut q = self.queue.lock();
-            if mine.is_none() {
-                mine = me.take_done();
-            }
+            let mine = me.take_done();
             if let Some(reason) = q.poisoned.clone() {
-                let err = || WalError::Poisoned {
-                    reason: reason.clone(),
-                };
-                for p in q.pending.drain(..) {
-                    p.waiter.set(Slot::Done(Err(err())));
-                }
-                q.queued_entries = 0;
-                q.leader = false;
-                drop(q);
-                return mine
-                    .or_else(|| me.take_done())
-                    .unwrap_or_else(|| Err(err()));
+                fail_queued(&mut q, &reason);
+                return mine.unwrap_or(Err(WalError::Poisoned { reason }));
             }
-            if let Some(r) = mine.take() {
-                match q.pending.front() {
-                    Some(front) => front.waiter.set(Slot::Lead),
-                    None => q.leader = false,
-                }
+            if let Some(r) = mine {
+                hand_over(&mut q);
                 return r;
             }
             if !gather.is_zero() && q.queued_entries < max {
@@ -248,11 +252,7 @@ impl Wal {
                         && group.iter().any(|p| std::ptr::eq(&*p.waiter, me))
                     {
                         handed_off = true;
-                        let mut q = self.queue.lock();
-                        match q.pending.front() {
-                            Some(front) => front.waiter.set(Slot::Lead),
-                            None => q.leader = false,
-                        }
+                        hand_over(&mut self.queue.lock());
                     }
                     self.apply(&w, &group).map(|()| w.ranges)
                 })
@@ -304,20 +304,13 @@ impl Wal {
             .poisoned
             .get_or_insert_with(|| "a panic while committing a group".into())
             .clone();
-        let err = || {
-            Err(WalError::Poisoned {
-                reason: reason.clone(),
-            })
-        };
         for p in group {
-            p.waiter.set(Slot::Done(err()));
+            p.waiter.set(Slot::Done(Err(WalError::Poisoned {
+                reason: reason.clone(),
+            })));
         }
         if leading {
-            for p in q.pending.drain(..) {
-                p.waiter.set(Slot::Done(err()));
-            }
-            q.queued_entries = 0;
-            q.leader = false;
+            fail_queued(&mut q, &reason);
         }
     }
 
