@@ -492,6 +492,13 @@ fn run_one(a: &Args) -> Res<()> {
 }
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("--device-ceiling") {
+        if let Err(e) = device_ceiling() {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let a = match parse_args() {
         Ok(a) => a,
         Err(e) => {
@@ -541,4 +548,103 @@ fn run_all(a: &Args) -> Res<()> {
     } else {
         Err(format!("engines failed: {failed:?}").into())
     }
+}
+
+/// `quiver-compare --device-ceiling [--writes N] [--writers W] [--data DIR]`: how fast this disk
+/// makes one write durable, and what that allows W closed-loop writers that each wait for
+/// their own event to be durable.
+///
+/// One thread appends N aligned 4 KiB blocks to a preallocated file with `O_DIRECT | O_DSYNC`
+/// (each `pwrite` returns once its block is on stable storage: the cheapest durable write this
+/// disk offers, and what quiver's `durable` WAL issues per group). A writer that waits for its
+/// own event can finish at most one event per such write, however many writers share it, so
+/// W / (mean write latency) bounds any engine's fsync-per-write rate with W writers. Issuing
+/// writes concurrently does not lift the bound: each one then takes longer (the second line,
+/// W threads at once, shows by how much).
+fn device_ceiling() -> Res<()> {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    let mut writes = 4000usize;
+    let mut writers = 8usize;
+    let mut data = PathBuf::from("quiver-compare-data");
+    let mut it = std::env::args().skip(2);
+    while let Some(flag) = it.next() {
+        let mut val = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--writes" => writes = val()?.parse()?,
+            "--writers" => writers = val()?.parse()?,
+            "--data" => data = PathBuf::from(val()?),
+            other => return Err(format!("unknown argument {other:?}").into()),
+        }
+    }
+    if writes == 0 || writers == 0 {
+        return Err("--writes and --writers must be > 0".into());
+    }
+    std::fs::create_dir_all(&data)?;
+    const BLOCK: usize = 4096;
+    let run = |threads: usize| -> Res<(f64, Vec<f64>)> {
+        let path = data.join(format!("device-ceiling-{threads}.bin"));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(libc::O_DIRECT | libc::O_DSYNC)
+            .open(&path)?;
+        // Preallocated and synced first, so the timed writes change no file metadata.
+        file.set_len((threads * writes * BLOCK) as u64)?;
+        let zeros = vec![0u8; 1 << 20];
+        let plain = std::fs::OpenOptions::new().write(true).open(&path)?;
+        for off in (0..threads * writes * BLOCK).step_by(zeros.len()) {
+            let n = zeros.len().min(threads * writes * BLOCK - off);
+            plain.write_all_at(&zeros[..n], off as u64)?;
+        }
+        plain.sync_all()?;
+        let file = Arc::new(file);
+        let start = Instant::now();
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let file = Arc::clone(&file);
+                std::thread::spawn(move || -> Res<Vec<f64>> {
+                    let mut raw = vec![0x5au8; 2 * BLOCK];
+                    let at = raw.as_ptr().align_offset(BLOCK);
+                    let buf = &mut raw[at..at + BLOCK];
+                    let mut lat = Vec::with_capacity(writes);
+                    for i in 0..writes {
+                        buf[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                        let t0 = Instant::now();
+                        file.write_all_at(buf, ((i * threads + t) * BLOCK) as u64)?;
+                        lat.push(t0.elapsed().as_secs_f64() * 1e6);
+                    }
+                    Ok(lat)
+                })
+            })
+            .collect();
+        let mut lat = Vec::new();
+        for h in handles {
+            lat.extend(h.join().map_err(|_| "probe thread panicked")??);
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let _ = std::fs::remove_file(&path);
+        lat.sort_by(|x, y| x.total_cmp(y));
+        Ok(((threads * writes) as f64 / secs, lat))
+    };
+    eprintln!("[device] {writes} O_DIRECT|O_DSYNC 4 KiB writes, 1 thread, then {writers} threads -> {}", data.display());
+    let (one, lat1) = run(1)?;
+    let (many, latn) = run(writers)?;
+    let mean = |l: &[f64]| l.iter().sum::<f64>() / l.len() as f64;
+    println!(
+        "{{\"bench\":\"device\",\"writes\":{writes},\"writers\":{writers},\"sync_writes_per_sec\":{one:.0},\
+\"write_mean_us\":{:.1},\"write_p50_us\":{:.1},\"write_p99_us\":{:.1},\"ceiling_events_per_sec\":{:.0},\
+\"concurrent_sync_writes_per_sec\":{many:.0},\"concurrent_write_mean_us\":{:.1}}}",
+        mean(&lat1),
+        percentile_us(&lat1, 0.5),
+        percentile_us(&lat1, 0.99),
+        writers as f64 * 1e6 / mean(&lat1),
+        mean(&latn),
+    );
+    Ok(())
+}
+
+fn percentile_us(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
