@@ -7,7 +7,8 @@
 #
 # Tunables (env): ENGINES (default "redb fjall rocksdb sled"), DATA_ROOT (default
 # bench/compare/target/data, i.e. the same filesystem as the repository), NOSYNC_EVENTS,
-# SYNC_BATCH_EVENTS, SYNC_WRITE_EVENTS, PAYLOAD_BYTES (default 200), CARGO_FEATURES
+# SYNC_BATCH_EVENTS, SYNC_WRITE_EVENTS, PAYLOAD_BYTES (default 200), DEVICE_CEILING (default 1:
+# probe the disk's durable-write ceiling before the fsync-per-write workload), CARGO_FEATURES
 # (e.g. "--no-default-features --features sled" when librocksdb-dev is missing), VERIFY (default 1:
 # after each peer run, reopen its store and check it holds every event; not timed).
 set -euo pipefail
@@ -50,6 +51,11 @@ workloads=(
 
 for w in "${workloads[@]}"; do
   read -r mode preset writers batch events <<<"$w"
+  if [[ "$mode" == sync-write && "${DEVICE_CEILING:-1}" == 1 ]]; then
+    # What this disk allows: W writers that each wait for their own durable write (see
+    # `quiver-compare --device-ceiling`). One JSON line with "bench":"device".
+    "$bin" --device-ceiling --writers "$writers" --data "$DATA_ROOT" || echo "[device] FAILED" >&2
+  fi
   if [[ -n "${QUIVER_BIN:-}" ]]; then
     qdir="$DATA_ROOT/quiver-$preset"
     rm -rf "$qdir"
