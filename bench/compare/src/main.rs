@@ -637,14 +637,10 @@ fn device_ceiling() -> Res<()> {
 \"write_mean_us\":{:.1},\"write_p50_us\":{:.1},\"write_p99_us\":{:.1},\"ceiling_events_per_sec\":{:.0},\
 \"concurrent_sync_writes_per_sec\":{many:.0},\"concurrent_write_mean_us\":{:.1}}}",
         mean(&lat1),
-        percentile_us(&lat1, 0.5),
-        percentile_us(&lat1, 0.99),
+        percentile(&lat1, 0.5),
+        percentile(&lat1, 0.99),
         writers as f64 * 1e6 / mean(&lat1),
         mean(&latn),
     );
     Ok(())
-}
-
-fn percentile_us(sorted: &[f64], q: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
