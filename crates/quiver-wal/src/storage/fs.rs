@@ -179,15 +179,12 @@ impl DirectFile {
             tail_known: false,
         };
         // Some file systems accept the flag and refuse the I/O; probe with one aligned read.
-        let mut probe = vec![0u8; 2 * DIRECT_ALIGN];
-        let at = probe.as_ptr().align_offset(DIRECT_ALIGN);
-        match f.file.read_at(&mut probe[at..at + DIRECT_ALIGN], 0) {
-            Ok(_) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(None),
-            Err(e) => return Err(e),
+        let probe = aligned_window(&mut f.mem, DIRECT_ALIGN);
+        match f.file.read_at(probe, 0) {
+            Ok(_) => Ok(Some(f)),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(None),
+            Err(e) => Err(e),
         }
-        f.mem = probe;
-        Ok(Some(f))
     }
 }
 
