@@ -5,9 +5,11 @@
 //! writer: after its commit returns, a writer hands its batch's bodies (seqs stamped, given
 //! back by the WAL) to the `quiver-leaves` thread and returns. That thread hashes each batch
 //! (BLAKE3 sixteen at a time) and appends the hashes to the ledger strictly in seq order (a
-//! batch that arrives early waits in a reorder buffer for the batches before it). The ingest
-//! pipeline is bounded by the WAL's serial critical section, not by CPU, so this thread runs
-//! on cycles the writers leave idle instead of lengthening every writer's turn. The queue is
+//! batch that arrives early waits in a reorder buffer for the batches before it). Hashing so
+//! stays out of every writer's turn and out of the WAL's serial critical section; where a core
+//! is free (one writer on two cores) it costs ingest ~7 %. Where writers keep every core busy
+//! it takes its CPU from them (~20 % on two cores with two writers; `BENCHMARKS.md` § Ledger
+//! cost on ingest — letting waiting writers hash instead measured no better). The queue is
 //! bounded ([`QUEUE_BATCHES`]): if hashing ever fell behind, writers would wait for it.
 //! Recovery recomputes from the WAL any leaf that had not been appended, so a crash in
 //! between loses nothing; flushes and receipts wait for the leaves they need.
