@@ -28,6 +28,17 @@ const F_PAYLOAD: u8 = 1 << 6;
 /// Size of the sequence-number prefix of every encoded entry.
 pub const SEQ_PREFIX: usize = 8;
 
+/// The longest encoding of a record that passes [`Record::validate`](crate::Record::validate)
+/// with a payload limit of at most [`MAX_PAYLOAD_LIMIT`](crate::config::MAX_PAYLOAD_LIMIT):
+/// every field at its maximum. Storage layers check at compile time that such a record fits.
+pub const MAX_ENCODED_BYTES: usize = SEQ_PREFIX
+    + 1 // flags
+    + 1 + 4 + crate::id::MAX_ID_BYTES // id: tag, length, bytes
+    + 8 // timestamp
+    + 2 * (2 + u16::MAX as usize) // type and source
+    + 4 + 4 * crate::record::MAX_VECTOR_DIM
+    + 4 + crate::config::MAX_PAYLOAD_LIMIT;
+
 /// Encodes `op` with a zero sequence number, to be stamped with [`stamp_seq`] at commit.
 pub fn encode_op(op: &Op) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(encoded_len_hint(op));

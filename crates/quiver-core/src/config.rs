@@ -164,6 +164,9 @@ impl FromStr for LedgerHash {
     }
 }
 
+/// The largest value [`DbConfig::max_payload_bytes`] may be set to: 64 MiB.
+pub const MAX_PAYLOAD_LIMIT: usize = 64 << 20;
+
 /// Database configuration. Build with [`DbConfig::new`] and the setters; each setter documents
 /// its default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -184,11 +187,11 @@ pub struct DbConfig {
     pub compression: Compression,
     /// Compact once this many segments are live. Default 8.
     pub compaction_trigger: usize,
-    /// Largest accepted payload in bytes. Default 1 MiB.
+    /// Largest accepted payload in bytes. Default 1 MiB, at most [`MAX_PAYLOAD_LIMIT`].
     pub max_payload_bytes: usize,
     /// Whether the Merkle ledger is maintained. Default true.
     pub ledger: bool,
-    /// Ledger hash for a new database (an existing one keeps its own). Default SHA-256.
+    /// Ledger hash for a new database (an existing one keeps its own). Default BLAKE3.
     #[serde(default)]
     pub ledger_hash: LedgerHash,
     /// Sign a checkpoint once this many records were added since the last one. Default 100 000.
@@ -267,12 +270,12 @@ impl DbConfig {
         self.wal.gather_delay = v;
         self
     }
-    /// Maximum payload size (default 1 MiB).
+    /// Maximum payload size (default 1 MiB; at most [`MAX_PAYLOAD_LIMIT`]).
     pub fn max_payload_bytes(mut self, v: usize) -> Self {
         self.max_payload_bytes = v;
         self
     }
-    /// Ledger hash for a new database (default SHA-256).
+    /// Ledger hash for a new database (default BLAKE3).
     pub fn ledger_hash(mut self, v: LedgerHash) -> Self {
         self.ledger_hash = v;
         self
@@ -317,6 +320,12 @@ impl DbConfig {
         }
         if self.compaction_trigger < 2 {
             return bad("compaction_trigger", "must be at least 2");
+        }
+        if self.max_payload_bytes > MAX_PAYLOAD_LIMIT {
+            return bad(
+                "max_payload_bytes",
+                "must be at most 64 MiB (MAX_PAYLOAD_LIMIT)",
+            );
         }
         Ok(())
     }

@@ -12,6 +12,12 @@ pub enum CoreError {
         "vector component {index} is not finite ({value}); every component must be a finite f32"
     )]
     NonFiniteComponent { index: usize, value: f32 },
+    /// A vector has no components (omit the vector instead).
+    #[error("vector has no components; leave `vector` out for a record without one")]
+    EmptyVector,
+    /// A vector has more components than any collection accepts.
+    #[error("vector has {dim} components, over the maximum of {max}")]
+    VectorTooLong { dim: usize, max: usize },
     /// A string id is empty or too long.
     #[error("invalid id: {reason}")]
     InvalidId { reason: String },

@@ -21,8 +21,9 @@ mod record;
 pub use config::{Compression, DbConfig, LedgerHash, Preset, SyncMode, WalConfig};
 pub use error::CoreError;
 pub use id::Id;
+pub use id::MAX_ID_BYTES;
 pub use metric::Metric;
-pub use record::{Entry, Op, Record, SeqNo, SeqRange, TimestampFormat};
+pub use record::{Entry, Op, Record, SeqNo, SeqRange, TimestampFormat, MAX_VECTOR_DIM};
 
 /// Result alias for this crate.
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;

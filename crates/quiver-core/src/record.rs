@@ -24,6 +24,9 @@ impl SeqRange {
     }
 }
 
+/// The most components a record's vector may have (65 536, as in Qdrant): 256 KiB of `f32`.
+pub const MAX_VECTOR_DIM: usize = 1 << 16;
+
 /// How an event's timestamp was written by the client, so it can be given back the same way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum TimestampFormat {
@@ -119,11 +122,20 @@ impl Record {
             .transpose()
     }
 
-    /// Checks the record against limits: id, vector finiteness (and dimension when
-    /// `expected_dim` is given), payload size and JSON validity.
+    /// Checks the record against limits: id, vector length (1..=[`MAX_VECTOR_DIM`], and the
+    /// dimension when `expected_dim` is given) and finiteness, payload size and JSON validity.
     pub fn validate(&self, expected_dim: Option<usize>, max_payload: usize) -> Result<()> {
         self.id()?.validate()?;
         if let Some(v) = &self.vector {
+            if v.is_empty() {
+                return Err(CoreError::EmptyVector);
+            }
+            if v.len() > MAX_VECTOR_DIM {
+                return Err(CoreError::VectorTooLong {
+                    dim: v.len(),
+                    max: MAX_VECTOR_DIM,
+                });
+            }
             if let Some(d) = expected_dim {
                 if v.len() != d {
                     return Err(CoreError::DimensionMismatch {

@@ -16,6 +16,8 @@ pub(crate) const FOOTER_LEN: usize = 136;
 pub(crate) const BLOCK_HANDLE_LEN: usize = 60;
 /// Largest uncompressed block (format limit; protects readers from absurd allocations).
 pub(crate) const MAX_BLOCK_RAW: usize = 256 << 20;
+// Any record the write path accepts fits in one block (a row is a u32 length and the body).
+const _: () = assert!(4 + quiver_core::codec::MAX_ENCODED_BYTES <= MAX_BLOCK_RAW);
 /// Target size of one id-index block.
 pub(crate) const ID_INDEX_BLOCK_BYTES: usize = 4096;
 

@@ -25,18 +25,73 @@ pub struct IngestArgs {
     pub max_line_bytes: usize,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum IdIn {
-    U64(u64),
-    Str(String),
+/// An input `id`: an integer in `0..=u64::MAX` or a string. Read with a visitor (not an
+/// untagged enum) so that a wrong value is named in the error: "invalid value: integer `-4`,
+/// expected an id: …" rather than "data did not match any variant".
+struct IdIn(Id);
+
+impl<'de> Deserialize<'de> for IdIn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = IdIn;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an id: an integer from 0 to 18446744073709551615, or a string")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<IdIn, E> {
+                Ok(IdIn(Id::U64(v)))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<IdIn, E> {
+                u64::try_from(v)
+                    .map(|v| IdIn(Id::U64(v)))
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<IdIn, E> {
+                Ok(IdIn(Id::Str(v.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<IdIn, E> {
+                Ok(IdIn(Id::Str(v)))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// An input `timestamp`: integer nanoseconds since the Unix epoch (an `i64`) or an RFC 3339
+/// string (checked later, by [`util::rfc3339_to_ns`]).
 enum TsIn {
     Ns(i64),
     Text(String),
+}
+
+impl<'de> Deserialize<'de> for TsIn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = TsIn;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "a timestamp: integer nanoseconds since the Unix epoch (within ±2^63) \
+                     or an RFC 3339 string",
+                )
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<TsIn, E> {
+                Ok(TsIn::Ns(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<TsIn, E> {
+                i64::try_from(v)
+                    .map(TsIn::Ns)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TsIn, E> {
+                Ok(TsIn::Text(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<TsIn, E> {
+                Ok(TsIn::Text(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Deserialize)]
@@ -58,10 +113,7 @@ struct Line<'a> {
 /// Parses one input line into a record, with a message fit for the user on failure.
 pub fn parse_line(line: &str, max_payload: usize) -> anyhow::Result<Record> {
     let l: Line<'_> = serde_json::from_str(line).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let id = match l.id {
-        IdIn::U64(v) => Id::U64(v),
-        IdIn::Str(s) => Id::Str(s),
-    };
+    let IdIn(id) = l.id;
     let (timestamp_ns, timestamp_format) = match l.timestamp {
         None => (util::now_ns(), TimestampFormat::Nanos),
         Some(TsIn::Ns(n)) => (n, TimestampFormat::Nanos),

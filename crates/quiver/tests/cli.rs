@@ -187,19 +187,52 @@ fn scan(dir: &std::path::Path) -> Vec<serde_json::Value> {
 
 #[test]
 fn bad_lines_name_the_line_and_keep_what_came_before() {
-    let cases: &[(&str, &str)] = &[
-        ("{\"id\": 3, \"payload\": {\"a\": }\n", "malformed JSON"),
-        ("{\"id\": \"x\", \"vector\": [1, \"two\"]}\n", "wrong type"),
-        ("{\"id\": -4}\n", "negative id"),
-        ("{\"payload\": 1}\n", "missing id"),
-        ("{\"id\": 9, \"colour\": \"red\"}\n", "unknown field"),
+    // (line, what it tests, words the error must contain)
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "{\"id\": 3, \"payload\": {\"a\": }\n",
+            "malformed JSON",
+            "expected value",
+        ),
+        (
+            "{\"id\": \"x\", \"vector\": [1, \"two\"]}\n",
+            "wrong type",
+            "expected f32",
+        ),
+        (
+            "{\"id\": -4}\n",
+            "negative id",
+            "integer `-4`, expected an id",
+        ),
+        ("{\"id\": 2.5}\n", "fractional id", "`2.5`, expected an id"),
+        ("{\"payload\": 1}\n", "missing id", "missing field `id`"),
+        (
+            "{\"id\": 9, \"colour\": \"red\"}\n",
+            "unknown field",
+            "unknown field `colour`",
+        ),
         (
             "{\"id\": 9, \"timestamp\": \"yesterday\"}\n",
             "bad timestamp",
+            "expected RFC 3339 or integer ns",
         ),
-        ("{\"id\": 9, \"vector\": [1e39]}\n", "non-finite vector"),
+        (
+            "{\"id\": 9, \"timestamp\": true}\n",
+            "timestamp of the wrong type",
+            "expected a timestamp",
+        ),
+        (
+            "{\"id\": 9, \"vector\": [1e39]}\n",
+            "non-finite vector",
+            "not finite",
+        ),
+        (
+            "{\"id\": 9, \"vector\": []}\n",
+            "empty vector",
+            "vector has no components",
+        ),
     ];
-    for (bad, what) in cases {
+    for (bad, what, words) in cases {
         let d = tempfile::tempdir().unwrap();
         let good =
             "{\"id\":1,\"payload\":{\"k\":[1,2,{\"z\":null}]}}\n{\"id\":\"b\"}\n{\"id\":2}\n";
@@ -212,6 +245,10 @@ fn bad_lines_name_the_line_and_keep_what_came_before() {
         assert!(
             stdout.contains("\"line\":4"),
             "{what}: JSON error on stdout: {stdout}"
+        );
+        assert!(
+            stdout.contains(words) && stderr.contains(words),
+            "{what}: the error says {words:?}: {stdout} / {stderr}"
         );
         let rows = scan(d.path());
         let ids: Vec<String> = rows.iter().map(|r| r["id"].to_string()).collect();

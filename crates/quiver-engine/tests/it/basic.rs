@@ -1,4 +1,5 @@
-use quiver_core::{DbConfig, Id, Op, Preset, Record};
+use quiver_core::config::MAX_PAYLOAD_LIMIT;
+use quiver_core::{CoreError, DbConfig, Id, Op, Preset, Record, MAX_ID_BYTES, MAX_VECTOR_DIM};
 use quiver_engine::{Database, EngineError};
 
 fn ev(id: u64, ts: i64) -> Op {
@@ -87,8 +88,69 @@ fn bad_input_is_typed_and_writes_nothing() {
         db.write_batch(&[Op::Delete(Id::Str(String::new()))]),
         Err(EngineError::Invalid(_))
     ));
+    for (v, what) in [
+        (vec![], "empty vector"),
+        (
+            vec![0.5; MAX_VECTOR_DIM + 1],
+            "vector over the dimension limit",
+        ),
+    ] {
+        let op = Op::Put(Record::new(3u64).with_vector(v));
+        match db.write_batch(&[ev(0, 0), op]) {
+            Err(EngineError::Invalid(CoreError::EmptyVector | CoreError::VectorTooLong { .. })) => {
+            }
+            other => panic!("{what}: {other:?}"),
+        }
+    }
     assert_eq!(db.last_seq(), 0, "nothing of a rejected batch was written");
     assert!(db.scan_all().unwrap().is_empty());
+}
+
+/// The largest record the write path accepts (every field at its limit) is acknowledged,
+/// flushed into a segment and read back whole: no record is acknowledged that the storage
+/// below cannot hold (a 100 M-component vector once was, and wedged every later flush).
+#[test]
+fn the_largest_accepted_record_survives_flush_and_reopen() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = DbConfig::new(Preset::Throughput).max_payload_bytes(MAX_PAYLOAD_LIMIT);
+    let payload = format!("\"{}\"", "p".repeat(MAX_PAYLOAD_LIMIT - 2));
+    let rec = Record {
+        payload: Some(payload),
+        ..Record::new(Id::Str("i".repeat(MAX_ID_BYTES)))
+            .with_timestamp(-1)
+            .with_type("t".repeat(u16::MAX as usize))
+            .with_source("s".repeat(u16::MAX as usize))
+            .with_vector(vec![0.25; MAX_VECTOR_DIM])
+    };
+    let id = rec.id.clone().unwrap();
+    {
+        let db = Database::open(d.path(), cfg.clone()).unwrap();
+        let range = db.write_batch(&[Op::Put(rec.clone())]).unwrap();
+        assert_eq!((range.first, range.last), (1, 1));
+        db.flush().unwrap();
+        db.close().unwrap();
+    }
+    let db = Database::open(d.path(), cfg).unwrap();
+    let got = db.get(&id).unwrap().expect("the record is stored");
+    assert_eq!(got.op, Op::Put(rec));
+    // One payload byte more is refused, and so is a limit above the cap.
+    let over = Record {
+        payload: Some(format!("\"{}\"", "p".repeat(MAX_PAYLOAD_LIMIT - 1))),
+        ..Record::new(9u64)
+    };
+    assert!(matches!(
+        db.write_batch(&[Op::Put(over)]),
+        Err(EngineError::Invalid(CoreError::TooLarge { .. }))
+    ));
+    drop(db);
+    let too_big = DbConfig::new(Preset::Throughput).max_payload_bytes(MAX_PAYLOAD_LIMIT + 1);
+    assert!(matches!(
+        Database::open(d.path(), too_big),
+        Err(EngineError::Invalid(CoreError::InvalidConfig {
+            key: "max_payload_bytes",
+            ..
+        }))
+    ));
 }
 
 #[test]
