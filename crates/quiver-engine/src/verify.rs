@@ -248,6 +248,8 @@ impl Hasher<'_> {
 /// Verifies the data directory `dir`. `progress` receives the records checked so far, then
 /// the ledger's own progress.
 pub fn verify_dir(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<Report> {
+    // A missing directory is an I/O error on it, not a damaged manifest inside it.
+    std::fs::metadata(dir).map_err(|e| EngineError::io(dir, e))?;
     let m = manifest::load(dir)?.ok_or_else(|| EngineError::Manifest {
         path: dir.join("CURRENT"),
         reason: "not a quiver data directory (no CURRENT)".into(),

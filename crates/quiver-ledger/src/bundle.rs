@@ -145,7 +145,15 @@ impl Ledger {
                 })?,
         };
         let size = cp.checkpoint.size;
-        if seq == 0 || seq > size {
+        if seq == 0 {
+            // Sequence numbers start at 1 (leaf index = seq - 1).
+            return Err(LedgerError::OutOfRange {
+                what: "seq",
+                value: 0,
+                size,
+            });
+        }
+        if seq > size {
             return Err(LedgerError::NoCheckpoint {
                 reason: format!("seq {seq} is not covered by the checkpoint of size {size}"),
             });
@@ -166,6 +174,13 @@ impl Ledger {
     /// Consistency bundle between the stored checkpoints of `from` and `to` leaves (`to`
     /// defaults to the newest checkpoint).
     pub fn consistency_bundle(&self, from: u64, to: Option<u64>) -> Result<ConsistencyBundle> {
+        if let Some(t) = to.filter(|&t| from > t) {
+            return Err(LedgerError::OutOfRange {
+                what: "consistency proof start",
+                value: from,
+                size: t,
+            });
+        }
         let find = |size: u64| {
             self.checkpoint_at_size(size)?
                 .ok_or_else(|| LedgerError::NoCheckpoint {

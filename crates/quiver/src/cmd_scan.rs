@@ -59,6 +59,10 @@ pub fn scan(a: ScanArgs) -> anyhow::Result<()> {
             .map(util::parse_ts)
             .transpose()?
             .unwrap_or(i64::MAX);
+        anyhow::ensure!(
+            from <= to,
+            "--from-ts ({from} ns) is after --to-ts ({to} ns): the range would be empty"
+        );
         db.scan_time_range(from, to, &mut visit)?;
     } else {
         db.scan(&mut visit)?;

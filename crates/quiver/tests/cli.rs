@@ -305,6 +305,15 @@ fn scan_gives_back_fields_as_ingested() {
     let s = String::from_utf8_lossy(&out.stdout);
     assert_eq!(s.lines().count(), 1);
     assert!(s.contains("\"id\":11"));
+    // A reversed range is an error, not a silently empty answer.
+    let out = Command::new(BIN)
+        .args(["scan", "--from-ts", "100", "--to-ts", "0", "--data"])
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is after --to-ts"));
 }
 
 fn run_ok(args: &[&str], dir: &std::path::Path) -> String {

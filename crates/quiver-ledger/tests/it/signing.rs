@@ -142,6 +142,23 @@ fn bundles_round_trip_through_json_and_verify_offline() {
         l.inclusion_bundle(3, Some(20)),
         Err(LedgerError::NoCheckpoint { .. })
     ));
+    // Seqs start at 1; a proof runs from an older checkpoint to a newer one.
+    assert!(matches!(
+        l.inclusion_bundle(0, None),
+        Err(LedgerError::OutOfRange {
+            what: "seq",
+            value: 0,
+            size: 40
+        })
+    ));
+    assert!(matches!(
+        l.consistency_bundle(40, Some(13)),
+        Err(LedgerError::OutOfRange {
+            value: 40,
+            size: 13,
+            ..
+        })
+    ));
 
     let con = l.consistency_bundle(13, None).expect("consistency");
     assert_eq!((con.from, con.to), (13, 40));
