@@ -10,7 +10,9 @@
 //! 3. no stored leaf above the last flushed seq lacks its WAL record (a truncated or removed
 //!    WAL file);
 //! 4. the ledger itself ([`Ledger::verify_tree`]): every stored interior node, every
-//!    checkpoint's root and signature, every receipt.
+//!    checkpoint's root and signature, every receipt;
+//! 5. each segment's id index, which is not record data but what lookups by id read
+//!    ([`Segment::check_id_index`]: checksums, order, every entry pointing inside the data).
 //!
 //! Segment rows that compaction or flush dropped as overwritten versions leave legitimate
 //! gaps below the last flushed seq; their leaves stay provable from the stored leaf hashes.
@@ -321,6 +323,16 @@ pub fn verify_dir(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<Report> {
                 if c.records.is_multiple_of(65536) {
                     progress(c.records);
                 }
+            }
+            // Not record data, but what `get` reads: a damaged id index would fail lookups
+            // of this segment's ids, so it fails verification (at the segment's lowest seq).
+            if let Err(err) = seg.check_id_index() {
+                c.fail(
+                    seg.meta().min_seq,
+                    &path,
+                    format!("segment id index: {err}"),
+                );
+                break 'segments;
             }
         }
         c.drain();

@@ -3,14 +3,21 @@
 use crate::{format::Cur, iter::BlockRows, reader::corrupt, Result, Segment};
 use quiver_core::Id;
 
+/// One id-index entry: the id's newest seq, its block and its row within the block.
+type IndexEntry = (u64, u32, u32);
+
 impl Segment {
-    /// Reads and checks the whole file: every data block and row, and every id-index entry
-    /// (keys strictly increasing, each pointing at a row with that id and seq, and that seq
-    /// being the id's newest in the segment). Costs a full read of the file and memory
-    /// proportional to the number of distinct ids.
-    pub fn verify(&self) -> Result<()> {
-        let mut index: std::collections::HashMap<Id, (u64, u32, u32)> =
-            std::collections::HashMap::new();
+    /// Checks the id index, one id-index block in memory at a time: every block's checksum,
+    /// entries that parse and fill their block exactly, keys strictly increasing, and every
+    /// entry pointing inside the data (a block and row that exist, a seq within that block's
+    /// range). This is what `quiver verify` checks, in memory independent of the segment's
+    /// size; [`Segment::verify`] also matches every entry against the row it points at.
+    pub fn check_id_index(&self) -> Result<()> {
+        self.walk_id_index(&mut |_, _| {})
+    }
+
+    /// Walks the id index in key order with the checks of [`Segment::check_id_index`].
+    fn walk_id_index(&self, visit: &mut dyn FnMut(Id, IndexEntry)) -> Result<()> {
         let mut prev: Option<Id> = None;
         for d in &self.dir {
             let b = self.read_index_block(d)?;
@@ -20,7 +27,7 @@ impl Segment {
             for n in 0..d.count {
                 let at = d.offset + c.pos as u64;
                 let key = c.key().map_err(bad)?;
-                let entry = (
+                let entry @ (seq, block, pos) = (
                     c.u64().map_err(bad)?,
                     c.u32().map_err(bad)?,
                     c.u32().map_err(bad)?,
@@ -32,8 +39,21 @@ impl Segment {
                         format!("id index key {key} out of order"),
                     ));
                 }
+                let inside = self
+                    .blocks
+                    .get(block as usize)
+                    .is_some_and(|h| pos < h.rows && (h.min_seq..=h.max_seq).contains(&seq));
+                if !inside {
+                    return Err(corrupt(
+                        &self.path,
+                        at,
+                        format!(
+                            "id index entry for {key} points outside the data (seq {seq}, block {block}, row {pos})"
+                        ),
+                    ));
+                }
                 prev = Some(key.clone());
-                index.insert(key, entry);
+                visit(key, entry);
             }
             if !c.is_empty() {
                 return Err(corrupt(
@@ -43,6 +63,18 @@ impl Segment {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// Reads and checks the whole file: every data block and row, and every id-index entry
+    /// (the checks of [`Segment::check_id_index`], and each entry pointing at a row with that
+    /// id and seq, that seq being the id's newest in the segment). Costs a full read of the
+    /// file and memory proportional to the number of distinct ids.
+    pub fn verify(&self) -> Result<()> {
+        let mut index: std::collections::HashMap<Id, IndexEntry> = std::collections::HashMap::new();
+        self.walk_id_index(&mut |key, entry| {
+            index.insert(key, entry);
+        })?;
         let mut rows = 0u64;
         let mut matched = 0u64;
         for block in 0..self.blocks.len() {

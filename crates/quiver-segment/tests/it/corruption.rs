@@ -95,6 +95,66 @@ fn every_single_byte_flip_is_detected() {
     }
 }
 
+/// Footer field `i` (a u64 at byte `8 * i` of the 136-byte footer) of a segment file.
+fn footer_u64(b: &[u8], i: usize) -> usize {
+    let f = &b[b.len() - 136..];
+    u64::from_le_bytes(f[8 * i..8 * i + 8].try_into().unwrap()) as usize
+}
+
+#[test]
+fn the_id_index_check_catches_every_flip_in_the_id_index() {
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (_rows, orig) = small_segment(dir.path(), Compression::None);
+    let (start, end) = (footer_u64(&orig, 0), footer_u64(&orig, 1));
+    assert!(start < end, "the segment has an id index");
+    let path = dir.path().join("damaged");
+    std::fs::write(&path, &orig).unwrap();
+    Segment::open(&path).unwrap().check_id_index().unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    for i in start..end {
+        f.write_all_at(&[orig[i] ^ (1 << (i % 8))], i as u64)
+            .unwrap();
+        // Id-index blocks are read lazily: the file still opens.
+        let e = Segment::open(&path).unwrap().check_id_index().unwrap_err();
+        assert_corruption(&e, &path, orig.len());
+        f.write_all_at(&orig[i..=i], i as u64).unwrap();
+    }
+}
+
+/// An index entry redirected outside the data, with every checksum above it recomputed (the
+/// id-index block's in the directory, the directory's and the footer's own), is still caught.
+#[test]
+fn an_index_entry_pointing_outside_the_data_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_rows, mut b) = small_segment(dir.path(), Compression::None);
+    let (start, dir_off, dir_len) = (footer_u64(&b, 0), footer_u64(&b, 1), footer_u64(&b, 2));
+    // First entry of the first id-index block: key, seq u64, block u32, row u32.
+    let key_len = match b[start] {
+        0 => 9,
+        _ => 5 + u32::from_le_bytes(b[start + 1..start + 5].try_into().unwrap()) as usize,
+    };
+    let block_at = start + key_len + 8;
+    b[block_at..block_at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+    // Directory entry 0: offset u64, len u32, crc u32, ...
+    let len = u32::from_le_bytes(b[dir_off + 8..dir_off + 12].try_into().unwrap()) as usize;
+    let crc = crc32c::crc32c(&b[start..start + len]);
+    b[dir_off + 12..dir_off + 16].copy_from_slice(&crc.to_le_bytes());
+    let dir_crc = crc32c::crc32c(&b[dir_off..dir_off + dir_len]);
+    let foot = b.len() - 136;
+    b[foot + 56..foot + 60].copy_from_slice(&dir_crc.to_le_bytes());
+    let foot_crc = crc32c::crc32c(&b[foot..foot + 124]);
+    b[foot + 124..foot + 128].copy_from_slice(&foot_crc.to_le_bytes());
+    let path = dir.path().join("redirected");
+    std::fs::write(&path, &b).unwrap();
+    let e = Segment::open(&path)
+        .expect("every checksum was recomputed")
+        .check_id_index()
+        .unwrap_err();
+    assert_corruption(&e, &path, b.len());
+    assert!(e.to_string().contains("points outside the data"), "{e}");
+}
+
 #[test]
 fn every_truncation_is_detected_at_open() {
     let dir = tempfile::tempdir().unwrap();
