@@ -1,6 +1,7 @@
 use quiver_core::config::MAX_PAYLOAD_LIMIT;
 use quiver_core::{CoreError, DbConfig, Id, Op, Preset, Record, MAX_ID_BYTES, MAX_VECTOR_DIM};
 use quiver_engine::{Database, EngineError};
+use std::time::Duration;
 
 fn ev(id: u64, ts: i64) -> Op {
     Op::Put(
@@ -227,6 +228,81 @@ fn compression_knob_takes_effect() {
     assert!(
         zstd < none / 2 && lz4 < none,
         "none {none}, lz4 {lz4}, zstd {zstd}"
+    );
+}
+
+/// The segment and ledger knobs take effect: smaller blocks make more of them, more bloom bits
+/// a larger filter, and the ledger hashes leaves with the configured algorithm.
+#[test]
+fn block_bloom_and_ledger_hash_knobs_take_effect() {
+    use quiver_core::{codec, LedgerHash};
+    use quiver_ledger::{leaf_hash, HashAlg};
+    use quiver_segment::Segment;
+    // (blocks, bloom and index bytes in memory, the ledger's algorithm and its first leaf)
+    let build = |block_bytes: usize, bloom_bits: u32, hash: LedgerHash| {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = DbConfig::new(Preset::Throughput)
+            .block_bytes(block_bytes)
+            .bloom_bits_per_key(bloom_bits)
+            .ledger_hash(hash);
+        let db = Database::open(d.path(), cfg).unwrap();
+        let ops: Vec<Op> = (0..2000).map(|i| ev(i, i as i64)).collect();
+        db.write_batch(&ops).unwrap();
+        db.flush().unwrap();
+        let ledger = db.ledger().unwrap();
+        let (alg, leaf0) = (ledger.alg(), ledger.leaf_hash_at(0).unwrap());
+        let mut body = codec::encode_op(&ops[0]).unwrap();
+        codec::stamp_seq(&mut body, 1);
+        assert_eq!(leaf0, leaf_hash(alg, &body), "leaf 0 is H(0x00 ‖ record 1)");
+        db.close().unwrap();
+        let seg = std::fs::read_dir(d.path().join("segments"))
+            .unwrap()
+            .flatten()
+            .find(|e| e.path().extension().is_some_and(|x| x == "seg"))
+            .unwrap()
+            .path();
+        let seg = Segment::open(&seg).unwrap();
+        (seg.block_count(), seg.heap_bytes(), alg, leaf0)
+    };
+    let (blocks_small, _, alg_sha, leaf_sha) = build(2048, 2, LedgerHash::Sha256);
+    let (blocks_large, heap_2, alg_b3, leaf_b3) = build(64 << 10, 2, LedgerHash::Blake3);
+    let (_, heap_20, _, _) = build(64 << 10, 20, LedgerHash::Blake3);
+    assert!(
+        blocks_small > 4 * blocks_large,
+        "2 KiB blocks: {blocks_small}, 64 KiB blocks: {blocks_large}"
+    );
+    // 2000 ids at 20 bits per key instead of 2: 4,500 more bytes of filter.
+    assert!(heap_20 >= heap_2 + 4000, "{heap_2} -> {heap_20}");
+    assert_eq!((alg_sha, alg_b3), (HashAlg::Sha256, HashAlg::Blake3));
+    assert_ne!(leaf_sha, leaf_b3);
+}
+
+/// The flush interval takes effect: with a memtable far from full, an interval flush moves
+/// the records into a segment on its own; with an hour's interval nothing is flushed.
+#[test]
+fn flush_interval_takes_effect() {
+    let run = |interval: Duration, wait: Duration| {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = DbConfig::new(Preset::Throughput).flush_interval(interval);
+        let db = Database::open(d.path(), cfg).unwrap();
+        db.write_batch(&(0..100).map(|i| ev(i, i as i64)).collect::<Vec<_>>())
+            .unwrap();
+        let start = std::time::Instant::now();
+        loop {
+            let s = db.stats().unwrap();
+            if s.segments > 0 || start.elapsed() >= wait {
+                return (s.segments, s.flushed_through);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    assert_eq!(
+        run(Duration::from_secs(3600), Duration::from_millis(600)),
+        (0, 0)
+    );
+    assert_eq!(
+        run(Duration::from_millis(100), Duration::from_secs(20)),
+        (1, 100)
     );
 }
 
