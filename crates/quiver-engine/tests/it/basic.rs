@@ -287,14 +287,8 @@ fn flush_interval_takes_effect() {
         let db = Database::open(d.path(), cfg).unwrap();
         db.write_batch(&(0..100).map(|i| ev(i, i as i64)).collect::<Vec<_>>())
             .unwrap();
-        let start = std::time::Instant::now();
-        loop {
-            let s = db.stats().unwrap();
-            if s.segments > 0 || start.elapsed() >= wait {
-                return (s.segments, s.flushed_through);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let s = poll_stats(&db, wait, |s| s.segments > 0);
+        (s.segments, s.flushed_through)
     };
     assert_eq!(
         run(Duration::from_secs(3600), Duration::from_millis(600)),
@@ -304,6 +298,72 @@ fn flush_interval_takes_effect() {
         run(Duration::from_millis(100), Duration::from_secs(20)),
         (1, 100)
     );
+}
+
+/// Polls `stats` until `done` holds or `wait` has passed; returns the last stats.
+fn poll_stats(
+    db: &Database,
+    wait: Duration,
+    done: impl Fn(&quiver_engine::Stats) -> bool,
+) -> quiver_engine::Stats {
+    let start = std::time::Instant::now();
+    loop {
+        let s = db.stats().unwrap();
+        if done(&s) || start.elapsed() >= wait {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The memtable size takes effect: past it, the background flush writes a segment without
+/// being asked; under the default 64 MiB the same writes stay in the memtable.
+#[test]
+fn memtable_size_takes_effect() {
+    let run = |memtable: usize, wait: Duration| {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = DbConfig::new(Preset::Throughput)
+            .memtable_bytes(memtable)
+            .flush_interval(Duration::from_secs(3600));
+        let db = Database::open(d.path(), cfg).unwrap();
+        for b in 0..20u64 {
+            db.write_batch(
+                &(b * 50..b * 50 + 50)
+                    .map(|i| ev(i, i as i64))
+                    .collect::<Vec<_>>(),
+            )
+            .unwrap();
+        }
+        poll_stats(&db, wait, |s| s.segments > 0).segments
+    };
+    assert_eq!(run(64 << 20, Duration::from_millis(600)), 0);
+    assert!(run(16 << 10, Duration::from_secs(20)) > 0);
+}
+
+/// The compaction trigger takes effect: six flushed segments that overwrite the same ids are
+/// merged in the background once the trigger (3) is reached, and left alone under 100.
+#[test]
+fn compaction_trigger_takes_effect() {
+    let run = |trigger: usize, wait: Duration| {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = DbConfig::new(Preset::Throughput)
+            .compaction_trigger(trigger)
+            .flush_interval(Duration::from_secs(3600));
+        let db = Database::open(d.path(), cfg).unwrap();
+        for round in 0..6i64 {
+            db.write_batch(&(0..50).map(|i| ev(i, round)).collect::<Vec<_>>())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let s = poll_stats(&db, wait, |s| s.segments < trigger);
+        assert_eq!(
+            db.get(&Id::U64(7)).unwrap().map(|e| e.seq),
+            Some(5 * 50 + 8)
+        );
+        s.segments
+    };
+    assert_eq!(run(100, Duration::from_millis(600)), 6);
+    assert!(run(3, Duration::from_secs(20)) < 3);
 }
 
 #[test]
