@@ -1,10 +1,10 @@
 //! Database configuration and the three durability presets (DESIGN.md § Durability presets).
 //!
-//! | preset       | WAL sync                      | group commit gather | max group |
-//! |--------------|-------------------------------|---------------------|-----------|
-//! | `throughput` | written to the OS, no fsync   | 0.5 ms              | 2000      |
-//! | `balanced`   | one durable write per group   | 10 ms               | 2000      |
-//! | `durable`    | durable write before each ack | none                | 2000      |
+//! | preset       | WAL sync                      | gather, at most (announced writers only) | max group |
+//! |--------------|-------------------------------|------------------------------------------|-----------|
+//! | `throughput` | written to the OS, no fsync   | 0.5 ms                                   | 2000      |
+//! | `balanced`   | one durable write per group   | 10 ms                                    | 2000      |
+//! | `durable`    | durable write before each ack | none                                     | 2000      |
 //!
 //! A durable write is an `O_DIRECT | O_DSYNC` `pwrite` where the file system allows it
 //! ([`WalConfig::direct_io`]), otherwise `pwrite` + `fdatasync`.
@@ -70,7 +70,10 @@ pub enum SyncMode {
 pub struct WalConfig {
     /// When to fdatasync. Default: from the preset.
     pub sync: SyncMode,
-    /// How long a group leader waits for more writers before writing. Default: from the preset.
+    /// How long a group leader may wait for writers already on their way (announced with
+    /// `Wal::announce`, as `Database::write_batch` does while it encodes) to join its group.
+    /// Never spent waiting for writers that have not called yet: a lone writer is not delayed.
+    /// Default: from the preset.
     pub gather_delay: Duration,
     /// Maximum entries in one commit group (a larger single batch still commits whole). Default 2000.
     pub max_group_entries: usize,

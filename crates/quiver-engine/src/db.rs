@@ -241,6 +241,9 @@ impl Database {
             .into());
         }
         let max = self.inner.config.max_payload_bytes;
+        // A group leader may wait (up to the gather delay) for this writer while it encodes;
+        // returning early withdraws it.
+        let arrival = self.inner.wal.announce();
         // Encoded straight into the batch's frame buffer: one allocation per batch.
         let bytes = ops.iter().map(codec::encoded_len_hint).sum();
         let mut bodies = Batch::with_capacity(ops.len(), bytes);
@@ -257,11 +260,11 @@ impl Database {
             Some(seqr) => {
                 // The WAL hands the bodies back with their seqs stamped; the leaf thread
                 // hashes them (see `leaves.rs`).
-                let done = self.inner.wal.commit_returning(bodies)?;
+                let done = arrival.commit_returning(bodies)?;
                 seqr.hash_later(done.range.first, done.batch)?;
                 done.range
             }
-            None => self.inner.wal.commit(bodies)?,
+            None => arrival.commit(bodies)?,
         };
         // Signed by the flush thread, off the writers' path. Without WAL syncs what may be
         // signed only grows when a flush lands, and the flush thread checks after each one.

@@ -55,6 +55,8 @@ pub struct Stats {
     pub wal_groups: u64,
     /// WAL fdatasync calls since open.
     pub wal_syncs: u64,
+    /// WAL group leaders that waited for announced writers since open (see `Wal::announce`).
+    pub wal_gathers: u64,
     /// The active WAL file is appended with direct I/O (see `WalConfig::direct_io`).
     pub wal_direct_io: bool,
     /// Ledger leaves (0 when the ledger is off).
@@ -236,6 +238,7 @@ impl Database {
             wal_bytes: wal_stats.bytes,
             wal_groups: wal_stats.groups,
             wal_syncs: wal_stats.syncs,
+            wal_gathers: wal_stats.gathers,
             wal_direct_io: wal_stats.direct_io,
             ledger_size: self.inner.ledger.as_ref().map_or(0, |l| l.size()),
         })

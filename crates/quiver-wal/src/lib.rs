@@ -9,9 +9,10 @@
 //!   group never straddles two files. Byte layout: `docs/format/wal.md`.
 //! - **Group commit** ([`Wal::commit`]): concurrent writers queue; one leader writes a whole
 //!   group with one `pwrite` and at most one `fdatasync`, then wakes exactly that group's
-//!   writers. [`quiver_core::SyncMode`]: `None` acks after `write(2)`, `PerGroup` after one
-//!   fdatasync per group (with the configured gather delay), `PerWrite` the same with no gather
-//!   delay. Nothing acknowledged ever sits only in a user-space buffer. When syncing, the
+//!   writers. A leader waits up to the gather delay only for writers that announced
+//!   themselves ([`Wal::announce`]) and have not queued yet, never for writers nobody
+//!   announced. [`quiver_core::SyncMode`]: `None` acks after `write(2)`, `PerGroup` after one
+//!   fdatasync per group, `PerWrite` the same with no gather delay. Nothing acknowledged ever sits only in a user-space buffer. When syncing, the
 //!   active file is appended with direct I/O where the file system allows (`O_DIRECT |
 //!   O_DSYNC`: one durable write per group, whole 4 KiB blocks; `WalConfig::direct_io`).
 //!   With `preallocate`, the next file is zero-filled in the background (`next.spare`) so
@@ -36,7 +37,7 @@ mod storage;
 mod wal;
 
 pub use batch::Batch;
-pub use commit::{Committed, HANDOFF_ENTRIES};
+pub use commit::{Arrival, Committed, HANDOFF_ENTRIES};
 pub use error::{Result, WalError};
 pub use spare::SPARE;
 pub use storage::{FaultPlan, FaultyStorage, FsStorage, MemStorage, Storage, WalFile};

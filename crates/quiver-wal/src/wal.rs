@@ -30,6 +30,8 @@ pub struct WalStats {
     pub bytes: u64,
     /// Commit groups written since open.
     pub groups: u64,
+    /// Group leaders that waited for announced writers (see [`Wal::announce`]).
+    pub gathers: u64,
     /// `fdatasync` calls since open (group syncs, rotations and [`Wal::sync`]).
     pub syncs: u64,
     /// Records committed since open.
@@ -106,6 +108,10 @@ pub struct Wal {
     pub(crate) queue: Mutex<Queue>,
     /// A gathering leader waits here for its group to fill.
     pub(crate) gather_cv: Condvar,
+    /// Writers announced ([`Wal::announce`]) that have not queued their batch yet. Raised
+    /// without the queue lock; lowered under it (so a gathering leader misses no wakeup).
+    pub(crate) arriving: std::sync::atomic::AtomicUsize,
+    pub(crate) gathers: AtomicU64,
     pub(crate) io: Mutex<Io>,
     /// One past the last applied seq: every record below it is written and applied.
     pub(crate) next_seq: AtomicU64,
@@ -251,6 +257,8 @@ impl Wal {
             observer,
             queue: Mutex::new(Queue::default()),
             gather_cv: Condvar::new(),
+            arriving: std::sync::atomic::AtomicUsize::new(0),
+            gathers: AtomicU64::new(0),
             io: Mutex::new(Io {
                 files,
                 active,
@@ -370,6 +378,7 @@ impl Wal {
             files: io.files.len(),
             bytes: io.files.iter().map(|f| f.len).sum(),
             groups: self.groups.load(Ordering::Relaxed),
+            gathers: self.gathers.load(Ordering::Relaxed),
             syncs: self.syncs.load(Ordering::Relaxed),
             records: self.records.load(Ordering::Relaxed),
             last_seq: self.last_seq(),

@@ -208,6 +208,46 @@ fn presets_change_the_sync_policy() {
     assert!(du >= 20, "durable: an fdatasync before every ack ({du})");
 }
 
+/// A lone writer is never held back by the gather delay (a fixed delay once capped one writer
+/// of single events at 1 / delay: ~100 events/s under `balanced`), and concurrent writers
+/// still share groups. That a leader does wait for a writer announced while encoding, and not
+/// with no delay, is tested deterministically in quiver-wal (`gather_waits_only_for_announced_writers`).
+#[test]
+fn gather_delay_never_holds_back_a_lone_writer() {
+    let run = |writers: u64, gather: Duration| {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = DbConfig::new(Preset::Balanced)
+            .ledger(false)
+            .gather_delay(gather);
+        let db = Database::open(d.path(), cfg).unwrap();
+        std::thread::scope(|sc| {
+            for w in 0..writers {
+                let db = &db;
+                sc.spawn(move || {
+                    for b in 0..20 {
+                        let first = (w * 20 + b) * 10;
+                        db.write_batch(
+                            &(first..first + 10)
+                                .map(|i| ev(i, i as i64))
+                                .collect::<Vec<_>>(),
+                        )
+                        .unwrap();
+                    }
+                });
+            }
+        });
+        let s = db.stats().unwrap();
+        assert_eq!(s.last_seq, writers * 200);
+        (s.wal_gathers, s.wal_groups)
+    };
+    // Two seconds: a lone writer that wrongly waited would take 40 s and fail, not hang.
+    assert_eq!(run(1, Duration::from_secs(2)), (0, 20));
+    // Two writers still share groups (one queues while the other's group is written).
+    let (_, groups) = run(2, Duration::from_secs(2));
+    assert!(groups < 40, "{groups} groups for 40 batches");
+    assert_eq!(run(2, Duration::ZERO).0, 0);
+}
+
 /// Block compression takes effect: the same rows make a smaller segment with zstd.
 #[test]
 fn compression_knob_takes_effect() {

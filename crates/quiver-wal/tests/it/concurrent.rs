@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Runs `threads` writers doing `commits` commits each of 1..=4 records; returns every acked
-/// (range, bodies) pair.
+/// Runs `threads` writers doing `commits` commits each of 1..=4 records, every other commit
+/// announced first (so gathering leaders wait for it); returns every acked (range, bodies) pair.
 fn run_writers(wal: &Wal, threads: u64, commits: u64) -> Vec<(SeqRange, Vec<Vec<u8>>)> {
     std::thread::scope(|sc| {
         let handles: Vec<_> = (0..threads)
@@ -22,7 +22,13 @@ fn run_writers(wal: &Wal, threads: u64, commits: u64) -> Vec<(SeqRange, Vec<Vec<
                                 body(t << 32 | i << 8 | j as u64, 10 + (i as usize * 7 + j) % 90)
                             })
                             .collect();
-                        let r = wal.commit(bodies.clone()).unwrap();
+                        let r = if (t + i) % 2 == 0 {
+                            let arrival = wal.announce();
+                            std::thread::yield_now();
+                            arrival.commit(bodies.clone()).unwrap()
+                        } else {
+                            wal.commit(bodies.clone()).unwrap()
+                        };
                         assert_eq!(r.len(), n as u64);
                         acked.push((r, bodies));
                     }
@@ -79,6 +85,76 @@ fn writers_with_gather_delay_and_small_groups() {
     let wal = Wal::open(s, c, None).unwrap();
     let acked = run_writers(&wal, 4, 40);
     check(&wal, acked);
+}
+
+/// Waits (at most 10 s) until `done` holds.
+fn eventually(what: &str, done: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed() < Duration::from_secs(10), "never: {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The gather delay takes effect, and only for announced writers: a lone writer is never
+/// delayed; a leader waits for a writer that announced itself and is not queued yet, so both
+/// share one group; it stops waiting when that writer withdraws; with no delay it never waits.
+#[test]
+fn gather_waits_only_for_announced_writers() {
+    let open = |gather: Duration| {
+        let (_m, s) = mem();
+        let mut c = cfg(SyncMode::PerGroup, 1 << 20, false);
+        c.gather_delay = gather;
+        Wal::open(s, c, None).unwrap()
+    };
+    let long = Duration::from_secs(3600);
+
+    // (Two seconds, so that a leader that wrongly waited would fail the test, not hang it.)
+    let wal = open(Duration::from_secs(2));
+    for i in 0..3 {
+        wal.commit(vec![body(i, 20)]).unwrap();
+        wal.announce().commit(vec![body(10 + i, 20)]).unwrap();
+    }
+    let st = wal.stats();
+    assert_eq!(
+        (st.groups, st.gathers),
+        (6, 0),
+        "a lone writer never gathers"
+    );
+
+    // `late` announces, the leader gathers for it, `late` commits: one group of two.
+    let wal = open(long);
+    let late = wal.announce();
+    std::thread::scope(|sc| {
+        let leader = sc.spawn(|| wal.commit(vec![body(1, 20)]).unwrap());
+        eventually("the leader gathers", || wal.stats().gathers == 1);
+        late.commit(vec![body(2, 20)]).unwrap();
+        leader.join().unwrap();
+    });
+    assert_eq!((wal.stats().groups, wal.stats().records), (1, 2));
+
+    // `late` withdraws (drops its arrival): the leader stops waiting and writes alone.
+    let wal = open(long);
+    let late = wal.announce();
+    std::thread::scope(|sc| {
+        let leader = sc.spawn(|| wal.commit(vec![body(1, 20)]).unwrap());
+        eventually("the leader gathers", || wal.stats().gathers == 1);
+        drop(late);
+        eventually("the leader writes", || wal.stats().groups == 1);
+        leader.join().unwrap();
+    });
+
+    // No gather delay: the leader writes without waiting for the announced writer.
+    let wal = open(Duration::ZERO);
+    let late = wal.announce();
+    std::thread::scope(|sc| {
+        let leader = sc.spawn(|| wal.commit(vec![body(1, 20)]).unwrap());
+        eventually("the leader writes", || wal.stats().groups == 1);
+        leader.join().unwrap();
+        late.commit(vec![body(2, 20)]).unwrap();
+    });
+    let st = wal.stats();
+    assert_eq!((st.groups, st.gathers), (2, 0));
 }
 
 #[test]
