@@ -38,13 +38,17 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Under `SyncMode::None` a queued writer first spins this long for its result before it
-/// sleeps: a group there is a `write(2)` to the page cache and a memtable insert, done in a
-/// few microseconds, so most waits end before a sleep and wakeup (a futex round trip and two
-/// context switches) would. Measured (`BENCHMARKS.md` § Small batches): 1.22× with two writers
-/// of single events, 1.28× with eight. Syncing presets never spin: their groups wait for the
-/// device (~100 µs), and spinning made `durable` 10–27 % slower.
+/// Under `SyncMode::None` a queued writer with at most [`SPIN_MAX_ENTRIES`] queued up to and
+/// including its own batch first spins this long for its result before it sleeps: such a
+/// group is a `write(2)` to the page cache and a memtable insert, done in a few microseconds,
+/// so most waits end before a sleep and wakeup (a futex round trip and two context switches)
+/// would. Measured (`BENCHMARKS.md` § Small batches): 1.19× with two writers of single events,
+/// 1.29× with eight. Larger queues take longer than the spin, and syncing presets never spin:
+/// their groups wait for the device (~100 µs), and spinning made `durable` 10–27 % slower.
 const SPIN_BEFORE_SLEEP: Duration = Duration::from_micros(5);
+
+/// See [`SPIN_BEFORE_SLEEP`].
+const SPIN_MAX_ENTRIES: usize = 256;
 
 /// A leader whose own batch is in a group of at least this many entries hands leadership on
 /// before applying the group, so the next group's write overlaps this group's apply. A smaller
@@ -269,6 +273,7 @@ impl Wal {
             });
         }
         q.queued_entries += batch.len();
+        let spin = self.config.sync == SyncMode::None && q.queued_entries <= SPIN_MAX_ENTRIES;
         q.pending.push_back(Pending {
             batch,
             waiter: waiter.clone(),
@@ -284,7 +289,7 @@ impl Wal {
         }
         drop(q);
         if !lead {
-            if self.config.sync == SyncMode::None {
+            if spin {
                 waiter.spin(SPIN_BEFORE_SLEEP);
             }
             if let Some(r) = waiter.wait() {
