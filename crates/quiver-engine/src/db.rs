@@ -178,7 +178,15 @@ impl Database {
         wal.set_next_seq_at_least(flushed_through + 1);
         recover(&wal, &state, ledger.as_deref(), flushed_through)?;
 
-        let leaves = ledger.clone().map(LeafSequencer::new).transpose()?;
+        let poll = if config.wal.sync == SyncMode::None {
+            crate::leaves::POLL_BEFORE_SLEEP
+        } else {
+            Duration::ZERO
+        };
+        let leaves = ledger
+            .clone()
+            .map(|l| LeafSequencer::new(l, poll))
+            .transpose()?;
         let inner = Arc::new(Inner {
             dir,
             config,
