@@ -20,8 +20,7 @@ mod record;
 
 pub use config::{Compression, DbConfig, LedgerHash, Preset, SyncMode, WalConfig};
 pub use error::CoreError;
-pub use id::Id;
-pub use id::MAX_ID_BYTES;
+pub use id::{Id, MAX_ID_BYTES};
 pub use metric::Metric;
 pub use record::{Entry, Op, Record, SeqNo, SeqRange, TimestampFormat, MAX_VECTOR_DIM};
 

@@ -12,9 +12,10 @@
 //!   writers. A leader waits up to the gather delay only for writers that announced
 //!   themselves ([`Wal::announce`]) and have not queued yet, never for writers nobody
 //!   announced. [`quiver_core::SyncMode`]: `None` acks after `write(2)`, `PerGroup` after one
-//!   fdatasync per group, `PerWrite` the same with no gather delay. Nothing acknowledged ever sits only in a user-space buffer. When syncing, the
-//!   active file is appended with direct I/O where the file system allows (`O_DIRECT |
-//!   O_DSYNC`: one durable write per group, whole 4 KiB blocks; `WalConfig::direct_io`).
+//!   fdatasync per group, `PerWrite` the same with no gather delay. Nothing acknowledged ever
+//!   sits only in a user-space buffer. When syncing, the active file is appended with direct
+//!   I/O where the file system allows (`O_DIRECT | O_DSYNC`: one durable write per group,
+//!   whole 4 KiB blocks; `WalConfig::direct_io`).
 //!   With `preallocate`, the next file is zero-filled in the background (`next.spare`) so
 //!   appends + fdatasync never change file metadata and rotations do not stall writers.
 //!   A sealed file is fdatasynced at rotation (in `SyncMode::None` on a background thread, so

@@ -25,38 +25,6 @@ pub struct IngestArgs {
     pub max_line_bytes: usize,
 }
 
-/// An input `id`: an integer in `0..=u64::MAX` or a string. Read with a visitor (not an
-/// untagged enum) so that a wrong value is named in the error: "invalid value: integer `-4`,
-/// expected an id: …" rather than "data did not match any variant".
-struct IdIn(Id);
-
-impl<'de> Deserialize<'de> for IdIn {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = IdIn;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an id: an integer from 0 to 18446744073709551615, or a string")
-            }
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<IdIn, E> {
-                Ok(IdIn(Id::U64(v)))
-            }
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<IdIn, E> {
-                u64::try_from(v)
-                    .map(|v| IdIn(Id::U64(v)))
-                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<IdIn, E> {
-                Ok(IdIn(Id::Str(v.to_owned())))
-            }
-            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<IdIn, E> {
-                Ok(IdIn(Id::Str(v)))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
 /// An input `timestamp`: integer nanoseconds since the Unix epoch (an `i64`) or an RFC 3339
 /// string (checked later, by [`util::rfc3339_to_ns`]).
 enum TsIn {
@@ -86,9 +54,6 @@ impl<'de> Deserialize<'de> for TsIn {
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TsIn, E> {
                 Ok(TsIn::Text(v.to_owned()))
             }
-            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<TsIn, E> {
-                Ok(TsIn::Text(v))
-            }
         }
         d.deserialize_any(V)
     }
@@ -97,7 +62,7 @@ impl<'de> Deserialize<'de> for TsIn {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Line<'a> {
-    id: IdIn,
+    id: Id,
     #[serde(default)]
     timestamp: Option<TsIn>,
     #[serde(default, rename = "type")]
@@ -113,14 +78,13 @@ struct Line<'a> {
 /// Parses one input line into a record, with a message fit for the user on failure.
 pub fn parse_line(line: &str, max_payload: usize) -> anyhow::Result<Record> {
     let l: Line<'_> = serde_json::from_str(line).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let IdIn(id) = l.id;
     let (timestamp_ns, timestamp_format) = match l.timestamp {
         None => (util::now_ns(), TimestampFormat::Nanos),
         Some(TsIn::Ns(n)) => (n, TimestampFormat::Nanos),
         Some(TsIn::Text(s)) => (util::rfc3339_to_ns(&s)?, TimestampFormat::Rfc3339),
     };
     let r = Record {
-        id: Some(id),
+        id: Some(l.id),
         timestamp_ns: Some(timestamp_ns),
         timestamp_format,
         event_type: l.event_type,

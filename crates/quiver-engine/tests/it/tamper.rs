@@ -52,6 +52,16 @@ fn bad_seq(d: &Path) -> u64 {
         .first_bad_seq
 }
 
+/// A segment file of the database in `d` (`setup` flushes seqs 1..=200 into one).
+fn first_segment(d: &Path) -> PathBuf {
+    fs::read_dir(d.join("segments"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path()
+}
+
 fn wal_files(d: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = fs::read_dir(d.join("wal"))
         .unwrap()
@@ -122,12 +132,7 @@ fn wal_payload_flip_with_crc_recomputed() {
 #[test]
 fn segment_row_flip_with_block_checksum_recomputed() {
     let d = setup();
-    let seg = fs::read_dir(d.path().join("segments"))
-        .unwrap()
-        .flatten()
-        .next()
-        .unwrap()
-        .path();
+    let seg = first_segment(d.path());
     let opts = SegmentOptions {
         block_bytes: 1024,
         bloom_bits_per_key: 10,
@@ -148,12 +153,7 @@ fn segment_row_flip_with_block_checksum_recomputed() {
 #[test]
 fn segment_id_index_flip() {
     let d = setup();
-    let seg = fs::read_dir(d.path().join("segments"))
-        .unwrap()
-        .flatten()
-        .next()
-        .unwrap()
-        .path();
+    let seg = first_segment(d.path());
     let mut b = fs::read(&seg).unwrap();
     let foot = b.len() - 136;
     let index_at = u64::from_le_bytes(b[foot..foot + 8].try_into().unwrap()) as usize;
