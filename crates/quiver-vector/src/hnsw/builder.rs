@@ -69,10 +69,19 @@ pub(crate) fn draw_levels(seed: u64, m: usize, first: usize, count: usize) -> Ve
         .collect()
 }
 
-/// SELECT-NEIGHBORS-HEURISTIC: from `cands` (sorted by distance to the base point), keep a
-/// candidate only if it is closer to the base than to every already kept one; at most `m`.
+/// SELECT-NEIGHBORS-HEURISTIC: from `cands` (sorted by distance to `base`), keep a
+/// candidate unless it is strictly closer to an already kept one than to the base; at most `m`.
+///
+/// Exact duplicates need two rules on top of Alg. 4. A tie (a candidate as close to a kept
+/// one as to the base) keeps the candidate, as hnswlib does: a kept duplicate of the base is
+/// exactly as far from every candidate as the base, so with ties pruning it would prune all
+/// of them and leave the list one entry long. And at most a quarter of the list (at least
+/// two) may be duplicates of the base, which sort first: without the cap a point copied more
+/// than `m` times fills its lists with copies of itself and the rest of the graph becomes
+/// unreachable from it.
 pub(crate) fn select_heuristic<S: VectorSpace>(
     space: &S,
+    base: u32,
     cands: &[Neighbor],
     m: usize,
     out: &mut Vec<Neighbor>,
@@ -82,17 +91,37 @@ pub(crate) fn select_heuristic<S: VectorSpace>(
         out.extend_from_slice(cands);
         return;
     }
+    let is_copy = copy_test(space, base);
+    let max_copies = max_copies(m);
+    let mut copies = 0;
     for c in cands {
         if out.len() >= m {
             break;
         }
+        let copy = is_copy(c.distance);
+        if copy && copies >= max_copies {
+            continue;
+        }
         if out
             .iter()
-            .all(|r| space.pair_distance(c.id, r.id) > c.distance)
+            .all(|r| space.pair_distance(c.id, r.id) >= c.distance)
         {
+            copies += usize::from(copy);
             out.push(*c);
         }
     }
+}
+
+/// How many copies of a node (points at its own distance from it) one of its lists may hold.
+fn max_copies(m: usize) -> usize {
+    (m / 4).max(2)
+}
+
+/// Whether a distance from `base` is `base`'s distance from itself, i.e. the point is a copy
+/// of it (up to rounding, as the builder scores through two paths).
+fn copy_test<S: VectorSpace>(space: &S, base: u32) -> impl Fn(f32) -> bool {
+    let own = space.pair_distance(base, base);
+    move |d: f32| (d - own).abs() <= 1e-6 * own.abs().max(1.0)
 }
 
 /// Adds `q` as a neighbour of `e` at `level`; shrinks `e`'s list by the heuristic when full.
@@ -109,14 +138,29 @@ fn connect<S: VectorSpace>(
     let Some(lock) = g.locks.get(e as usize) else {
         return;
     };
+    let is_copy = copy_test(space, e);
     let _guard = lock.lock();
-    if g.try_append(level, e, q) {
-        return;
-    }
     let mut ids = std::mem::take(&mut ctx.buf);
     ids.clear();
     g.neighbors(level, e, &mut ids);
     if ids.contains(&q) {
+        ctx.buf = ids;
+        return;
+    }
+    // A copy of `e` joins its list only while the list holds fewer copies than the cap:
+    // appended freely, copies of a point copied many times would fill it and cut it off
+    // from everything else (the build links any node this leaves unreachable at the end).
+    if is_copy(d_eq)
+        && ids
+            .iter()
+            .filter(|&&x| is_copy(space.pair_distance(e, x)))
+            .count()
+            >= max_copies(mmax)
+    {
+        ctx.buf = ids;
+        return;
+    }
+    if g.try_append(level, e, q) {
         ctx.buf = ids;
         return;
     }
@@ -135,7 +179,7 @@ fn connect<S: VectorSpace>(
         distance: d_eq,
     });
     scratch.sort_unstable();
-    select_heuristic(space, scratch, mmax, &mut ctx.selected);
+    select_heuristic(space, e, scratch, mmax, &mut ctx.selected);
     ids.clear();
     ids.extend(ctx.selected.iter().map(|n| n.id));
     g.write(level, e, &ids);
@@ -175,7 +219,7 @@ fn set_own_links<S: VectorSpace>(
             scratch.clear();
             scratch.extend_from_slice(selected);
             scratch.sort_unstable();
-            select_heuristic(space, scratch, mmax, selected);
+            select_heuristic(space, q, scratch, mmax, selected);
         }
     }
     ids.clear();
@@ -228,7 +272,7 @@ pub(crate) fn insert<S: VectorSpace>(
         sorted.extend(ctx.results.drain());
         sorted.sort_unstable();
         let mut selected = std::mem::take(&mut ctx.selected);
-        select_heuristic(space, &sorted, g.m, &mut selected);
+        select_heuristic(space, q, &sorted, g.m, &mut selected);
         set_own_links(g, space, level, q, &mut selected, ctx);
         for n in &selected {
             connect(g, space, level, n.id, q, n.distance, ctx);
@@ -273,67 +317,113 @@ pub(crate) fn insert_range<S: VectorSpace>(
             progress(c);
         }
     });
-    link_orphans(g, space);
+    link_unreachable(g, space);
     progress(n - from);
 }
 
-/// Gives every node that no other node links to on layer 0 an in-link: heuristic pruning
-/// (Alg. 4) can drop a node from all its neighbours' lists, which makes it unreachable. The
-/// orphan is appended to the closest of its own neighbours that has room, else it replaces
-/// the farthest entry of its closest neighbour's list (a few passes, as that can orphan the
-/// replaced node in turn).
-fn link_orphans<S: VectorSpace>(g: &MemGraph, space: &S) {
+/// Makes every node reachable on layer 0 from the entry point. Heuristic pruning (Alg. 4)
+/// can drop a node from all its neighbours' lists, and a group of nodes can end up linked
+/// only among themselves (copies of one point, say), so a search never finds them. A
+/// breadth-first walk from the entry point marks what is reachable; each node it missed is
+/// linked from the closest of its own neighbours that is reachable and has room, else it
+/// replaces the farthest entry of the closest reachable one, which then hangs off the new
+/// node where it has room (a node none of whose neighbours is
+/// reachable is placed by a search from the entry point), and what it reaches in turn is
+/// marked at once. A few passes, as a replaced entry can be cut off in turn.
+fn link_unreachable<S: VectorSpace>(g: &MemGraph, space: &S) {
     let n = g.len();
+    let Some((entry, _)) = g.entry() else { return };
     if n < 2 {
         return;
     }
     let mut buf = Vec::new();
-    for _pass in 0..4 {
-        let mut linked = vec![false; n];
-        for i in 0..n as u32 {
+    let mut stack = Vec::new();
+    // Marks everything reachable from `from` that is not marked yet.
+    let mut walk = |from: u32, reached: &mut [bool], buf: &mut Vec<u32>| {
+        stack.clear();
+        if let Some(r) = reached.get_mut(from as usize) {
+            if *r {
+                return;
+            }
+            *r = true;
+            stack.push(from);
+        }
+        while let Some(x) = stack.pop() {
             buf.clear();
-            g.neighbors(0, i, &mut buf);
-            for &x in &buf {
-                if let Some(l) = linked.get_mut(x as usize) {
-                    *l = true;
+            g.neighbors(0, x, buf);
+            for &y in buf.iter() {
+                if let Some(r) = reached.get_mut(y as usize) {
+                    if !*r {
+                        *r = true;
+                        stack.push(y);
+                    }
                 }
             }
         }
-        if let Some(l) = g.entry().and_then(|(e, _)| linked.get_mut(e as usize)) {
-            *l = true;
-        }
-        let orphans: Vec<u32> = (0..n).filter(|&i| !linked[i]).map(|i| i as u32).collect();
-        if orphans.is_empty() {
+    };
+    for _pass in 0..4 {
+        let mut reached = vec![false; n];
+        walk(entry, &mut reached, &mut buf);
+        if reached.iter().all(|&r| r) {
             return;
         }
-        for q in orphans {
+        for q in 0..n as u32 {
+            if reached[q as usize] {
+                continue;
+            }
             buf.clear();
             g.neighbors(0, q, &mut buf);
             let mut own: Vec<Neighbor> = buf
                 .iter()
+                .filter(|&&x| reached.get(x as usize) == Some(&true))
                 .map(|&x| Neighbor {
                     id: x,
                     distance: space.pair_distance(q, x),
                 })
                 .collect();
+            if own.is_empty() {
+                // None of its own neighbours is reachable: search from the entry point for
+                // the reachable nodes closest to it, as an insert would.
+                let scorer = PairScorer::new(space, q);
+                let start = Neighbor {
+                    id: entry,
+                    distance: scorer.distance(entry),
+                };
+                let reached = &reached;
+                with_ctx(|ctx| {
+                    search_layer(g, &scorer, 0, &[start], g.m0, ctx, |i| {
+                        reached.get(i as usize) == Some(&true)
+                    });
+                    own.extend(ctx.results.drain());
+                });
+                if own.is_empty() {
+                    continue;
+                }
+            }
             own.sort_unstable();
-            if own.iter().any(|e| g.try_append(0, e.id, q)) {
-                continue;
-            }
-            let Some(closest) = own.first().map(|e| e.id) else {
-                continue;
-            };
-            let mut list = Vec::new();
-            g.neighbors(0, closest, &mut list);
-            if let Some((far, _)) = list
-                .iter()
-                .enumerate()
-                .map(|(j, &x)| (j, space.pair_distance(closest, x)))
-                .max_by(|a, b| a.1.total_cmp(&b.1))
-            {
-                list[far] = q;
+            if !own.iter().any(|e| g.try_append(0, e.id, q)) {
+                let closest = own[0].id;
+                let mut list = Vec::new();
+                g.neighbors(0, closest, &mut list);
+                let Some((far, _)) = list
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &x)| (j, space.pair_distance(closest, x)))
+                    .max_by(|a, b| a.1.total_cmp(&b.1))
+                else {
+                    continue;
+                };
+                // The evicted node hangs off `q` instead when `q` has room, so it stays
+                // reachable through the node that took its place.
+                let evicted = std::mem::replace(&mut list[far], q);
                 g.write(0, closest, &list);
+                buf.clear();
+                g.neighbors(0, q, &mut buf);
+                if evicted != q && !buf.contains(&evicted) {
+                    g.try_append(0, q, evicted);
+                }
             }
+            walk(q, &mut reached, &mut buf);
         }
     }
 }
