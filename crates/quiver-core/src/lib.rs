@@ -22,7 +22,9 @@ pub use config::{Compression, DbConfig, LedgerHash, Preset, SyncMode, WalConfig}
 pub use error::CoreError;
 pub use id::{Id, MAX_ID_BYTES};
 pub use metric::Metric;
-pub use record::{Entry, Op, Record, SeqNo, SeqRange, TimestampFormat, MAX_VECTOR_DIM};
+pub use record::{
+    in_time_range, Entry, Op, Record, SeqNo, SeqRange, TimestampFormat, MAX_VECTOR_DIM,
+};
 
 /// Result alias for this crate.
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;

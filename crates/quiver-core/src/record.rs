@@ -210,3 +210,11 @@ pub struct Entry {
     /// The operation.
     pub op: Op,
 }
+
+/// Whether timestamp `t` lies in the time range `[from, to)` of a scan. `to = i64::MAX`
+/// leaves the range open at the top, so it includes `i64::MAX` itself: a half-open bound
+/// could not reach the last representable timestamp, which ingest accepts.
+#[inline]
+pub fn in_time_range(t: i64, from: i64, to: i64) -> bool {
+    t >= from && (t < to || to == i64::MAX)
+}

@@ -105,7 +105,7 @@ impl Database {
             std::fs::create_dir_all(&d).map_err(|e| EngineError::io(&d, e))?;
         }
         let lock = lock_dir(&dir)?;
-        let mut m = match manifest::load(&dir)? {
+        let m = match manifest::load(&dir)? {
             Some(m) => m,
             None => {
                 let m = Manifest {
@@ -122,42 +122,6 @@ impl Database {
             let seg = Segment::open(&segment_path(&dir, e.id))?;
             segments.push(Arc::new(LiveSegment { id: e.id, seg }));
         }
-        let ledger = if config.ledger {
-            let alg = match m.ledger_alg.as_deref() {
-                Some("blake3") => HashAlg::Blake3,
-                Some("sha256") => HashAlg::Sha256,
-                Some(other) => {
-                    return Err(EngineError::Manifest {
-                        path: dir.join("CURRENT"),
-                        reason: format!("unknown ledger hash {other:?}"),
-                    })
-                }
-                None => match config.ledger_hash {
-                    quiver_core::LedgerHash::Sha256 => HashAlg::Sha256,
-                    quiver_core::LedgerHash::Blake3 => HashAlg::Blake3,
-                },
-            };
-            if m.ledger_alg.is_none() || m.db_id.is_none() {
-                m.ledger_alg = Some(alg_name(alg).to_owned());
-                m.db_id
-                    .get_or_insert_with(|| format!("{:016x}", rand::random::<u64>()));
-                m.number += 1;
-                manifest::store(&dir, &m)?;
-            }
-            let cfg = LedgerConfig {
-                alg,
-                origin: format!("quiver.local/{}", m.db_id.as_deref().unwrap_or("db")),
-                checkpoint_every: config.checkpoint_every,
-                checkpoint_interval: config.checkpoint_interval,
-            };
-            Some(Arc::new(Ledger::open(
-                &dir.join("ledger"),
-                &dir.join("keys"),
-                cfg,
-            )?))
-        } else {
-            None
-        };
         let flushed_through = m.flushed_through;
         let chunks = ChunkPool::new(config.memtable_bytes);
         let state = Arc::new(RwLock::new(State {
@@ -176,6 +140,7 @@ impl Database {
         let storage = Arc::new(FsStorage::new(wal_dir(&dir))?);
         let wal = Wal::open(storage, config.wal.clone(), Some(applier.clone()))?;
         wal.set_next_seq_at_least(flushed_through + 1);
+        let ledger = open_ledger(&dir, &config, &state, wal.last_seq())?;
         recover(&wal, &state, ledger.as_deref(), flushed_through)?;
 
         let poll = if config.wal.sync == SyncMode::None {
@@ -507,4 +472,70 @@ fn recover(
         }
     }
     Ok(())
+}
+
+/// Opens the ledger if this database keeps one. A new database keeps one if `config` asks
+/// for it; an existing one (one that has committed a record) keeps what it was created with,
+/// and a `config` that disagrees is refused rather than followed: see
+/// [`EngineError::LedgerSetting`].
+fn open_ledger(
+    dir: &Path,
+    config: &DbConfig,
+    state: &RwLock<State>,
+    last_seq: SeqNo,
+) -> Result<Option<Arc<Ledger>>> {
+    let mut st = state.write();
+    let m = &mut st.manifest;
+    let created_with = m.ledger_alg.is_some();
+    if last_seq > 0 && created_with != config.ledger {
+        return Err(EngineError::LedgerSetting {
+            path: dir.to_path_buf(),
+            created: if created_with {
+                "with a ledger"
+            } else {
+                "without a ledger"
+            },
+            requested: if config.ledger { "on" } else { "off" },
+        });
+    }
+    if !config.ledger {
+        if m.ledger_alg.take().is_some() {
+            // Created with a ledger but still empty: from now on it keeps none.
+            m.number += 1;
+            manifest::store(dir, m)?;
+        }
+        return Ok(None);
+    }
+    let alg = match m.ledger_alg.as_deref() {
+        Some("blake3") => HashAlg::Blake3,
+        Some("sha256") => HashAlg::Sha256,
+        Some(other) => {
+            return Err(EngineError::Manifest {
+                path: dir.join("CURRENT"),
+                reason: format!("unknown ledger hash {other:?}"),
+            })
+        }
+        None => match config.ledger_hash {
+            quiver_core::LedgerHash::Sha256 => HashAlg::Sha256,
+            quiver_core::LedgerHash::Blake3 => HashAlg::Blake3,
+        },
+    };
+    if m.ledger_alg.is_none() || m.db_id.is_none() {
+        m.ledger_alg = Some(alg_name(alg).to_owned());
+        m.db_id
+            .get_or_insert_with(|| format!("{:016x}", rand::random::<u64>()));
+        m.number += 1;
+        manifest::store(dir, m)?;
+    }
+    let cfg = LedgerConfig {
+        alg,
+        origin: format!("quiver.local/{}", m.db_id.as_deref().unwrap_or("db")),
+        checkpoint_every: config.checkpoint_every,
+        checkpoint_interval: config.checkpoint_interval,
+    };
+    Ok(Some(Arc::new(Ledger::open(
+        &dir.join("ledger"),
+        &dir.join("keys"),
+        cfg,
+    )?)))
 }

@@ -43,6 +43,18 @@ pub enum EngineError {
     /// The ledger is disabled in this database's configuration.
     #[error("the ledger is disabled for this database")]
     LedgerDisabled,
+    /// The configuration asks for the ledger on a database that holds records without one,
+    /// or for none on a database that keeps one. Whether a database keeps a ledger is fixed
+    /// when it is created: leaves cannot be added for records written without them, and
+    /// records written without leaves would leave a gap no proof can cross.
+    #[error("{path}: the database was created {created}, but it was opened with the ledger {requested}; open it with the ledger {}", if *requested == "on" { "off" } else { "on" })]
+    LedgerSetting {
+        path: PathBuf,
+        /// "with a ledger" or "without a ledger".
+        created: &'static str,
+        /// "on" or "off".
+        requested: &'static str,
+    },
 }
 
 impl EngineError {

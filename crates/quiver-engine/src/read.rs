@@ -120,7 +120,8 @@ impl Database {
         self.scan_filtered(None, visit)
     }
 
-    /// Visits live events whose timestamp lies in `[from_ns, to_ns)`, in sequence order.
+    /// Visits live events whose timestamp lies in `[from_ns, to_ns)`, in sequence order;
+    /// `to_ns = i64::MAX` leaves the range open at the top (it includes `i64::MAX`).
     pub fn scan_time_range(
         &self,
         from_ns: i64,
@@ -148,7 +149,9 @@ impl Database {
         let sources = self.sources()?;
         let in_range = |e: &Entry| match (range, &e.op) {
             (None, _) => true,
-            (Some((f, t)), Op::Put(r)) => r.timestamp_ns.is_some_and(|ts| ts >= f && ts < t),
+            (Some((f, t)), Op::Put(r)) => r
+                .timestamp_ns
+                .is_some_and(|ts| quiver_core::in_time_range(ts, f, t)),
             (Some(_), Op::Delete(_)) => false,
         };
         for (i, src) in sources.iter().enumerate() {

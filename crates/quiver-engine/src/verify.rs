@@ -256,6 +256,10 @@ pub fn verify_dir(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<Report> {
         path: dir.join("CURRENT"),
         reason: "not a quiver data directory (no CURRENT)".into(),
     })?;
+    // A database created without a ledger has nothing to prove its records against.
+    if m.ledger_alg.is_none() {
+        return Err(EngineError::LedgerDisabled);
+    }
     let ledger = Ledger::open_read_only(&dir.join("ledger"), &dir.join("keys"))?;
     // The ledger's own audit (every interior node, checkpoint and signature) is independent
     // of the record check: run them side by side.

@@ -127,7 +127,9 @@ impl<'a> SegmentIter<'a> {
     fn block_wanted(&self, i: usize) -> bool {
         match (self.filter, self.seg.blocks.get(i)) {
             (None, _) => true,
-            (Some((from, to)), Some(h)) => h.has_ts() && h.max_ts >= from && h.min_ts < to,
+            (Some((from, to)), Some(h)) => {
+                h.has_ts() && h.max_ts >= from && (h.min_ts < to || to == i64::MAX)
+            }
             (Some(_), None) => false,
         }
     }
@@ -164,7 +166,7 @@ impl<'a> SegmentIter<'a> {
                     ));
                 }
                 if let Some((from, to)) = self.filter {
-                    if from >= to {
+                    if from >= to && to != i64::MAX {
                         return Ok(None);
                     }
                 }
@@ -205,7 +207,10 @@ impl<'a> SegmentIter<'a> {
                         format!("row does not decode: {e}"),
                     )
                 })?;
-                if !head.ts.is_some_and(|t| t >= from && t < to) {
+                if !head
+                    .ts
+                    .is_some_and(|t| quiver_core::in_time_range(t, from, to))
+                {
                     continue;
                 }
             }

@@ -322,12 +322,15 @@ impl Memtable {
         self.rows.iter().map(|r| self.body(r))
     }
 
-    /// Bodies of events whose timestamp lies in `[from, to)`, in sequence order.
+    /// Bodies of events whose timestamp lies in `[from, to)` (`to = i64::MAX`: no upper
+    /// bound), in sequence order.
     /// Entries without a timestamp (plain records, tombstones) are never returned.
     pub fn scan_time_range(&self, from: i64, to: i64) -> impl Iterator<Item = &[u8]> + '_ {
         self.rows
             .iter()
-            .filter(move |r| r.ts.is_some_and(|t| t >= from && t < to))
+            .filter(move |r| {
+                r.ts.is_some_and(|t| quiver_core::in_time_range(t, from, to))
+            })
             .map(|r| self.body(r))
     }
 

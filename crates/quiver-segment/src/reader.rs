@@ -507,7 +507,8 @@ impl Segment {
         SegmentIter::new(self, None)
     }
 
-    /// Rows whose event timestamp lies in `[from, to)`, in sequence order. Blocks whose
+    /// Rows whose event timestamp lies in `[from, to)` (`to = i64::MAX`: no upper bound),
+    /// in sequence order. Blocks whose
     /// timestamp range misses the interval are not read. Rows without a timestamp (plain
     /// records, tombstones) are never returned.
     pub fn scan_time_range(&self, from: i64, to: i64) -> SegmentIter<'_> {

@@ -1,9 +1,7 @@
 //! `quiver ingest`: newline-delimited JSON records on stdin, written in acknowledged batches.
 
 use crate::util;
-use anyhow::Context;
 use quiver_core::{DbConfig, Id, Op, Preset, Record, TimestampFormat};
-use quiver_engine::Database;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::io::{BufRead, Write};
@@ -69,10 +67,16 @@ struct Line<'a> {
     event_type: Option<String>,
     #[serde(default)]
     source: Option<String>,
-    #[serde(default, borrow)]
+    /// `null` is a payload like any other JSON value: present means `Some`, even if null.
+    #[serde(default, borrow, deserialize_with = "present")]
     payload: Option<&'a RawValue>,
     #[serde(default)]
     vector: Option<Vec<f32>>,
+}
+
+/// A field that is present, whatever its JSON value (serde maps `null` to `None` otherwise).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue as Deserialize>::deserialize(d).map(Some)
 }
 
 /// Parses one input line into a record, with a message fit for the user on failure.
@@ -103,18 +107,19 @@ fn read_bounded(
     max: usize,
 ) -> anyhow::Result<Option<()>> {
     buf.clear();
+    let too_long = || anyhow::anyhow!("line is longer than the maximum of {max} bytes");
     loop {
         let chunk = input.fill_buf()?;
         if chunk.is_empty() {
+            if buf.len() > max {
+                return Err(too_long());
+            }
             return Ok((!buf.is_empty()).then_some(()));
         }
         let (take, done) = match chunk.iter().position(|&b| b == b'\n') {
             Some(i) => (i + 1, true),
             None => (chunk.len(), false),
         };
-        if buf.len() + take > max + 1 {
-            anyhow::bail!("line is longer than the maximum of {max} bytes");
-        }
         buf.extend_from_slice(&chunk[..take]);
         input.consume(take);
         if done {
@@ -122,15 +127,21 @@ fn read_bounded(
             if buf.last() == Some(&b'\r') {
                 buf.pop();
             }
+            if buf.len() > max {
+                return Err(too_long());
+            }
             return Ok(Some(()));
+        }
+        // The byte before the newline may be the '\r' of a CRLF, which does not count.
+        if buf.len() > max + usize::from(buf.last() == Some(&b'\r')) {
+            return Err(too_long());
         }
     }
 }
 
 /// Runs the command.
 pub fn run(a: IngestArgs) -> anyhow::Result<()> {
-    let db = Database::open(&a.data, DbConfig::new(a.preset))
-        .with_context(|| format!("opening {}", a.data.display()))?;
+    let db = crate::util::open_db(&a.data, DbConfig::new(a.preset))?;
     let max_payload = db.config().max_payload_bytes;
     let batch = a.batch.max(1);
     let stdin = std::io::stdin();

@@ -1,7 +1,6 @@
 //! `quiver scan` and `quiver stats`.
 
 use crate::util;
-use anyhow::Context;
 use quiver_core::DbConfig;
 use quiver_engine::Database;
 use std::io::Write;
@@ -12,11 +11,12 @@ pub struct ScanArgs {
     /// Data directory.
     #[arg(long, default_value = "./quiver-data")]
     pub data: std::path::PathBuf,
-    /// Only events at or after this time (RFC 3339 or integer ns).
-    #[arg(long)]
+    /// Only events at or after this time (RFC 3339 or integer ns, which may be negative).
+    #[arg(long, allow_hyphen_values = true)]
     pub from_ts: Option<String>,
-    /// Only events before this time (RFC 3339 or integer ns).
-    #[arg(long)]
+    /// Only events before this time (RFC 3339 or integer ns, which may be negative); without
+    /// it the range has no upper end.
+    #[arg(long, allow_hyphen_values = true)]
     pub to_ts: Option<String>,
 }
 
@@ -34,7 +34,7 @@ pub(crate) fn open_existing(data: &std::path::Path) -> anyhow::Result<Database> 
         "{} is not a quiver data directory (no CURRENT file)",
         data.display()
     );
-    Database::open(data, DbConfig::default()).with_context(|| format!("opening {}", data.display()))
+    crate::util::open_db(data, DbConfig::default())
 }
 
 /// Runs `quiver scan`.

@@ -2,8 +2,21 @@
 
 use anyhow::{bail, Context};
 use quiver_core::{Entry, Id, Op, TimestampFormat};
+use quiver_engine::{Database, DbConfig, EngineError};
 use std::{fmt::Write as _, path::Path};
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
+
+/// Opens `dir` with `config`, keeping the ledger setting the database was created with: the
+/// commands have no ledger switch, and a database made without one (`bench ingest --ledger
+/// off --keep`, or `DbConfig::ledger(false)`) must still be readable and writable.
+pub fn open_db(dir: &Path, config: DbConfig) -> anyhow::Result<Database> {
+    let wants = config.ledger;
+    match Database::open(dir, config.clone()) {
+        Err(EngineError::LedgerSetting { .. }) => Database::open(dir, config.ledger(!wants)),
+        r => r,
+    }
+    .with_context(|| format!("opening {}", dir.display()))
+}
 
 /// Parses an RFC 3339 timestamp or integer nanoseconds since the Unix epoch.
 pub fn parse_ts(s: &str) -> anyhow::Result<i64> {

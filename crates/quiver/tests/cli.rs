@@ -409,3 +409,101 @@ fn verify_and_proofs_end_to_end() {
     let out = check(&forged.to_string());
     assert!(!out.status.success(), "forged leaf accepted");
 }
+
+/// Runs `quiver ingest` with extra arguments; returns (success, stdout).
+fn ingest_with(dir: &std::path::Path, args: &[&str], input: &[u8]) -> (bool, String) {
+    let mut child = Command::new(BIN)
+        .arg("ingest")
+        .args(args)
+        .arg("--data")
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take().unwrap().write_all(input);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn edges_of_ingest_and_scan() {
+    let d = tempfile::tempdir().unwrap();
+    // A null payload is a payload; negative and extreme timestamps are timestamps.
+    let (ok, _) = ingest_with(
+        d.path(),
+        &[],
+        b"{\"id\":1,\"timestamp\":-7,\"payload\":null}\n\
+          {\"id\":2,\"timestamp\":9223372036854775807}\n\
+          {\"id\":3,\"timestamp\":5}\n",
+    );
+    assert!(ok);
+    let all = scan(d.path());
+    assert_eq!(all[0]["payload"], serde_json::Value::Null);
+    assert!(all[0].as_object().unwrap().contains_key("payload"));
+    assert!(!all[2].as_object().unwrap().contains_key("payload"));
+    let ids = |args: &[&str]| -> Vec<u64> {
+        run_ok(&[&["scan"], args].concat(), d.path())
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    assert_eq!(ids(&["--from-ts", "-10", "--to-ts", "-5"]), vec![1]);
+    assert_eq!(
+        ids(&["--from-ts", "0"]),
+        vec![2, 3],
+        "no --to-ts: no upper end"
+    );
+    assert_eq!(ids(&["--from-ts", "9223372036854775807"]), vec![2]);
+    assert_eq!(ids(&["--to-ts", "0"]), vec![1]);
+
+    // --max-line-bytes counts the line's own bytes: not its newline, nor a CRLF's '\r'.
+    let d = tempfile::tempdir().unwrap();
+    let max = ["--max-line-bytes", "8"];
+    assert!(
+        ingest_with(d.path(), &max, b"{\"id\":1}\r\n").0,
+        "8 bytes + CRLF"
+    );
+    assert!(
+        ingest_with(d.path(), &max, b"{\"id\":2}").0,
+        "8 bytes, no newline"
+    );
+    assert!(
+        !ingest_with(d.path(), &max, b"{\"id\":12}").0,
+        "9 bytes, no newline"
+    );
+    assert!(!ingest_with(d.path(), &max, b"{\"id\":12}\n").0, "9 bytes");
+    assert_eq!(scan(d.path()).len(), 2);
+}
+
+#[test]
+fn commands_follow_a_database_made_without_a_ledger() {
+    let d = tempfile::tempdir().unwrap();
+    let db = Database::open(d.path(), DbConfig::default().ledger(false)).unwrap();
+    db.write_batch(&[Op::Delete(Id::U64(9))]).unwrap();
+    db.close().unwrap();
+    let (ok, out) = ingest_with(d.path(), &[], b"{\"id\":1}\n");
+    assert!(ok, "{out}");
+    assert!(out.contains("\"acked_through\":2"), "{out}");
+    assert_eq!(scan(d.path()).len(), 1);
+    let stats: serde_json::Value =
+        serde_json::from_str(run_ok(&["stats"], d.path()).trim()).unwrap();
+    assert_eq!(stats["last_seq"], 2);
+    // It stays without one: the engine still refuses to open it with a ledger.
+    assert!(Database::open(d.path(), DbConfig::default()).is_err());
+    let out = Command::new(BIN)
+        .args(["verify", "--data"])
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ledger is disabled"));
+}

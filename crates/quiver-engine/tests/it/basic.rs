@@ -440,3 +440,80 @@ fn invalid_payload_json_is_refused() {
     ));
     assert_eq!(db.last_seq(), 0);
 }
+
+#[test]
+fn the_ledger_setting_is_fixed_when_the_database_is_created() {
+    let setting = |r: Result<Database, EngineError>| match r {
+        Err(EngineError::LedgerSetting { requested, .. }) => requested,
+        Err(e) => panic!("expected LedgerSetting, got {e}"),
+        Ok(_) => panic!("expected LedgerSetting, the database opened"),
+    };
+    // Created without a ledger: opening it with one is refused, and nothing is written.
+    let d = tempfile::tempdir().unwrap();
+    let off = || DbConfig::new(Preset::Balanced).ledger(false);
+    let db = Database::open(d.path(), off()).unwrap();
+    db.write_batch(&[ev(1, 1), ev(2, 2)]).unwrap();
+    db.close().unwrap();
+    assert_eq!(setting(Database::open(d.path(), DbConfig::default())), "on");
+    let db = Database::open(d.path(), off()).unwrap();
+    assert_eq!(db.last_seq(), 2);
+    assert!(db.ledger().is_none());
+    db.write_batch(&[ev(3, 3)]).unwrap();
+    db.close().unwrap();
+    assert!(matches!(
+        quiver_engine::verify::verify_dir(d.path(), &mut |_| {}),
+        Err(EngineError::LedgerDisabled)
+    ));
+
+    // Created with a ledger: writing without one would leave a gap no proof crosses.
+    let d = tempfile::tempdir().unwrap();
+    let db = Database::open(d.path(), DbConfig::default()).unwrap();
+    db.write_batch(&[ev(1, 1)]).unwrap();
+    db.close().unwrap();
+    assert_eq!(setting(Database::open(d.path(), off())), "off");
+    let db = Database::open(d.path(), DbConfig::default()).unwrap();
+    db.write_batch(&[ev(2, 2)]).unwrap();
+    assert_eq!(db.ledger().map(|l| l.size()), Some(2));
+    db.close().unwrap();
+
+    // Still empty: the setting may change, and the next open follows the new one.
+    let d = tempfile::tempdir().unwrap();
+    Database::open(d.path(), DbConfig::default())
+        .unwrap()
+        .close()
+        .unwrap();
+    let db = Database::open(d.path(), off()).unwrap();
+    db.write_batch(&[ev(1, 1)]).unwrap();
+    db.close().unwrap();
+    assert_eq!(setting(Database::open(d.path(), DbConfig::default())), "on");
+}
+
+#[test]
+fn a_time_range_open_at_the_top_includes_the_last_timestamp() {
+    let d = tempfile::tempdir().unwrap();
+    let db = Database::open(d.path(), small(Preset::Throughput)).unwrap();
+    db.write_batch(&[
+        ev(1, i64::MIN),
+        ev(2, 0),
+        ev(3, i64::MAX - 1),
+        ev(4, i64::MAX),
+    ])
+    .unwrap();
+    let ids = |db: &Database, from: i64, to: i64| {
+        let mut v = Vec::new();
+        db.scan_time_range(from, to, &mut |e| {
+            v.push(e.op.id().expect("stored records have ids").clone());
+            Ok(true)
+        })
+        .unwrap();
+        v
+    };
+    for round in ["memtable", "segment"] {
+        assert_eq!(ids(&db, i64::MIN, i64::MAX).len(), 4, "{round}");
+        assert_eq!(ids(&db, i64::MAX, i64::MAX), vec![Id::U64(4)], "{round}");
+        assert_eq!(ids(&db, 1, i64::MAX - 1), Vec::<Id>::new(), "{round}");
+        assert_eq!(ids(&db, 0, 1), vec![Id::U64(2)], "{round}");
+        assert_eq!(ids(&db, 5, 5), Vec::<Id>::new(), "{round}");
+        db.flush().unwrap();
+    }
+}
