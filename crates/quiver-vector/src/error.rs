@@ -21,6 +21,12 @@ pub enum VectorError {
         need: usize,
         got: usize,
     },
+    /// Under cosine, quantizers and IVF take vectors in stored form: unit length.
+    #[error("under the cosine metric vectors must be unit length (normalise them first, e.g. with distance::prepare); this one has norm {norm}")]
+    NotUnitLength { norm: f32 },
+    /// Training data whose range in one dimension SQ8 cannot encode.
+    #[error("dimension {dimension} spans [{lo}, {hi}]: too wide for 8-bit codes scored in f32 (their squared step overflows)")]
+    RangeTooWide { dimension: usize, lo: f32, hi: f32 },
     /// A parameter is out of range.
     #[error("invalid parameter {name}: {reason}")]
     InvalidParameter { name: &'static str, reason: String },

@@ -235,12 +235,8 @@ impl VecFileWriter {
                 reason: "file holds u8 rows, not f32".into(),
             });
         }
-        if row.len() != self.dim {
-            return Err(VectorError::DimensionMismatch {
-                expected: self.dim,
-                got: row.len(),
-            });
-        }
+        // Every search over the file assumes finite rows (a NaN distance would drop the row).
+        crate::distance::validate(row, self.dim)?;
         let mut bytes = Vec::with_capacity(row.len() * 4);
         row.iter()
             .for_each(|x| bytes.extend_from_slice(&x.to_le_bytes()));

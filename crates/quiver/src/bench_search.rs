@@ -471,6 +471,14 @@ pub fn run(a: BenchSearchArgs) -> anyhow::Result<()> {
                         Hnsw::open(g).with_context(|| format!("opening graph {}", g.display()))?;
                     let s = t0.elapsed().as_secs_f64();
                     eprintln!("opened hnsw graph {} (mmap) in {s:.3} s", g.display());
+                    let built = h.params();
+                    if (built.m, built.ef_construction) != (a.m, a.ef_construction) {
+                        eprintln!(
+                            "warning: {} was built with m={} ef_construction={}, not the m={} ef_construction={} asked for; \
+                             reporting and using the graph's (remove the file to rebuild)",
+                            g.display(), built.m, built.ef_construction, a.m, a.ef_construction
+                        );
+                    }
                     (h, f64::NAN)
                 }
                 _ => {
@@ -506,7 +514,7 @@ pub fn run(a: BenchSearchArgs) -> anyhow::Result<()> {
                 })?;
                 emit(
                     "hnsw",
-                    serde_json::json!({"m": a.m, "ef_construction": a.ef_construction, "ef": ef, "k": a.k,
+                    serde_json::json!({"m": h.params().m, "ef_construction": h.params().ef_construction, "ef": ef, "k": a.k,
                         "quantization": quant_name, "rescore": rescore, "build_threads": build_threads,
                         "build_on_codes": a.build_on_codes,
                         "quantize_seconds": quant_s}),
@@ -587,7 +595,7 @@ fn flat_rescored<S: VectorSpace>(
     k: usize,
     rescore: usize,
 ) -> anyhow::Result<Vec<Neighbor>> {
-    let mut c = flat::search(codes, q, &FlatParams::k(k * rescore.max(1)))?;
+    let mut c = flat::search(codes, q, &FlatParams::k(k.saturating_mul(rescore.max(1))))?;
     if rescore > 0 {
         let scorer = space.scorer(q);
         for n in &mut c {

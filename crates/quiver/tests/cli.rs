@@ -507,3 +507,55 @@ fn commands_follow_a_database_made_without_a_ledger() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("ledger is disabled"));
 }
+
+#[test]
+fn bench_search_reports_the_graph_it_searched_and_takes_any_k() {
+    let data =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/bigann10k");
+    if !data.join("base.fvecs").exists() {
+        eprintln!("SKIPPED: {} is absent", data.display());
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let graph = d.path().join("g.hnsw");
+    let search = |extra: &[&str]| {
+        let out = Command::new(BIN)
+            .args([
+                "bench",
+                "search",
+                "--nq",
+                "20",
+                "--min-seconds",
+                "0",
+                "--data",
+            ])
+            .arg(&data)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap()
+            .to_owned();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        (v, String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let g = graph.to_str().unwrap();
+    let hnsw = ["--index", "hnsw", "--ef", "32", "--graph", g];
+    let (built, _) = search(&[&hnsw[..], &["--m", "4", "--ef-construction", "20"]].concat());
+    assert_eq!(built["params"]["m"], 4);
+    // The saved graph is opened, not rebuilt: its own parameters are reported.
+    let (opened, err) = search(&[&hnsw[..], &["--m", "48", "--ef-construction", "400"]].concat());
+    assert_eq!(opened["params"]["m"], 4, "{opened}");
+    assert_eq!(opened["params"]["ef_construction"], 20, "{opened}");
+    assert!(err.contains("was built with m=4"), "{err}");
+    // A k beyond the data returns every point rather than aborting on an allocation.
+    let (flat, _) = search(&["--index", "flat", "--k", "1099511627776"]);
+    assert!(flat["recall_at_k"].is_number(), "{flat}");
+}

@@ -354,8 +354,19 @@ pub fn validate(v: &[f32], dim: usize) -> Result<()> {
 /// Scales `v` to unit length in place; a zero vector is [`VectorError::ZeroVector`].
 pub fn normalize(v: &mut [f32]) -> Result<()> {
     let n = dot(v, v).sqrt();
-    if n == 0.0 || !n.is_finite() {
-        return Err(VectorError::ZeroVector);
+    // The f32 sum of squares overflows past ~1e19 per component and loses everything
+    // below ~1e-19 (`[1e20; 8]` and `[1e-30; 8]` are fine vectors): redo those in f64.
+    if !(1e-18..=1e18).contains(&n) {
+        let n = v
+            .iter()
+            .map(|&x| f64::from(x) * f64::from(x))
+            .sum::<f64>()
+            .sqrt();
+        if n == 0.0 || !n.is_finite() {
+            return Err(VectorError::ZeroVector);
+        }
+        v.iter_mut().for_each(|x| *x = (f64::from(*x) / n) as f32);
+        return Ok(());
     }
     let inv = 1.0 / n;
     v.iter_mut().for_each(|x| *x *= inv);

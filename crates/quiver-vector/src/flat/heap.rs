@@ -17,11 +17,12 @@ pub struct TopK {
 }
 
 impl TopK {
-    /// An empty selection of capacity `k`.
+    /// An empty selection of capacity `k` (any `k`: the heap grows with what it holds, and
+    /// only a modest first allocation is made up front).
     pub fn new(k: usize) -> Self {
         TopK {
             k,
-            heap: BinaryHeap::with_capacity(k + 1),
+            heap: BinaryHeap::with_capacity(k.saturating_add(1).min(1 << 16)),
             worst: f32::INFINITY,
         }
     }

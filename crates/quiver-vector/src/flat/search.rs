@@ -17,9 +17,9 @@ pub fn search<S: VectorSpace>(
     p: &FlatParams<'_>,
 ) -> Result<Vec<Neighbor>> {
     check_query(space.dim(), query)?;
-    let mut top = TopK::new(p.k);
-    let scorer = space.scorer(query);
     let n = space.len() as u32;
+    let mut top = TopK::new(p.k.min(n as usize));
+    let scorer = space.scorer(query);
     if p.unrestricted() {
         for i in 0..n {
             let d = scorer.distance(i);

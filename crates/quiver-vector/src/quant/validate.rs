@@ -23,7 +23,8 @@ pub(crate) fn rows(data: &[f32], dim: usize) -> Result<usize> {
     Ok(data.len() / dim)
 }
 
-/// Checks one vector: length `dim`, finite components, and non-zero under cosine.
+/// Checks one vector: length `dim`, finite components, and under cosine non-zero and of
+/// unit length (the stored form: [`crate::distance::prepare`] makes it).
 pub(crate) fn vector(v: &[f32], dim: usize, metric: Metric) -> Result<()> {
     if v.len() != dim {
         return Err(VectorError::DimensionMismatch {
@@ -34,8 +35,16 @@ pub(crate) fn vector(v: &[f32], dim: usize, metric: Metric) -> Result<()> {
     if let Some((index, &value)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
         return Err(VectorError::NonFinite { index, value });
     }
-    if metric == Metric::Cosine && v.iter().all(|&x| x == 0.0) {
-        return Err(VectorError::ZeroVector);
+    if metric == Metric::Cosine {
+        if v.iter().all(|&x| x == 0.0) {
+            return Err(VectorError::ZeroVector);
+        }
+        // Codes and cells score cosine as a dot product, which ranks by cosine only between
+        // unit vectors: a raw row would silently be scored as `dot`.
+        let norm2 = crate::distance::dot(v, v);
+        if (norm2 - 1.0).abs() > 1e-3 {
+            return Err(VectorError::NotUnitLength { norm: norm2.sqrt() });
+        }
     }
     Ok(())
 }

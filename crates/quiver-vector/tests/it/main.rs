@@ -1,5 +1,6 @@
 //! Integration tests of quiver-vector: one binary, one module per suite.
 
+mod edges;
 mod flat;
 mod hnsw;
 mod kernels;

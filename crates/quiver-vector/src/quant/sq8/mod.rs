@@ -92,7 +92,17 @@ impl Sq8Quantizer {
                 (at(clip), at(1.0 - clip))
             };
             mins[d] = lo;
-            scales[d] = (hi - lo) / 255.0;
+            // Halves first: `hi - lo` of finite values can overflow. Distances weight each
+            // dimension by the step squared, which must stay finite (else inf · 0 = NaN).
+            let step = hi / 255.0 - lo / 255.0;
+            if !(step * step).is_finite() {
+                return Err(VectorError::RangeTooWide {
+                    dimension: d,
+                    lo,
+                    hi,
+                });
+            }
+            scales[d] = step;
         }
         Ok(Sq8Quantizer {
             dim,

@@ -84,9 +84,19 @@ fn scorer_matches_distance_to_reconstruction() {
         row[5] = 0.25;
     }
     let query = &clustered(1, dim, 1, 0.4, true, seed + 1)[..];
+    // Cosine takes unit rows: renormalised, the constant dimension varies a little.
+    let mut unit = data.clone();
+    for row in unit.chunks_exact_mut(dim) {
+        crate::distance::normalize(row).expect("non-zero row");
+    }
     for metric in [Metric::L2, Metric::Dot, Metric::Cosine] {
-        let q = Sq8Quantizer::train(&data, dim, metric, 300, seed).expect("train");
-        let codes = q.encode_all(&data).expect("encode");
+        let data = if metric == Metric::Cosine {
+            &unit
+        } else {
+            &data
+        };
+        let q = Sq8Quantizer::train(data, dim, metric, 300, seed).expect("train");
+        let codes = q.encode_all(data).expect("encode");
         assert_eq!(codes.len(), 300);
         assert_eq!(codes.dim(), dim);
         let scorer = codes.scorer(query);
