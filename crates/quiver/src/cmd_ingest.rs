@@ -15,8 +15,9 @@ pub struct IngestArgs {
     /// Durability preset: throughput, balanced or durable.
     #[arg(long, default_value = "balanced")]
     pub preset: Preset,
-    /// Records per write batch.
-    #[arg(long, default_value_t = 1000)]
+    /// Records per write batch (at least 1).
+    #[arg(long, default_value_t = 1000,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub batch: usize,
     /// Longest accepted input line in bytes.
     #[arg(long, default_value_t = 4 << 20)]
@@ -143,7 +144,7 @@ fn read_bounded(
 pub fn run(a: IngestArgs) -> anyhow::Result<()> {
     let db = crate::util::open_db(&a.data, DbConfig::new(a.preset))?;
     let max_payload = db.config().max_payload_bytes;
-    let batch = a.batch.max(1);
+    let batch = a.batch;
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
     let stdout = std::io::stdout();
@@ -153,7 +154,7 @@ pub fn run(a: IngestArgs) -> anyhow::Result<()> {
         indicatif::ProgressStyle::with_template("{spinner} {pos} records ingested ({per_sec})")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
     );
-    let mut pending: Vec<Op> = Vec::with_capacity(batch);
+    let mut pending: Vec<Op> = Vec::with_capacity(batch.min(1 << 16));
     let mut buf = Vec::new();
     let mut line_no = 0u64;
     let mut failure: Option<(u64, String)> = None;
@@ -182,6 +183,10 @@ pub fn run(a: IngestArgs) -> anyhow::Result<()> {
                 failure = Some((line_no, e.to_string()));
                 break;
             }
+        }
+        // Editors on some systems start a UTF-8 file with a byte order mark: not JSON.
+        if line_no == 1 && buf.starts_with(b"\xEF\xBB\xBF") {
+            buf.drain(..3);
         }
         let line = match std::str::from_utf8(&buf) {
             Ok(s) => s,

@@ -559,3 +559,17 @@ fn bench_search_reports_the_graph_it_searched_and_takes_any_k() {
     let (flat, _) = search(&["--index", "flat", "--k", "1099511627776"]);
     assert!(flat["recall_at_k"].is_number(), "{flat}");
 }
+
+#[test]
+fn ingest_skips_a_byte_order_mark_and_refuses_batch_zero() {
+    let d = tempfile::tempdir().unwrap();
+    let (ok, out) = ingest_with(d.path(), &[], b"\xEF\xBB\xBF{\"id\":1}\n{\"id\":2}\n");
+    assert!(ok, "{out}");
+    assert_eq!(scan(d.path()).len(), 2);
+    let (ok, _) = ingest_with(d.path(), &["--batch", "0"], b"{\"id\":3}\n");
+    assert!(!ok, "--batch 0 is refused, not turned into 1");
+    // A huge batch is a limit, not an allocation.
+    let (ok, _) = ingest_with(d.path(), &["--batch", "1000000000000"], b"{\"id\":4}\n");
+    assert!(ok);
+    assert_eq!(scan(d.path()).len(), 3);
+}
