@@ -40,6 +40,20 @@ pub enum EngineError {
     /// Another process (or another `Database` in this one) has the data directory open.
     #[error("{path} is locked: another quiver process has this data directory open")]
     Locked { path: PathBuf },
+    /// A read-only open found a directory without a `CURRENT` file: not a quiver data
+    /// directory (or one whose first open never got as far as its manifest).
+    #[error("{path} is not a quiver data directory (no CURRENT file)")]
+    NotADatabase { path: PathBuf },
+    /// A read-only open kept finding the directory changed under it: a writer flushed or
+    /// compacted (removing a manifest, segment or WAL file it was about to read) on every one
+    /// of `attempts` tries. See [`ReadOnlyDatabase`](crate::ReadOnlyDatabase).
+    #[error("{path} kept changing while it was being opened read-only ({attempts} attempts; last: {reason}); try again")]
+    ConcurrentChange {
+        path: PathBuf,
+        attempts: u32,
+        /// What the last attempt found missing.
+        reason: String,
+    },
     /// The ledger is disabled in this database's configuration.
     #[error("the ledger is disabled for this database")]
     LedgerDisabled,

@@ -28,6 +28,10 @@
 //! newest first (bloom filter, id index, one block); scans walk a snapshot of all sources in
 //! seq order and return live versions only.
 //!
+//! Read-only: [`Database::open_read_only`] gives a [`ReadOnlyDatabase`], a snapshot of the
+//! directory as of the open that takes no lock, writes nothing and starts no thread, so it
+//! reads beside a live writer (another process's or this one's) and on read-only storage.
+//!
 //! Recovery: the manifest names live segments and the last flushed seq; the WAL after it is
 //! replayed into the memtable; the ledger is caught up from the same records.
 //!
@@ -50,6 +54,9 @@
 //! assert!(db.get(&Id::U64(7))?.is_some());
 //! db.write_batch(&[Op::Delete(Id::U64(7))])?;
 //! assert!(db.get(&Id::U64(7))?.is_none());
+//! // A read-only snapshot: no lock, nothing written, so it opens beside the live writer.
+//! let snap = Database::open_read_only(dir.path())?;
+//! assert_eq!((snap.last_seq(), snap.scan_all()?.len()), (2, 0));
 //! db.close()?; // flushes, syncs, signs a final checkpoint
 //! # Ok(())
 //! # }
@@ -62,6 +69,7 @@ mod error;
 mod leaves;
 pub mod manifest;
 mod read;
+mod read_only;
 mod state;
 pub mod verify;
 
@@ -69,3 +77,4 @@ pub use db::Database;
 pub use error::{EngineError, Result};
 pub use quiver_core::{DbConfig, Entry, Id, Op, Preset, Record, SeqRange};
 pub use read::Stats;
+pub use read_only::{ReadOnlyDatabase, READ_ONLY_OPEN_ATTEMPTS};

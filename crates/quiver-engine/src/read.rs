@@ -1,11 +1,20 @@
 //! Reads: get by id, full scan and time-range scan, all over a consistent snapshot.
 //!
+//! The code here works on a [`Snapshot`] of sources and is shared by [`Database`] (a snapshot
+//! of its live state per call) and [`ReadOnlyDatabase`] (the snapshot it loaded at open); both
+//! get their public read methods from [`read_methods!`].
+//!
 //! Sources hold disjoint, increasing seq ranges (segments, then sealed memtables, then the
 //! active memtable), so concatenating them in order is seq order. A row is live when no newer
 //! source holds its id and it is the newest version within its own source; tombstones are
 //! never returned.
 
-use crate::{db::Database, state::LiveSegment, Result};
+use crate::{
+    db::Database,
+    read_only::ReadOnlyDatabase,
+    state::{LiveSegment, Snapshot},
+    Result,
+};
 use quiver_core::{codec, Entry, Id, Op, SeqNo};
 use quiver_segment::Memtable;
 use std::{collections::HashMap, sync::Arc};
@@ -34,7 +43,9 @@ impl Source {
     }
 }
 
-/// Statistics of a database, as printed by `quiver stats`.
+/// Statistics of a database, as printed by `quiver stats`. From a [`ReadOnlyDatabase`] the
+/// counters of work since open (`wal_groups`, `wal_syncs`, `wal_gathers`) are 0 and
+/// `wal_direct_io` is false: it writes nothing.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Stats {
     /// Last committed sequence number.
@@ -63,32 +74,111 @@ pub struct Stats {
     pub ledger_size: u64,
 }
 
+/// The public read methods of [`Database`] and [`ReadOnlyDatabase`], over the type's
+/// `read_snapshot()`.
+macro_rules! read_methods {
+    () => {
+        /// The newest version of `id`, or `None` if it was never written or is deleted.
+        pub fn get(&self, id: &Id) -> Result<Option<Entry>> {
+            self.read_snapshot().get(id)
+        }
+
+        /// Visits every live record in sequence order; `visit` returns `false` to stop early.
+        pub fn scan(&self, visit: &mut dyn FnMut(Entry) -> Result<bool>) -> Result<()> {
+            self.read_snapshot().scan_filtered(None, visit)
+        }
+
+        /// Visits live events whose timestamp lies in `[from_ns, to_ns)`, in sequence order;
+        /// `to_ns = i64::MAX` leaves the range open at the top (it includes `i64::MAX`).
+        pub fn scan_time_range(
+            &self,
+            from_ns: i64,
+            to_ns: i64,
+            visit: &mut dyn FnMut(Entry) -> Result<bool>,
+        ) -> Result<()> {
+            self.read_snapshot()
+                .scan_filtered(Some((from_ns, to_ns)), visit)
+        }
+
+        /// Collects [`scan`](Self::scan) into a vector (tests and small databases).
+        pub fn scan_all(&self) -> Result<Vec<Entry>> {
+            let mut v = Vec::new();
+            self.scan(&mut |e| {
+                v.push(e);
+                Ok(true)
+            })?;
+            Ok(v)
+        }
+    };
+}
+
 impl Database {
-    /// The newest version of `id`, or `None` if it was never written or is deleted.
-    pub fn get(&self, id: &Id) -> Result<Option<Entry>> {
-        let snap = self.inner.state.read().snapshot();
-        let found = {
-            let hit = snap.active.read().get(id).map(<[u8]>::to_vec);
-            match hit {
-                Some(b) => Some(b),
-                None => {
-                    let mut hit = None;
-                    for m in snap.frozen.iter().rev() {
-                        if let Some(b) = m.read().get(id) {
-                            hit = Some(b.to_vec());
+    read_methods!();
+
+    /// The live sources as of now.
+    fn read_snapshot(&self) -> Snapshot {
+        self.inner.state.read().snapshot()
+    }
+
+    /// Counts and sizes.
+    pub fn stats(&self) -> Result<Stats> {
+        let (counts, flushed_through) = {
+            let st = self.inner.state.read();
+            (st.snapshot().counts(), st.manifest.flushed_through)
+        };
+        let wal_stats = self.inner.wal.stats();
+        Ok(Stats {
+            last_seq: self.inner.wal.last_seq(),
+            flushed_through,
+            segments: counts.segments,
+            segment_rows: counts.segment_rows,
+            segment_bytes: counts.segment_bytes,
+            memtable_entries: counts.memtable_entries,
+            wal_bytes: wal_stats.bytes,
+            wal_groups: wal_stats.groups,
+            wal_syncs: wal_stats.syncs,
+            wal_gathers: wal_stats.gathers,
+            wal_direct_io: wal_stats.direct_io,
+            ledger_size: self.inner.ledger.as_ref().map_or(0, |l| l.size()),
+        })
+    }
+}
+
+impl ReadOnlyDatabase {
+    read_methods!();
+}
+
+/// The parts of [`Stats`] that come from the sources themselves.
+pub(crate) struct SourceCounts {
+    pub(crate) segments: usize,
+    pub(crate) segment_rows: u64,
+    pub(crate) segment_bytes: u64,
+    pub(crate) memtable_entries: usize,
+}
+
+impl Snapshot {
+    /// The newest version of `id` in these sources (newest source first), unless deleted.
+    pub(crate) fn get(&self, id: &Id) -> Result<Option<Entry>> {
+        let hit = self.active.read().get(id).map(<[u8]>::to_vec);
+        let found = match hit {
+            Some(b) => Some(b),
+            None => {
+                let mut hit = None;
+                for m in self.frozen.iter().rev() {
+                    if let Some(b) = m.read().get(id) {
+                        hit = Some(b.to_vec());
+                        break;
+                    }
+                }
+                if hit.is_none() {
+                    for s in self.segments.iter().rev() {
+                        if let Some(b) = s.seg.get(id)? {
+                            hit = Some(b);
                             break;
                         }
                     }
-                    if hit.is_none() {
-                        for s in snap.segments.iter().rev() {
-                            if let Some(b) = s.seg.get(id)? {
-                                hit = Some(b);
-                                break;
-                            }
-                        }
-                    }
-                    hit
                 }
+                hit
             }
         };
         let Some(body) = found else { return Ok(None) };
@@ -99,11 +189,23 @@ impl Database {
         })
     }
 
-    fn sources(&self) -> Result<Vec<Source>> {
-        let snap = self.inner.state.read().snapshot();
-        let mut out: Vec<Source> = snap.segments.into_iter().map(Source::Segment).collect();
-        out.extend(snap.frozen.into_iter().map(Source::Frozen));
-        let a = snap.active.read();
+    /// Counts of the sources, for [`Stats`].
+    pub(crate) fn counts(&self) -> SourceCounts {
+        SourceCounts {
+            segments: self.segments.len(),
+            segment_rows: self.segments.iter().map(|s| s.seg.meta().rows).sum(),
+            segment_bytes: self.segments.iter().map(|s| s.seg.meta().bytes).sum(),
+            memtable_entries: self.active.read().len()
+                + self.frozen.iter().map(|m| m.read().len()).sum::<usize>(),
+        }
+    }
+
+    /// The sources oldest first; the active memtable, which writers may still be filling, is
+    /// copied so a long scan sees one point in time without holding writers off.
+    fn sources(self) -> Result<Vec<Source>> {
+        let mut out: Vec<Source> = self.segments.into_iter().map(Source::Segment).collect();
+        out.extend(self.frozen.into_iter().map(Source::Frozen));
+        let a = self.active.read();
         let mut rows = Vec::with_capacity(a.len());
         let mut newest = HashMap::with_capacity(a.len());
         for b in a.iter() {
@@ -115,34 +217,10 @@ impl Database {
         Ok(out)
     }
 
-    /// Visits every live record in sequence order; `visit` returns `false` to stop early.
-    pub fn scan(&self, visit: &mut dyn FnMut(Entry) -> Result<bool>) -> Result<()> {
-        self.scan_filtered(None, visit)
-    }
-
-    /// Visits live events whose timestamp lies in `[from_ns, to_ns)`, in sequence order;
-    /// `to_ns = i64::MAX` leaves the range open at the top (it includes `i64::MAX`).
-    pub fn scan_time_range(
-        &self,
-        from_ns: i64,
-        to_ns: i64,
-        visit: &mut dyn FnMut(Entry) -> Result<bool>,
-    ) -> Result<()> {
-        self.scan_filtered(Some((from_ns, to_ns)), visit)
-    }
-
-    /// Collects [`scan`](Self::scan) into a vector (tests and small databases).
-    pub fn scan_all(&self) -> Result<Vec<Entry>> {
-        let mut v = Vec::new();
-        self.scan(&mut |e| {
-            v.push(e);
-            Ok(true)
-        })?;
-        Ok(v)
-    }
-
-    fn scan_filtered(
-        &self,
+    /// Visits the live records of these sources (in `[from, to)` by timestamp when `range` is
+    /// given) in sequence order until `visit` returns `false`.
+    pub(crate) fn scan_filtered(
+        self,
         range: Option<(i64, i64)>,
         visit: &mut dyn FnMut(Entry) -> Result<bool>,
     ) -> Result<()> {
@@ -223,27 +301,5 @@ impl Database {
             }
         }
         Ok(())
-    }
-
-    /// Counts and sizes.
-    pub fn stats(&self) -> Result<Stats> {
-        let st = self.inner.state.read();
-        let memtable_entries =
-            st.active.read().len() + st.frozen.iter().map(|m| m.read().len()).sum::<usize>();
-        let wal_stats = self.inner.wal.stats();
-        Ok(Stats {
-            last_seq: self.inner.wal.last_seq(),
-            flushed_through: st.manifest.flushed_through,
-            segments: st.segments.len(),
-            segment_rows: st.segments.iter().map(|s| s.seg.meta().rows).sum(),
-            segment_bytes: st.segments.iter().map(|s| s.seg.meta().bytes).sum(),
-            memtable_entries,
-            wal_bytes: wal_stats.bytes,
-            wal_groups: wal_stats.groups,
-            wal_syncs: wal_stats.syncs,
-            wal_gathers: wal_stats.gathers,
-            wal_direct_io: wal_stats.direct_io,
-            ledger_size: self.inner.ledger.as_ref().map_or(0, |l| l.size()),
-        })
     }
 }

@@ -29,7 +29,9 @@ pub(crate) struct State {
     pub(crate) manifest: Manifest,
 }
 
-/// A consistent view for readers: cloned `Arc`s, taken under the state lock.
+/// A consistent view for readers: cloned `Arc`s, taken under the state lock (or, for a
+/// [`ReadOnlyDatabase`](crate::ReadOnlyDatabase), loaded once at open).
+#[derive(Clone)]
 pub(crate) struct Snapshot {
     pub(crate) active: SharedMemtable,
     pub(crate) frozen: Vec<SharedMemtable>,

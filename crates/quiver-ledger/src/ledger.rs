@@ -103,6 +103,19 @@ impl Ledger {
         Self::open_inner(ledger_dir, key, alg, origin, false, cfg)
     }
 
+    /// The number of leaves stored in the ledger at `ledger_dir`, what [`size`](Self::size)
+    /// of a ledger opened there would say, read from the length of the leaf-hash file alone
+    /// (0 when there is none yet): nothing else is read and nothing opened. For readers beside
+    /// a live writer, which may be creating the other files meanwhile.
+    pub fn stored_size(ledger_dir: &Path) -> Result<u64> {
+        let path = ledger_dir.join(crate::store::level_file_name(0));
+        match fs::metadata(&path) {
+            Ok(m) => Ok(m.len().saturating_sub(crate::store::HEADER) / 32),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(LedgerError::io(&path, e)),
+        }
+    }
+
     /// Opens an existing ledger without writing anything (for CLI tools and audits). Node files
     /// that lag the leaf file are completed in memory only.
     pub fn open_read_only(ledger_dir: &Path, keys_dir: &Path) -> Result<Ledger> {

@@ -24,6 +24,8 @@
 //!   [`WalError::Poisoned`] until the log is reopened.
 //! - **Recovery** ([`Wal::open`]): a torn final write of the final file is cut off; anything
 //!   else that does not check out is [`WalError::Corruption`] naming the file and byte offset.
+//!   [`read_log`] reads the log by the same rules without changing anything (a read-only
+//!   open beside a live writer).
 //! - **Storage** ([`Storage`]): [`FsStorage`] on disk, [`MemStorage`] in memory with crash
 //!   images, [`FaultyStorage`] for fault injection.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
@@ -32,6 +34,7 @@ mod batch;
 mod commit;
 mod error;
 pub mod format;
+mod read_only;
 mod scan;
 mod spare;
 mod storage;
@@ -40,6 +43,7 @@ mod wal;
 pub use batch::Batch;
 pub use commit::{Arrival, Committed, HANDOFF_ENTRIES};
 pub use error::{Result, WalError};
+pub use read_only::{read_log, LogView};
 pub use spare::SPARE;
 pub use storage::{FaultPlan, FaultyStorage, FsStorage, MemStorage, Storage, WalFile};
 pub use wal::{CommitObserver, ReplayVisitor, Wal, WalStats};

@@ -1,8 +1,9 @@
-//! `quiver scan` and `quiver stats`.
+//! `quiver scan` and `quiver stats`: read-only (see [`ReadOnlyDatabase`]), a snapshot of the
+//! data directory as of the command's start.
 
 use crate::util;
-use quiver_core::DbConfig;
-use quiver_engine::Database;
+use anyhow::Context;
+use quiver_engine::{Database, ReadOnlyDatabase};
 use std::io::Write;
 
 /// Arguments of `quiver scan`.
@@ -28,13 +29,15 @@ pub struct StatsArgs {
     pub data: std::path::PathBuf,
 }
 
-pub(crate) fn open_existing(data: &std::path::Path) -> anyhow::Result<Database> {
+/// Opens `data` read-only ([`ReadOnlyDatabase`]): no lock, nothing written, so `scan` and
+/// `stats` work while an ingest has the directory open, and on a directory they may not write.
+fn open_existing(data: &std::path::Path) -> anyhow::Result<ReadOnlyDatabase> {
     anyhow::ensure!(
         data.join("CURRENT").exists(),
         "{} is not a quiver data directory (no CURRENT file)",
         data.display()
     );
-    crate::util::open_db(data, DbConfig::default())
+    Database::open_read_only(data).with_context(|| format!("opening {}", data.display()))
 }
 
 /// Runs `quiver scan`.
@@ -68,8 +71,6 @@ pub fn scan(a: ScanArgs) -> anyhow::Result<()> {
         db.scan(&mut visit)?;
     }
     out.flush()?;
-    drop(out);
-    db.close()?;
     Ok(())
 }
 
@@ -92,6 +93,5 @@ pub fn stats(a: StatsArgs) -> anyhow::Result<()> {
     v["live_records"] = live.into();
     v["bytes_on_disk"] = util::dir_bytes(&a.data).into();
     println!("{v}");
-    db.close()?;
     Ok(())
 }

@@ -3,4 +3,5 @@
 mod basic;
 mod ledger;
 mod model;
+mod read_only;
 mod tamper;

@@ -21,6 +21,14 @@ impl FsStorage {
         Ok(FsStorage { dir })
     }
 
+    /// Uses `dir` as the WAL directory as it is, creating nothing (for readers such as
+    /// [`read_log`](crate::read_log); a missing directory fails when it is listed).
+    pub fn existing(dir: impl AsRef<Path>) -> Self {
+        FsStorage {
+            dir: dir.as_ref().to_path_buf(),
+        }
+    }
+
     /// The directory.
     pub fn dir(&self) -> &Path {
         &self.dir

@@ -202,3 +202,38 @@ fn zero_filled_file_after_the_active_one_is_a_cut_rotation() {
         );
     }
 }
+
+/// `read_log` reads a torn tail (cut at every byte of the final record) and a trailing
+/// zero-filled file the way `Wal::open` recovers them, but leaves every file as it was.
+#[test]
+fn read_log_reads_a_torn_tail_without_cutting_it() {
+    let (name, data, offsets, expected) = image(6);
+    let last = *offsets.last().unwrap();
+    for cut in last..data.len() {
+        let m = MemStorage::new();
+        m.put_file(&name, data[..cut].to_vec());
+        m.put_file(&format::file_name(100), vec![0; 4096]);
+        let mut got = Vec::new();
+        let view = quiver_wal::read_log(&m, 2, &mut |s, b| {
+            got.push((s, b.to_vec()));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(got, expected[1..5], "cut at {cut}");
+        assert_eq!(view.last_seq, 5, "cut at {cut}");
+        assert_eq!((view.files, view.bytes), (1, last as u64), "cut at {cut}");
+        assert_eq!(view.torn_tail, cut > last, "cut at {cut}");
+        assert_eq!(m.file(&name).unwrap(), data[..cut], "left as it was");
+        assert_eq!(m.file(&format::file_name(100)).unwrap(), vec![0; 4096]);
+    }
+    // Intact: every record, no torn tail.
+    let m = MemStorage::new();
+    m.put_file(&name, data.clone());
+    let mut n = 0;
+    let view = quiver_wal::read_log(&m, 0, &mut |_, _| {
+        n += 1;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!((n, view.last_seq, view.torn_tail), (6, 6, false));
+}
