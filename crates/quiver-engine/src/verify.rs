@@ -361,12 +361,21 @@ pub fn verify_dir(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<Report> {
             reason: "tree audit panicked".into(),
         })??;
         if let Some(f) = tree.failure {
-            let f = Failure {
-                first_bad_seq: f.first_bad_index + 1,
-                file: f.file,
-                reason: f.reason,
-            };
-            failure = min_failure(failure, Some(f));
+            // A bad interior node implicates every leaf below it; when the records pinned
+            // down a bad leaf among them, that leaf is the precise answer.
+            let first = f.first_bad_index + 1;
+            let last = f.first_bad_index.saturating_add(f.span.max(1));
+            let pinned = failure
+                .as_ref()
+                .is_some_and(|r| (first..=last).contains(&r.first_bad_seq));
+            if !pinned {
+                let f = Failure {
+                    first_bad_seq: first,
+                    file: f.file,
+                    reason: f.reason,
+                };
+                failure = min_failure(failure, Some(f));
+            }
         }
         Ok(Report {
             records,

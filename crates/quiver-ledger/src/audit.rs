@@ -15,6 +15,10 @@ use crate::receipt::Receipt;
 pub struct VerifyFailure {
     /// Zero-based index of the first leaf that may be bad (seq = index + 1).
     pub first_bad_index: u64,
+    /// How many leaves from `first_bad_index` on the failure implicates: 1, or for an
+    /// interior node whose children do not hash to it, the `2^level` leaves below it (one
+    /// of them, or the node itself, was altered; a check of the records can say which).
+    pub span: u64,
     /// The file that holds the bad data.
     pub file: PathBuf,
     /// What does not match.
@@ -82,6 +86,7 @@ impl Ledger {
                         let index = start + i as u64;
                         failures.push(VerifyFailure {
                             first_bad_index: index << level,
+                            span: 1 << level,
                             file: self.inner.lock().store.path(level),
                             reason: format!(
                                 "node {index} of level {level} (leaves {}..{}) is {} but its children hash to {want}",
@@ -124,6 +129,7 @@ impl Ledger {
             if let Err(e) = scanned {
                 failures.push(VerifyFailure {
                     first_bad_index: 0,
+                    span: 1,
                     file: path.clone(),
                     reason: e.to_string(),
                 });
@@ -136,6 +142,7 @@ impl Ledger {
             checked += 1;
             let fail = |reason: String| VerifyFailure {
                 first_bad_index: good_size,
+                span: 1,
                 file: path.clone(),
                 reason: format!("checkpoint at offset {off}: {reason}"),
             };
@@ -170,6 +177,7 @@ impl Ledger {
             if cp.size > size {
                 failures.push(VerifyFailure {
                     first_bad_index: size,
+                    span: 1,
                     file: self.inner.lock().store.path(0),
                     reason: format!(
                         "signed checkpoint covers {} leaves but only {size} leaf hashes are stored",
@@ -203,6 +211,7 @@ impl Ledger {
             checked += 1;
             let fail = |index: u64, reason: String| VerifyFailure {
                 first_bad_index: index,
+                span: 1,
                 file: path.clone(),
                 reason: format!("receipt at offset {off}: {reason}"),
             };
@@ -236,6 +245,7 @@ impl Ledger {
             if !matches!(e, LedgerError::Io { .. }) {
                 failures.push(VerifyFailure {
                     first_bad_index: 0,
+                    span: 1,
                     file: path.clone(),
                     reason: e.to_string(),
                 });

@@ -59,6 +59,33 @@ pub(crate) struct Bloom {
     words: Vec<u64>,
 }
 
+/// `a % d` for a fixed `d` by multiplication (Lemire, Kaser and Kurz, "Faster Remainder by
+/// Direct Computation", 2019): exact for every u64 `a` and `d > 0`, and several times cheaper
+/// than a 64-bit division, which dominated checking a filter against all of its ids.
+#[derive(Clone, Copy)]
+struct FastMod {
+    d: u64,
+    m: u128,
+}
+
+impl FastMod {
+    fn new(d: u64) -> Self {
+        FastMod {
+            d,
+            m: (u128::MAX / u128::from(d.max(1))).wrapping_add(1),
+        }
+    }
+
+    #[inline]
+    fn rem(&self, a: u64) -> u64 {
+        let low = self.m.wrapping_mul(u128::from(a));
+        let d = u128::from(self.d);
+        let bottom = (u128::from(low as u64) * d) >> 64;
+        let top = (low >> 64) * d;
+        ((bottom + top) >> 64) as u64
+    }
+}
+
 impl Bloom {
     /// Builds a filter over the given id hashes (from [`hash_id`]).
     #[cfg(test)]
@@ -110,6 +137,29 @@ impl Bloom {
         true
     }
 
+    /// The position in `hashes` of the first id hash the filter denies, if any: the check of
+    /// a filter against every id it should hold. No early exit within an id, so the probes
+    /// of consecutive ids are independent loads the CPU overlaps (present ids, the expected
+    /// case, need every probe anyway).
+    pub fn first_missing(&self, hashes: &[u64]) -> Option<usize> {
+        if self.k == 0 || self.words.is_empty() {
+            return None;
+        }
+        let m = FastMod::new(self.words.len() as u64 * 64);
+        hashes.iter().position(|&h1| {
+            let h2 = fmix64(h1 ^ 0x9E37_79B9_7F4A_7C15) | 1;
+            let mut h = h1;
+            let mut all = true;
+            for _ in 0..self.k {
+                let b = m.rem(h);
+                let w = self.words.get((b / 64) as usize).copied().unwrap_or(0);
+                all &= w & (1u64 << (b % 64)) != 0;
+                h = h.wrapping_add(h2);
+            }
+            !all
+        })
+    }
+
     /// Bytes of memory held.
     pub fn heap_bytes(&self) -> usize {
         self.words.len() * 8
@@ -152,6 +202,47 @@ impl Bloom {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fast_mod_equals_the_remainder() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let divisors = [
+            1u64,
+            2,
+            63,
+            64,
+            640,
+            64 * 40_001,
+            (1 << 40) + 64,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
+        for d in divisors {
+            let f = FastMod::new(d);
+            for a in [0, 1, d - 1, d, d.wrapping_add(1), u64::MAX, u64::MAX - 1] {
+                assert_eq!(f.rem(a), a % d, "{a} % {d}");
+            }
+            for _ in 0..10_000 {
+                x = fmix64(x.wrapping_add(0x632B_E59B_D9B4_E019));
+                assert_eq!(f.rem(x), x % d, "{x} % {d}");
+            }
+        }
+    }
+
+    #[test]
+    fn first_missing_finds_the_denied_id() {
+        let hashes: Vec<u64> = (0..5000u64).map(|i| fmix64(i + 1)).collect();
+        let b = Bloom::build(&hashes, 10);
+        assert_eq!(b.first_missing(&hashes), None);
+        let mut words = b.clone();
+        // Clear one probed bit of id 1234: it, and maybe others sharing the bit, are denied.
+        let m = words.words.len() as u64 * 64;
+        let bit = hashes[1234] % m;
+        words.words[(bit / 64) as usize] &= !(1 << (bit % 64));
+        let first = words.first_missing(&hashes).expect("an id is denied");
+        assert!(first <= 1234);
+        assert!(!words.may_contain(hashes[first]));
+    }
 
     #[test]
     fn no_false_negatives_and_bounded_false_positives() {

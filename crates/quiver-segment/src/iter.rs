@@ -75,17 +75,35 @@ impl<'a, 'b> BlockRows<'a, 'b> {
                 "row shorter than a sequence number".into(),
             )
         })?;
-        let (lo, hi) = self
-            .seg
-            .blocks
-            .get(self.block)
-            .map_or((0, 0), |h| (h.min_seq, h.max_seq));
+        let Some(h) = self.seg.blocks.get(self.block) else {
+            return Err(corrupt(self.seg, self.block, "no such block".into()));
+        };
+        let (lo, hi) = (h.min_seq, h.max_seq);
         if seq < lo || seq > hi || self.prev.is_some_and(|p| p >= seq) {
             return Err(corrupt(
                 self.seg,
                 self.block,
                 format!("row seq {seq} out of order or outside the block's range {lo}..={hi}"),
             ));
+        }
+        // Time-range scans skip blocks by this summary: a row outside it would be hidden
+        // from them, so a full read (`quiver verify`, a full scan) refuses it.
+        let ts = parse_head(body)
+            .map_err(|e| corrupt(self.seg, self.block, format!("row does not decode: {e}")))?
+            .ts;
+        if let Some(t) = ts {
+            if !h.has_ts() || t < h.min_ts || t > h.max_ts {
+                let summary = if h.has_ts() {
+                    format!("{}..={}", h.min_ts, h.max_ts)
+                } else {
+                    "none".into()
+                };
+                return Err(corrupt(
+                    self.seg,
+                    self.block,
+                    format!("row seq {seq} has timestamp {t} outside the block's timestamp summary ({summary})"),
+                ));
+            }
         }
         self.prev = Some(seq);
         self.left -= 1;

@@ -33,7 +33,7 @@ pub struct Segment {
     meta: SegmentMeta,
     pub(crate) blocks: Vec<BlockHandle>,
     pub(crate) dir: Vec<DirEntry>,
-    bloom: Bloom,
+    pub(crate) bloom: Bloom,
     /// Smallest and largest id, read from the id index on first use.
     id_range: OnceLock<(Id, Id)>,
     blocks_read: AtomicU64,

@@ -10,8 +10,9 @@ impl Segment {
     /// Checks the id index, one id-index block in memory at a time: every block's checksum,
     /// entries that parse and fill their block exactly, keys strictly increasing, and every
     /// entry pointing inside the data (a block and row that exist, a seq within that block's
-    /// range). This is what `quiver verify` checks, in memory independent of the segment's
-    /// size; [`Segment::verify`] also matches every entry against the row it points at.
+    /// range), and the bloom filter holding every indexed id. This is what `quiver verify`
+    /// checks, in memory independent of the segment's size; [`Segment::verify`] also matches
+    /// every entry against the row it points at.
     pub fn check_id_index(&self) -> Result<()> {
         self.walk_id_index(&mut |_, _| {})
     }
@@ -19,6 +20,7 @@ impl Segment {
     /// Walks the id index in key order with the checks of [`Segment::check_id_index`].
     fn walk_id_index(&self, visit: &mut dyn FnMut(Id, IndexEntry)) -> Result<()> {
         let mut prev: Option<Id> = None;
+        let mut hashes: Vec<(u64, u64)> = Vec::new();
         for d in &self.dir {
             let b = self.read_index_block(d)?;
             let mut c = Cur::new(&b);
@@ -52,6 +54,7 @@ impl Segment {
                         ),
                     ));
                 }
+                hashes.push((crate::bloom::hash_id(&key), at));
                 prev = Some(key.clone());
                 visit(key, entry);
             }
@@ -62,6 +65,16 @@ impl Segment {
                     "bytes after the last id index entry",
                 ));
             }
+            // `get` asks the bloom filter first: an id it denies is never looked up.
+            let keys: Vec<u64> = hashes.iter().map(|&(h, _)| h).collect();
+            if let Some(i) = self.bloom.first_missing(&keys) {
+                return Err(corrupt(
+                    &self.path,
+                    hashes[i].1,
+                    "the bloom filter denies an id that the id index holds",
+                ));
+            }
+            hashes.clear();
         }
         Ok(())
     }

@@ -166,6 +166,53 @@ fn segment_id_index_flip() {
     assert!(f.reason.contains("id index"), "{}", f.reason);
 }
 
+/// Rewrites a region of a segment and the CRCs that cover it: `field_at` is the footer
+/// offset of the region's `(offset, len)` pair, `crc_at` that of the region's CRC32C.
+fn edit_segment_region(seg: &Path, field_at: usize, crc_at: usize, edit: impl FnOnce(&mut [u8])) {
+    let mut b = fs::read(seg).unwrap();
+    let foot = b.len() - 136;
+    let u64_at = |b: &[u8], i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap()) as usize;
+    let (off, len) = (u64_at(&b, foot + field_at), u64_at(&b, foot + field_at + 8));
+    edit(&mut b[off..off + len]);
+    let crc = crc32c::crc32c(&b[off..off + len]);
+    b[foot + crc_at..foot + crc_at + 4].copy_from_slice(&crc.to_le_bytes());
+    let crc = crc32c::crc32c(&b[foot..foot + 124]);
+    b[foot + 124..foot + 128].copy_from_slice(&crc.to_le_bytes());
+    fs::write(seg, &b).unwrap();
+}
+
+/// Metadata that reads trust, forged with every checksum recomputed: a block's timestamp
+/// summary (time-range scans skip the block) and the bloom filter (`get` skips the
+/// segment). Both fail verification, naming the segment.
+#[test]
+fn segment_summaries_forged_with_checksums_recomputed() {
+    // Block 0's entry: flags at byte 21 (bit 0: holds events), min/max ts at 44 and 52.
+    let d = setup();
+    let seg = first_segment(d.path());
+    edit_segment_region(&seg, 24, 60, |index| {
+        index[21] &= !1;
+        index[44..60].fill(0);
+    });
+    let r = verify_dir(d.path(), &mut |_| {}).unwrap();
+    let f = r
+        .failure
+        .expect("a forged timestamp summary fails verification");
+    assert_eq!(f.first_bad_seq, 1);
+    assert_eq!(f.file, seg);
+    assert!(f.reason.contains("timestamp summary"), "{}", f.reason);
+
+    // Every bloom bit cleared: every lookup would say "not here".
+    let d = setup();
+    let seg = first_segment(d.path());
+    edit_segment_region(&seg, 40, 64, |bloom| bloom[16..].fill(0));
+    let r = verify_dir(d.path(), &mut |_| {}).unwrap();
+    let f = r
+        .failure
+        .expect("an emptied bloom filter fails verification");
+    assert_eq!(f.file, seg);
+    assert!(f.reason.contains("bloom"), "{}", f.reason);
+}
+
 #[test]
 fn wal_record_deleted_swapped_or_inserted() {
     let d = setup();
@@ -194,12 +241,16 @@ fn wal_record_deleted_swapped_or_inserted() {
 
 #[test]
 fn stored_leaf_hash_altered() {
-    let d = setup();
-    let p = d.path().join("ledger").join("level-00.hashes");
-    let mut b = fs::read(&p).unwrap();
-    b[32 + 32 * 76 + 5] ^= 0x40; // leaf index 76 = seq 77
-    fs::write(&p, b).unwrap();
-    assert_eq!(bad_seq(d.path()), 77);
+    // Even and odd leaves, in segments and in the WAL: the node above an odd leaf names its
+    // even sibling first, and only the record check can tell which of the two was altered.
+    for index in [76u64, 77, 250, 251] {
+        let d = setup();
+        let p = d.path().join("ledger").join("level-00.hashes");
+        let mut b = fs::read(&p).unwrap();
+        b[32 + 32 * index as usize + 5] ^= 0x40;
+        fs::write(&p, b).unwrap();
+        assert_eq!(bad_seq(d.path()), index + 1, "leaf index {index}");
+    }
 }
 
 #[test]
