@@ -123,14 +123,18 @@ fn flush_one(inner: &Inner, mt: &SharedMemtable) -> Result<()> {
     // version and no entry needs decoding.
     let all_distinct = mt_r.distinct_ids() == mt_r.len();
     let mut rows: Vec<&[u8]> = Vec::with_capacity(mt_r.len());
+    // Seqs whose rows this flush leaves out, for the drop log (`dropped.rs`).
+    let mut dropped: Vec<u64> = Vec::new();
     for body in mt_r.iter() {
         if !all_distinct {
             let (seq, id, _) = codec::decode_key(body)?;
             if mt_r.get_seq(&id) != Some(seq) {
+                dropped.push(seq);
                 continue; // overwritten inside this memtable
             }
         }
         if codec::is_tombstone(body) && !older_data_exists {
+            dropped.push(codec::peek_seq(body)?);
             continue; // a tombstone with nothing older to shadow
         }
         rows.push(body);
@@ -159,10 +163,13 @@ fn flush_one(inner: &Inner, mt: &SharedMemtable) -> Result<()> {
     }
     drop(rows);
     drop(mt_r);
-    // The ledger's leaves must be durable before the WAL records they were hashed from go.
+    // The ledger's leaves must be durable before the WAL records they were hashed from go,
+    // and what this flush dropped must be on record before the manifest stops naming it.
     if let Some(l) = &inner.ledger {
         inner.wait_for_leaves(last_seq)?;
         l.sync()?;
+        dropped.sort_unstable();
+        crate::dropped::append(dir, l, &dropped)?;
     }
     m.flushed_through = last_seq;
     m.number += 1;
@@ -280,6 +287,8 @@ pub(crate) fn compact(inner: &Inner, force: bool) -> Result<()> {
     // reported after the writer returns (the half-written file is then removed).
     let mut failure: Option<EngineError> = None;
     let mut any = false;
+    // Seqs of the rows the merge leaves out, for the drop log (`dropped.rs`).
+    let mut dropped: Vec<u64> = Vec::new();
     let rows = window
         .iter()
         .enumerate()
@@ -294,10 +303,8 @@ pub(crate) fn compact(inner: &Inner, force: bool) -> Result<()> {
                 let (seq, id, tombstone) = codec::decode_key(&row)?;
                 // A segment holds one version per id (flush and compaction keep the newest),
                 // so only newer segments can overwrite this row.
-                if overwritten(&id, seq, &segs[lo + i + 1..])? {
-                    return Ok(None);
-                }
-                if drop_tombstones && tombstone {
+                if overwritten(&id, seq, &segs[lo + i + 1..])? || (drop_tombstones && tombstone) {
+                    dropped.push(seq);
                     return Ok(None);
                 }
                 Ok(Some(row))
@@ -332,6 +339,10 @@ pub(crate) fn compact(inner: &Inner, force: bool) -> Result<()> {
             }),
         ))
     };
+    if let Some(l) = &inner.ledger {
+        dropped.sort_unstable();
+        crate::dropped::append(&inner.dir, l, &dropped)?;
+    }
     let _m = inner.manifest_lock.lock();
     let removed: Vec<u64> = window.iter().map(|s| s.id).collect();
     let mut m = inner.state.read().manifest.clone();

@@ -65,6 +65,7 @@
 
 mod background;
 mod db;
+pub mod dropped;
 mod error;
 mod leaves;
 pub mod manifest;

@@ -11,11 +11,18 @@
 //!    WAL file);
 //! 4. the ledger itself ([`Ledger::verify_tree`]): every stored interior node, every
 //!    checkpoint's root and signature, every receipt;
-//! 5. each segment's id index, which is not record data but what lookups by id read
-//!    ([`Segment::check_id_index`]: checksums, order, every entry pointing inside the data).
+//! 5. each segment's id index and bloom filter, which are not record data but what lookups
+//!    by id read ([`Segment::check_id_index`]: checksums, order, every entry pointing inside
+//!    the data, the filter holding every indexed id), and each row's timestamp against its
+//!    block's summary, which time-range scans skip blocks by;
+//! 6. every seq up to the last flushed one that no segment holds is listed by a signed
+//!    record of the drop log ([`crate::dropped`]).
 //!
-//! Segment rows that compaction or flush dropped as overwritten versions leave legitimate
-//! gaps below the last flushed seq; their leaves stay provable from the stored leaf hashes.
+//! Segment rows that compaction or flush dropped (overwritten versions, tombstones with
+//! nothing left to shadow) leave gaps below the last flushed seq; their leaves stay provable
+//! from the stored leaf hashes. A gap is accepted only where the signed drop log
+//! ([`crate::dropped`]) lists every seq in it: the manifest, which says what is flushed and
+//! which segments are live, is only checksummed, so it cannot vouch for a gap itself.
 //! Memory use is independent of the database size: rows and records are streamed, leaf
 //! hashes read in chunks.
 
@@ -101,6 +108,8 @@ fn min_failure(a: Option<Failure>, b: Option<Failure>) -> Option<Failure> {
 /// The reader side: walks records in seq order, checks their order, queues them.
 struct Checker<'a> {
     ledger: &'a Ledger,
+    /// Seqs that flushes and compactions dropped, from the signed drop log.
+    dropped: &'a roaring::RoaringTreemap,
     last_seq: SeqNo,
     records: u64,
     bytes: u64,
@@ -146,6 +155,9 @@ impl Checker<'_> {
             );
             return Ok(false);
         }
+        if !self.gap_dropped(self.last_seq + 1, seq - 1, file) {
+            return Ok(false);
+        }
         self.records += 1;
         self.bytes += body.len() as u64;
         self.last_seq = seq;
@@ -166,6 +178,25 @@ impl Checker<'_> {
             self.drain();
         }
         Ok(self.failure.is_none())
+    }
+
+    /// Whether every seq of `a..=b`, which no segment or WAL record holds, is one a flush or
+    /// compaction dropped (a signed drop-log record lists it); a failure otherwise.
+    fn gap_dropped(&mut self, a: SeqNo, b: SeqNo, file: &Path) -> bool {
+        match crate::dropped::first_not_dropped(self.dropped, a, b) {
+            None => true,
+            Some(s) => {
+                self.fail(
+                    s,
+                    file,
+                    format!(
+                        "seq {s} is missing: no segment or WAL record holds it and no signed \
+                         drop-log record says a flush or compaction dropped it"
+                    ),
+                );
+                false
+            }
+        }
     }
 
     /// Hands the queued records to the hasher and continues reading meanwhile.
@@ -261,6 +292,11 @@ pub fn verify_dir(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<Report> {
         return Err(EngineError::LedgerDisabled);
     }
     let ledger = Ledger::open_read_only(&dir.join("ledger"), &dir.join("keys"))?;
+    let (dropped, drop_damage) =
+        match crate::dropped::read(dir, &ledger.public_key(), ledger.origin())? {
+            Ok(set) => (set, None),
+            Err(d) => (roaring::RoaringTreemap::new(), Some(d)),
+        };
     // The ledger's own audit (every interior node, checkpoint and signature) is independent
     // of the record check: run them side by side.
     let tree_ledger = Ledger::open_read_only(&dir.join("ledger"), &dir.join("keys"))?;
@@ -287,6 +323,7 @@ pub fn verify_dir(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<Report> {
         });
         let mut c = Checker {
             ledger: &ledger,
+            dropped: &dropped,
             last_seq: 0,
             records: 0,
             bytes: 0,
@@ -295,6 +332,14 @@ pub fn verify_dir(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<Report> {
             to_hasher,
             recycled,
         };
+        // A damaged drop log vouches for nothing: said first, as the reason gaps fail.
+        if let Some(d) = &drop_damage {
+            c.fail(
+                1,
+                &crate::dropped::path(dir),
+                format!("drop log at byte {}: {}", d.offset, d.reason),
+            );
+        }
         'segments: for e in &m.segments {
             let path = segment_path(dir, e.id);
             let seg = match Segment::open(&path) {
@@ -343,6 +388,11 @@ pub fn verify_dir(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<Report> {
         if c.failure.is_none() {
             check_wal(dir, m.flushed_through, &mut c, progress)?;
             c.drain();
+        }
+        // Everything up to the flushed seq is in a segment or was dropped, WAL or not.
+        if c.failure.is_none() && c.last_seq < m.flushed_through {
+            let (from, to) = (c.last_seq + 1, m.flushed_through);
+            c.gap_dropped(from, to, &dir.join("CURRENT"));
         }
         progress(c.records);
         let Checker {

@@ -216,3 +216,47 @@ impl Ledger {
         self.inner.lock().receipt_offsets.len() as u64
     }
 }
+
+/// The bytes an Ed25519 signature over a bookkeeping record covers: a prefix no C2SP note or
+/// receipt can start with, the record kind, the log origin, then the record itself, so a
+/// signature can be replayed neither as another kind of statement nor for another database.
+fn record_message(origin: &str, kind: &str, msg: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(32 + kind.len() + origin.len() + msg.len());
+    m.extend_from_slice(b"quiver signed record v1\n");
+    m.extend_from_slice(kind.as_bytes());
+    m.push(b'\n');
+    m.extend_from_slice(origin.as_bytes());
+    m.push(b'\n');
+    m.extend_from_slice(msg);
+    m
+}
+
+impl Ledger {
+    /// Signs one of the database's own bookkeeping records (`kind` names which: e.g. the
+    /// drop log's "dropped seqs") with the node key. See [`verify_record`].
+    pub fn sign_record(&self, kind: &str, msg: &[u8]) -> Result<[u8; 64]> {
+        if self.read_only {
+            return Err(LedgerError::ReadOnly);
+        }
+        use ed25519_dalek::Signer;
+        Ok(self
+            .key
+            .sign(&record_message(&self.origin, kind, msg))
+            .to_bytes())
+    }
+}
+
+/// Checks a signature made by [`Ledger::sign_record`] for the log `origin`.
+pub fn verify_record(
+    key: &ed25519_dalek::VerifyingKey,
+    origin: &str,
+    kind: &str,
+    msg: &[u8],
+    sig: &[u8; 64],
+) -> bool {
+    key.verify_strict(
+        &record_message(origin, kind, msg),
+        &ed25519_dalek::Signature::from_bytes(sig),
+    )
+    .is_ok()
+}

@@ -306,3 +306,128 @@ fn checkpoint_or_key_replaced() {
         "checkpoint root replaced"
     );
 }
+
+/// Seqs 1..=300 in three segments of 100 (ids 0..300), then ids 0..50 overwritten
+/// (seqs 301..=350) and ids 50..60 deleted (seqs 351..=360), flushed and compacted: the
+/// compaction drops the 60 overwritten and deleted versions.
+fn setup_compacted() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = DbConfig::new(Preset::Throughput)
+        .memtable_bytes(1 << 20)
+        .flush_interval(Duration::from_secs(3600))
+        .compaction_trigger(100);
+    let db = Database::open(d.path(), cfg).unwrap();
+    for b in 0..3u64 {
+        db.write_batch(&(b * 100..b * 100 + 100).map(ev).collect::<Vec<_>>())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    db.write_batch(&(0..50).map(ev).collect::<Vec<_>>())
+        .unwrap();
+    db.write_batch(
+        &(50..60)
+            .map(|i| Op::Delete(quiver_core::Id::U64(i)))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    db.flush().unwrap();
+    db.compact().unwrap();
+    db.close().unwrap();
+    let r = verify_dir(d.path(), &mut |_| {}).unwrap();
+    assert!(r.ok(), "compacted database verifies: {:?}", r.failure);
+    assert_eq!(r.tree_size, 360);
+    d
+}
+
+/// Rewrites the manifest through `edit` (its checksum recomputed: the manifest is not signed).
+fn edit_manifest(d: &Path, edit: impl FnOnce(&mut quiver_engine::manifest::Manifest)) {
+    let mut m = quiver_engine::manifest::load(d).unwrap().unwrap();
+    edit(&mut m);
+    m.number += 1;
+    quiver_engine::manifest::store(d, &m).unwrap();
+}
+
+#[test]
+fn records_removed_with_a_matching_manifest() {
+    // The newest segment (seqs 201..=300) and its manifest entry removed, the WAL too.
+    let d = tempfile::tempdir().unwrap();
+    let cfg = DbConfig::new(Preset::Throughput)
+        .memtable_bytes(1 << 20)
+        .flush_interval(Duration::from_secs(3600))
+        .compaction_trigger(100);
+    let db = Database::open(d.path(), cfg).unwrap();
+    for b in 0..3u64 {
+        db.write_batch(&(b * 100..b * 100 + 100).map(ev).collect::<Vec<_>>())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    db.close().unwrap();
+    assert!(verify_dir(d.path(), &mut |_| {}).unwrap().ok());
+    let mut gone = None;
+    edit_manifest(d.path(), |m| gone = m.segments.pop());
+    let gone = gone.unwrap();
+    fs::remove_file(
+        d.path()
+            .join("segments")
+            .join(format!("{:012}.seg", gone.id)),
+    )
+    .unwrap();
+    for f in wal_files(d.path()) {
+        fs::remove_file(f).unwrap();
+    }
+    assert_eq!(bad_seq(d.path()), 201, "newest segment removed");
+
+    // A middle segment and its entry removed: the WAL is gone already.
+    let d = setup_compacted();
+    let r = verify_dir(d.path(), &mut |_| {}).unwrap();
+    assert!(r.ok());
+    edit_manifest(d.path(), |m| {
+        m.segments.clear();
+    });
+    // Seqs 1..=60 were dropped (overwritten or deleted) and are on record; 61 is not.
+    assert_eq!(
+        bad_seq(d.path()),
+        61,
+        "every segment dropped from the manifest"
+    );
+
+    // WAL records hidden by raising the flushed seq past them.
+    let d = setup();
+    edit_manifest(d.path(), |m| m.flushed_through = 300);
+    assert_eq!(
+        bad_seq(d.path()),
+        201,
+        "flushed seq raised over WAL-only records"
+    );
+}
+
+#[test]
+fn the_drop_log_vouches_only_for_what_was_dropped() {
+    let d = setup_compacted();
+    let log = d.path().join(quiver_engine::dropped::FILE);
+    let signed = fs::read(&log).unwrap();
+    assert!(signed.len() > 16, "the compaction's drops are on record");
+
+    // Removed: the 60 dropped versions (seqs 1..=50 overwritten, 51..=60 deleted, and their
+    // tombstones 351..=360) become unexplained gaps.
+    fs::remove_file(&log).unwrap();
+    assert_eq!(bad_seq(d.path()), 1, "drop log removed");
+
+    // The record's signature altered, its checksum recomputed: refused.
+    let d = setup_compacted();
+    let log = d.path().join(quiver_engine::dropped::FILE);
+    let mut b = fs::read(&log).unwrap();
+    let n = b.len();
+    b[n - 1] ^= 1; // the last record's signature
+    let body_len = u32::from_le_bytes(b[16..20].try_into().unwrap()) as usize;
+    let crc = crc32c::crc32c(&b[24..24 + body_len]);
+    if 24 + body_len == n {
+        b[20..24].copy_from_slice(&crc.to_le_bytes());
+    }
+    fs::write(&log, &b).unwrap();
+    let r = verify_dir(d.path(), &mut |_| {}).unwrap();
+    let f = r
+        .failure
+        .expect("a forged drop-log signature fails verification");
+    assert!(f.reason.contains("drop log"), "{}", f.reason);
+}

@@ -1,0 +1,212 @@
+//! The drop log: every seq that a flush or a compaction dropped, signed by the node key
+//! (spec: `docs/format/dropped.md`).
+//!
+//! A flush keeps only the newest version of each id and drops tombstones that shadow
+//! nothing; a compaction drops overwritten versions and, at the bottom, tombstones. Their
+//! leaves stay in the ledger, so `quiver verify` must tell a record that was dropped this way
+//! from one that was deleted from the files behind the database's back. The manifest cannot
+//! say (it is only checksummed, anyone can rewrite it), so each flush or compaction that
+//! drops something appends the seqs it dropped here, with an Ed25519 signature, durably,
+//! before the manifest that stops naming those rows is swapped in. Verify then accepts a seq
+//! missing from the segments only if a correctly signed record lists it.
+
+use crate::{EngineError, Result};
+use quiver_ledger::{verify_record, Ledger, VerifyingKey};
+use roaring::RoaringTreemap;
+use std::{
+    fs::OpenOptions,
+    io::Write,
+    path::{Path, PathBuf},
+};
+
+/// File name, in the data directory.
+pub const FILE: &str = "DROPPED";
+/// The `kind` of the records' signatures ([`Ledger::sign_record`]).
+const KIND: &str = "dropped seqs";
+const MAGIC: &[u8; 8] = b"QVDROP\0\0";
+const VERSION: u32 = 1;
+const HEADER_LEN: usize = 16;
+const SIG_LEN: usize = 64;
+
+/// Path of the drop log of the data directory `dir`.
+pub fn path(dir: &Path) -> PathBuf {
+    dir.join(FILE)
+}
+
+fn header() -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[..8].copy_from_slice(MAGIC);
+    h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    let crc = crc32c::crc32c(&h[..12]);
+    h[12..].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// Appends one signed record of `seqs` (ascending) and makes it durable. Nothing to do for
+/// an empty list.
+pub(crate) fn append(dir: &Path, ledger: &Ledger, seqs: &[u64]) -> Result<()> {
+    if seqs.is_empty() {
+        return Ok(());
+    }
+    let p = path(dir);
+    let io = |e| EngineError::io(&p, e);
+    let mut body = Vec::with_capacity(8 + 8 * seqs.len() + SIG_LEN);
+    body.extend_from_slice(&(seqs.len() as u64).to_le_bytes());
+    for s in seqs {
+        body.extend_from_slice(&s.to_le_bytes());
+    }
+    let sig = ledger.sign_record(KIND, &body)?;
+    body.extend_from_slice(&sig);
+    let len = u32::try_from(body.len()).map_err(|_| EngineError::Closed {
+        reason: format!("{} dropped seqs do not fit one drop-log record", seqs.len()),
+    })?;
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&p)
+        .map_err(io)?;
+    let fresh = f.metadata().map_err(io)?.len() == 0;
+    let mut frame = Vec::with_capacity(HEADER_LEN + 8 + body.len());
+    if fresh {
+        frame.extend_from_slice(&header());
+    }
+    frame.extend_from_slice(&len.to_le_bytes());
+    frame.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+    frame.extend_from_slice(&body);
+    f.write_all(&frame).map_err(io)?;
+    f.sync_data().map_err(io)?;
+    if fresh {
+        crate::manifest::sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// Why the drop log could not be read.
+#[derive(Debug)]
+pub struct Damage {
+    /// Byte offset of the bad part.
+    pub offset: u64,
+    /// What is wrong.
+    pub reason: String,
+}
+
+/// Reads the drop log of `dir`, checking every record's checksum and signature (by `key`,
+/// for the log `origin`). A missing file is an empty log. A torn final record (a crash
+/// during an append, before the manifest that depended on it) is ignored.
+pub fn read(
+    dir: &Path,
+    key: &VerifyingKey,
+    origin: &str,
+) -> Result<std::result::Result<RoaringTreemap, Damage>> {
+    let p = path(dir);
+    let buf = match std::fs::read(&p) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Ok(RoaringTreemap::new())),
+        Err(e) => return Err(EngineError::io(&p, e)),
+    };
+    let damage = |offset: usize, reason: String| {
+        Ok(Err(Damage {
+            offset: offset as u64,
+            reason,
+        }))
+    };
+    if buf.len() < HEADER_LEN || buf[..HEADER_LEN] != header() {
+        return damage(0, "bad drop-log header".into());
+    }
+    let mut set = RoaringTreemap::new();
+    let mut off = HEADER_LEN;
+    while off < buf.len() {
+        let Some(frame) = buf.get(off..off + 8) else {
+            break; // torn final frame header
+        };
+        let len = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
+        let crc = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
+        let Some(body) = buf.get(off + 8..off + 8 + len) else {
+            break; // torn final record
+        };
+        if crc32c::crc32c(body) != crc {
+            if off + 8 + len == buf.len() {
+                break; // a torn final record whose length arrived
+            }
+            return damage(off, "drop-log record checksum mismatch".into());
+        }
+        let count = body
+            .get(..8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
+            .unwrap_or(0);
+        let want = count
+            .checked_mul(8)
+            .and_then(|n| n.checked_add((8 + SIG_LEN) as u64));
+        if want != Some(body.len() as u64) || count == 0 {
+            return damage(
+                off,
+                format!(
+                    "drop-log record of {} bytes cannot hold {count} seqs",
+                    body.len()
+                ),
+            );
+        }
+        let (msg, sig) = body.split_at(body.len() - SIG_LEN);
+        let sig: [u8; SIG_LEN] = sig.try_into().unwrap_or([0; SIG_LEN]);
+        if !verify_record(key, origin, KIND, msg, &sig) {
+            return damage(
+                off,
+                "drop-log record signature does not verify against the node key".into(),
+            );
+        }
+        let mut prev = 0u64;
+        for (i, s) in msg[8..].chunks_exact(8).enumerate() {
+            let s = u64::from_le_bytes(s.try_into().unwrap_or_default());
+            if s == 0 || (i > 0 && s <= prev) {
+                return damage(off, format!("drop-log record lists seq {s} after {prev}"));
+            }
+            set.insert(s);
+            prev = s;
+        }
+        off += 8 + len;
+    }
+    Ok(Ok(set))
+}
+
+/// The first seq of `a..=b` that `dropped` does not hold, if any.
+pub fn first_not_dropped(dropped: &RoaringTreemap, a: u64, b: u64) -> Option<u64> {
+    if a > b {
+        return None;
+    }
+    let below = if a == 0 { 0 } else { dropped.rank(a - 1) };
+    let all_in = |x: u64| dropped.rank(x) - below == x - a + 1;
+    if all_in(b) {
+        return None;
+    }
+    let (mut lo, mut hi) = (a, b);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if all_in(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    Some(lo)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_not_dropped;
+    use roaring::RoaringTreemap;
+
+    #[test]
+    fn first_not_dropped_finds_the_first_hole() {
+        let mut d = RoaringTreemap::new();
+        d.insert_range(5..=9);
+        d.insert(12);
+        assert_eq!(first_not_dropped(&d, 5, 9), None);
+        assert_eq!(first_not_dropped(&d, 6, 6), None);
+        assert_eq!(first_not_dropped(&d, 5, 10), Some(10));
+        assert_eq!(first_not_dropped(&d, 4, 9), Some(4));
+        assert_eq!(first_not_dropped(&d, 9, 12), Some(10));
+        assert_eq!(first_not_dropped(&d, 12, 12), None);
+        assert_eq!(first_not_dropped(&d, 13, 12), None);
+        assert_eq!(first_not_dropped(&RoaringTreemap::new(), 1, 1), Some(1));
+    }
+}
