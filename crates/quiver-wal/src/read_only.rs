@@ -2,7 +2,6 @@
 //! read-only open of a data directory, possibly while a writer has it open).
 
 use crate::error::{Result, WalError};
-use crate::format::parse_file_name;
 use crate::scan::{is_torn_creation, scan_file, ScanOutcome};
 use crate::storage::Storage;
 use crate::wal::ReplayVisitor;
@@ -35,12 +34,7 @@ pub struct LogView {
 /// `NotFound`; a record appended while the final file was read can, rarely, look like
 /// [`WalError::Corruption`] of that file. Callers that run beside a writer retry both.
 pub fn read_log(storage: &dyn Storage, from: SeqNo, f: &mut ReplayVisitor<'_>) -> Result<LogView> {
-    let mut names: Vec<(SeqNo, String)> = storage
-        .list()?
-        .into_iter()
-        .filter_map(|n| Some((parse_file_name(&n)?, n)))
-        .collect();
-    names.sort();
+    let mut names = crate::scan::log_files(storage)?;
     // Files at the end whose creation was cut short (or is under way) hold no records.
     while let Some((_, name)) = names.last() {
         if !is_torn_creation(&storage.read_all(name)?) {

@@ -164,6 +164,18 @@ pub(crate) fn scan_file(
 /// True for the contents of a file whose creation was cut short: nothing but zeros (a
 /// preallocated file whose header never reached the disk), or fewer bytes than a header that
 /// are a prefix of the magic.
+/// The log's files in `storage`, as (first seq from the name, name), oldest first; other
+/// files are ignored.
+pub(crate) fn log_files(storage: &dyn crate::storage::Storage) -> Result<Vec<(SeqNo, String)>> {
+    let mut names: Vec<(SeqNo, String)> = storage
+        .list()?
+        .into_iter()
+        .filter_map(|n| Some((crate::format::parse_file_name(&n)?, n)))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
 pub(crate) fn is_torn_creation(data: &[u8]) -> bool {
     data.iter().all(|&b| b == 0)
         || data.len() < HEADER_LEN && data.iter().zip(crate::format::MAGIC).all(|(a, b)| *a == b)

@@ -1,7 +1,7 @@
 //! The [`Wal`] handle: open/recovery, replay, truncation of redundant files, stats.
 
 use crate::error::{Result, WalError};
-use crate::format::{file_name, parse_file_name, Header, HEADER_LEN};
+use crate::format::{file_name, Header, HEADER_LEN};
 use crate::scan::{is_torn_creation, scan_file, ScanOutcome};
 use crate::storage::{Storage, WalFile};
 use parking_lot::{Condvar, Mutex};
@@ -160,12 +160,7 @@ impl Wal {
         config: WalConfig,
         observer: Option<Arc<dyn CommitObserver>>,
     ) -> Result<Wal> {
-        let mut names: Vec<(SeqNo, String)> = storage
-            .list()?
-            .into_iter()
-            .filter_map(|n| Some((parse_file_name(&n)?, n)))
-            .collect();
-        names.sort();
+        let mut names = crate::scan::log_files(storage.as_ref())?;
         // Files at the end whose creation was cut short hold no records: drop them, so the torn
         // tail rule applies to the file that really was being appended to.
         let mut dropped = false;

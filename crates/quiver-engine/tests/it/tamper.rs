@@ -307,21 +307,27 @@ fn checkpoint_or_key_replaced() {
     );
 }
 
-/// Seqs 1..=300 in three segments of 100 (ids 0..300), then ids 0..50 overwritten
-/// (seqs 301..=350) and ids 50..60 deleted (seqs 351..=360), flushed and compacted: the
-/// compaction drops the 60 overwritten and deleted versions.
-fn setup_compacted() -> tempfile::TempDir {
-    let d = tempfile::tempdir().unwrap();
+/// Seqs 1..=300 flushed into three segments of 100 (ids 0..300); the database stays open.
+fn three_segments(d: &Path) -> Database {
     let cfg = DbConfig::new(Preset::Throughput)
         .memtable_bytes(1 << 20)
         .flush_interval(Duration::from_secs(3600))
         .compaction_trigger(100);
-    let db = Database::open(d.path(), cfg).unwrap();
+    let db = Database::open(d, cfg).unwrap();
     for b in 0..3u64 {
         db.write_batch(&(b * 100..b * 100 + 100).map(ev).collect::<Vec<_>>())
             .unwrap();
         db.flush().unwrap();
     }
+    db
+}
+
+/// [`three_segments`], then ids 0..50 overwritten (seqs 301..=350) and ids 50..60 deleted
+/// (seqs 351..=360), flushed and compacted: the compaction drops the 60 overwritten and
+/// deleted versions.
+fn setup_compacted() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let db = three_segments(d.path());
     db.write_batch(&(0..50).map(ev).collect::<Vec<_>>())
         .unwrap();
     db.write_batch(
@@ -351,17 +357,7 @@ fn edit_manifest(d: &Path, edit: impl FnOnce(&mut quiver_engine::manifest::Manif
 fn records_removed_with_a_matching_manifest() {
     // The newest segment (seqs 201..=300) and its manifest entry removed, the WAL too.
     let d = tempfile::tempdir().unwrap();
-    let cfg = DbConfig::new(Preset::Throughput)
-        .memtable_bytes(1 << 20)
-        .flush_interval(Duration::from_secs(3600))
-        .compaction_trigger(100);
-    let db = Database::open(d.path(), cfg).unwrap();
-    for b in 0..3u64 {
-        db.write_batch(&(b * 100..b * 100 + 100).map(ev).collect::<Vec<_>>())
-            .unwrap();
-        db.flush().unwrap();
-    }
-    db.close().unwrap();
+    three_segments(d.path()).close().unwrap();
     assert!(verify_dir(d.path(), &mut |_| {}).unwrap().ok());
     let mut gone = None;
     edit_manifest(d.path(), |m| gone = m.segments.pop());
