@@ -91,25 +91,137 @@ pub fn vkey(name: &str, key: &VerifyingKey) -> String {
     )
 }
 
+/// A parsed and validated signed-note verifier key (`<name>+<hex key id>+<base64(0x01 || pk)>`).
+///
+/// Parsing checks everything [c2sp.org/signed-note](https://c2sp.org/signed-note) and Go's
+/// `note.NewVerifier` check: a valid key name, an 8-hex-digit key id, an Ed25519 (type 0x01)
+/// key of 32 bytes, and a key id equal to [`key_id`] of the name and key. A note is then only
+/// accepted through a signature line with exactly this name and key id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct NoteVerifier {
+    /// Key name (for quiver: the log origin).
+    pub(crate) name: String,
+    /// The key id given in the vkey (checked against name and key).
+    pub(crate) id: [u8; 4],
+    /// The Ed25519 public key.
+    pub(crate) key: VerifyingKey,
+}
+
+impl NoteVerifier {
+    /// Parses and validates a vkey string.
+    pub(crate) fn parse(vkey: &str) -> Result<NoteVerifier> {
+        let bad = |reason: String| LedgerError::Malformed {
+            what: "vkey",
+            reason,
+        };
+        let shape =
+            "a vkey must be <name>+<8 hex digit key id>+<base64 of 0x01 and the 32 key bytes>";
+        let (name, rest) = vkey
+            .split_once('+')
+            .ok_or_else(|| bad(format!("no '+' in {vkey:?}; {shape}")))?;
+        let (id_hex, b64) = rest
+            .split_once('+')
+            .ok_or_else(|| bad(format!("only one '+' in {vkey:?}; {shape}")))?;
+        validate_origin(name).map_err(|_| {
+            bad(format!(
+                "key name {name:?} must be 1..=255 bytes without whitespace, control characters or '+'"
+            ))
+        })?;
+        if id_hex.len() != 8 || !id_hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad(format!(
+                "key id {id_hex:?} is not 8 hex digits; {shape}"
+            )));
+        }
+        let mut id = [0u8; 4];
+        hex::decode_to_slice(id_hex, &mut id)
+            .map_err(|e| bad(format!("key id {id_hex:?}: {e}")))?;
+        let raw = B64
+            .decode(b64)
+            .map_err(|e| bad(format!("key is not standard base64: {e}")))?;
+        let pk = match raw.split_first() {
+            Some((&ED25519_TYPE, pk)) => pk,
+            Some((t, _)) => {
+                return Err(bad(format!(
+                    "key type {t:#04x} is not supported (only Ed25519, 0x01)"
+                )))
+            }
+            None => return Err(bad("empty key".into())),
+        };
+        let arr: [u8; 32] = pk.try_into().map_err(|_| {
+            bad(format!(
+                "an Ed25519 key has 32 bytes after the type byte, got {}",
+                pk.len()
+            ))
+        })?;
+        let key = VerifyingKey::from_bytes(&arr)
+            .map_err(|e| bad(format!("not a valid Ed25519 point: {e}")))?;
+        let want = key_id(name, &key);
+        if id != want {
+            return Err(LedgerError::Malformed {
+                what: "vkey key id",
+                reason: format!(
+                    "key id {id_hex} does not match the name {name:?} and the key (their key id \
+                     is {}): wrong name, key id or key",
+                    hex::encode(want)
+                ),
+            });
+        }
+        Ok(NoteVerifier {
+            name: name.to_string(),
+            id,
+            key,
+        })
+    }
+
+    /// Opens `note` with this key: only a signature line with this key's name and key id counts
+    /// (Go's `note.Open` with this verifier). Returns the note text.
+    pub(crate) fn open<'a>(&self, note: &'a str) -> Result<&'a str> {
+        open_note(&self.key, &self.name, note)
+    }
+
+    /// Verifies a checkpoint against this key: the checkpoint's origin must be the key name
+    /// (quiver signs every checkpoint under the name = origin) and the note must carry a valid
+    /// signature line with this key's name and key id.
+    pub(crate) fn verify_checkpoint(&self, note: &str) -> Result<Checkpoint> {
+        let cp = verify_checkpoint(&self.key, note)?;
+        if cp.origin != self.name {
+            return Err(LedgerError::BadSignature {
+                what: "checkpoint",
+                reason: format!(
+                    "checkpoint of origin {:?} is not signed by the key named {:?} (vkey {}+{})",
+                    cp.origin,
+                    self.name,
+                    self.name,
+                    hex::encode(self.id)
+                ),
+            });
+        }
+        self.open(note)?;
+        Ok(cp)
+    }
+}
+
+/// True when `s` (trimmed) is to be read as a vkey rather than as a bare key: it contains '+'
+/// and is not exactly the 44 characters of a base64-encoded 32-byte key (which may contain
+/// '+'; a vkey is always longer).
+pub(crate) fn is_vkey(s: &str) -> bool {
+    let s = s.trim();
+    s.contains('+') && s.len() != 44
+}
+
 /// Parses a public key given as a signed-note vkey, 64 hex digits or base64 of 32 bytes.
+/// A vkey is fully validated (name, key id, key type and length; see [`NoteVerifier`]); its
+/// name and key id are checked against the key but not returned here.
 pub fn parse_public_key(s: &str) -> Result<VerifyingKey> {
     let s = s.trim();
+    if is_vkey(s) {
+        return Ok(NoteVerifier::parse(s)?.key);
+    }
     let bad = |reason: String| LedgerError::Malformed {
         what: "public key",
         reason,
     };
-    let raw: Vec<u8> = if let Some((_, rest)) = s.split_once('+') {
-        let (_, b64) = rest
-            .split_once('+')
-            .ok_or_else(|| bad("vkey must be name+keyid+base64".into()))?;
-        let bytes = B64
-            .decode(b64)
-            .map_err(|e| bad(format!("bad base64: {e}")))?;
-        match bytes.split_first() {
-            Some((&ED25519_TYPE, pk)) => pk.to_vec(),
-            _ => return Err(bad("vkey is not an Ed25519 (type 0x01) key".into())),
-        }
-    } else if s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit()) {
+    let raw: Vec<u8> = if s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit()) {
         hex::decode(s).map_err(|e| bad(format!("bad hex: {e}")))?
     } else {
         B64.decode(s)
@@ -372,6 +484,74 @@ mod tests {
         let forged = want.replace("cryptography", "cryptographY");
         assert!(open_note(&key.verifying_key(), "PeterNeumann", &forged).is_err());
         assert!(open_note(&key.verifying_key(), "Peter", &want).is_err());
+    }
+
+    /// A vkey is validated in full, and a note only opens through a signature line with the
+    /// vkey's name and key id (Go's note.NewVerifier and note.Open).
+    #[test]
+    fn note_verifier_checks_name_and_key_id() {
+        let k = key(4);
+        let pk = k.verifying_key();
+        let v = NoteVerifier::parse(&vkey("quiver.example/db1", &pk)).expect("genuine vkey");
+        assert_eq!(v.name, "quiver.example/db1");
+        assert_eq!(v.key, pk);
+        assert_eq!(v.id, key_id("quiver.example/db1", &pk));
+        let s = sign_checkpoint(&k, &cp());
+        assert_eq!(v.verify_checkpoint(&s.note).ok(), Some(cp()));
+
+        // The same key under another (valid) name: the checkpoint's origin and signature line
+        // name differ from it, so nothing verifies.
+        let other = NoteVerifier::parse(&vkey("other.example", &pk)).expect("valid vkey");
+        assert!(matches!(
+            other.verify_checkpoint(&s.note),
+            Err(LedgerError::BadSignature { .. })
+        ));
+        assert!(other.open(&s.note).is_err());
+        // A note signed under the other name still does not match the checkpoint's origin.
+        let renamed = sign_note(&k, "other.example", &body(&cp()));
+        assert!(other.open(&renamed).is_ok());
+        assert!(matches!(
+            other.verify_checkpoint(&renamed),
+            Err(LedgerError::BadSignature { .. })
+        ));
+
+        // Mismatched key ids and malformed vkeys: typed errors.
+        let b64 = B64.encode([&[ED25519_TYPE][..], pk.as_bytes()].concat());
+        let id = hex::encode(key_id("quiver.example/db1", &pk));
+        for (bad, what) in [
+            (format!("x+y+{b64}"), "vkey"),
+            (format!("other.name+00000000+{b64}"), "vkey key id"),
+            (format!("other.name+{id}+{b64}"), "vkey key id"),
+            (
+                format!("quiver.example/db1+{}+{b64}", "0".repeat(8)),
+                "vkey key id",
+            ),
+            (
+                format!("quiver.example/db1+{}+{b64}", id.to_uppercase()),
+                "",
+            ),
+            (format!("quiver.example/db1+{id}"), "vkey"),
+            (format!("a\tb+{id}+{b64}"), "vkey"),
+            (
+                format!("quiver.example/db1+{id}+{}", B64.encode(pk.as_bytes())),
+                "vkey",
+            ),
+            (
+                format!("quiver.example/db1+{id}+{}", B64.encode([2u8; 33])),
+                "vkey",
+            ),
+            (format!("quiver.example/db1+{id}+not base64"), "vkey"),
+        ] {
+            match (NoteVerifier::parse(&bad), what) {
+                (Ok(_), "") => {}
+                (Err(LedgerError::Malformed { what: w, .. }), _) if w == what => {}
+                (r, _) => panic!("{bad:?}: {r:?}"),
+            }
+        }
+        // A bare base64 key may contain '+' and is not taken for a vkey.
+        assert!(!is_vkey(&B64.encode([0xfb; 32])));
+        assert!(B64.encode([0xfb; 32]).contains('+'));
+        assert_eq!(parse_public_key(&B64.encode(pk.as_bytes())).ok(), Some(pk));
     }
 
     #[test]

@@ -52,7 +52,9 @@ pub struct ProofConsistencyArgs {
 /// Arguments of `quiver proof check`.
 #[derive(clap::Args, Debug)]
 pub struct ProofCheckArgs {
-    /// The node's public key: signed-note vkey (`name+keyid+base64`), 64 hex digits or base64.
+    /// The node's public key: signed-note vkey (`name+keyid+base64`, as printed by `quiver key
+    /// show`), 64 hex digits or base64. A vkey's name and key id are checked: only checkpoints
+    /// of that origin, signed under that name and key id, are accepted.
     #[arg(long)]
     pub pubkey: String,
     /// Where the last trusted checkpoint is kept.
@@ -121,7 +123,10 @@ fn default_trust_file(pk: &quiver_ledger::VerifyingKey) -> anyhow::Result<PathBu
 
 fn check(args: &ProofCheckArgs) -> Result<serde_json::Value, (String, String)> {
     let le = |e: LedgerError| (error_code(&e).to_string(), e.to_string());
+    // A vkey is validated in full (name, key id, key); its name is then the only key name (and
+    // checkpoint origin) accepted, as in Go's note.NewVerifier / note.Open.
     let pk = parse_public_key(&args.pubkey).map_err(le)?;
+    let vkey_name = KeyInfo::from_vkey(&args.pubkey).ok().map(|k| k.origin);
     let text = if args.proof.as_os_str() == "-" {
         let mut s = String::new();
         std::io::stdin()
@@ -139,6 +144,9 @@ fn check(args: &ProofCheckArgs) -> Result<serde_json::Value, (String, String)> {
         None => default_trust_file(&pk).map_err(|e| ("io".to_string(), e.to_string()))?,
     };
     let mut ts = TrustStore::open(&trust_path).map_err(le)?;
+    if let Some(name) = &vkey_name {
+        ts.require_key_name(name);
+    }
     let (kind, detail, outcome) = match &bundle {
         ProofBundle::Inclusion(b) => {
             let o = ts.check_inclusion(&pk, b).map_err(le)?;
