@@ -52,6 +52,11 @@ pub trait VectorSpace: Send + Sync {
     fn point_scorer(&self, _i: u32) -> Option<Self::Scorer<'_>> {
         None
     }
+    /// Whether stored points `i` and `j` are the same point (equal stored form): graph
+    /// builders cap how many copies of a point one neighbour list holds. Default: never.
+    fn same_point(&self, _i: u32, _j: u32) -> bool {
+        false
+    }
 }
 
 /// One search result: a point id and its distance to the query (smaller is closer).
@@ -403,6 +408,11 @@ impl QueryScorer for F32Scorer<'_> {
 
 impl VectorSpace for F32Space {
     type Scorer<'a> = F32Scorer<'a>;
+
+    fn same_point(&self, i: u32, j: u32) -> bool {
+        let (a, b) = (self.vectors.row(i), self.vectors.row(j));
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+    }
 
     fn len(&self) -> usize {
         self.vectors.len()

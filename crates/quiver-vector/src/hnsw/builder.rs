@@ -98,7 +98,7 @@ pub(crate) fn select_heuristic<S: VectorSpace>(
         if out.len() >= m {
             break;
         }
-        let copy = is_copy(c.distance);
+        let copy = is_copy(c.id, c.distance);
         if copy && copies >= max_copies {
             continue;
         }
@@ -117,11 +117,15 @@ fn max_copies(m: usize) -> usize {
     (m / 4).max(2)
 }
 
-/// Whether a distance from `base` is `base`'s distance from itself, i.e. the point is a copy
-/// of it (up to rounding, as the builder scores through two paths).
-fn copy_test<S: VectorSpace>(space: &S, base: u32) -> impl Fn(f32) -> bool {
+/// Whether a candidate (id, distance from `base`) is a copy of `base`: the same stored point
+/// ([`VectorSpace::same_point`]), looked at only when the distance is `base`'s distance from
+/// itself up to rounding (the builder scores through two paths), so it costs nothing on data
+/// without copies and never mistakes a merely close point for one, at any scale.
+fn copy_test<S: VectorSpace>(space: &S, base: u32) -> impl Fn(u32, f32) -> bool + '_ {
     let own = space.pair_distance(base, base);
-    move |d: f32| (d - own).abs() <= 1e-6 * own.abs().max(1.0)
+    move |id: u32, d: f32| {
+        (d - own).abs() <= 1e-3 * own.abs().max(d.abs()) + 1e-5 && space.same_point(base, id)
+    }
 }
 
 /// Adds `q` as a neighbour of `e` at `level`; shrinks `e`'s list by the heuristic when full.
@@ -150,10 +154,10 @@ fn connect<S: VectorSpace>(
     // A copy of `e` joins its list only while the list holds fewer copies than the cap:
     // appended freely, copies of a point copied many times would fill it and cut it off
     // from everything else (the build links any node this leaves unreachable at the end).
-    if is_copy(d_eq)
+    if is_copy(q, d_eq)
         && ids
             .iter()
-            .filter(|&&x| is_copy(space.pair_distance(e, x)))
+            .filter(|&&x| is_copy(x, space.pair_distance(e, x)))
             .count()
             >= max_copies(mmax)
     {

@@ -530,3 +530,27 @@ fn real_data_bigann10k_recall() {
     eprintln!("bigann10k recall@10 at ef=64 over {nq} queries: {rec:.4}");
     assert!(rec >= 0.95, "bigann10k recall {rec}");
 }
+
+#[test]
+fn tightly_packed_points_are_not_copies() {
+    // The same points at a scale where squared distances fall near 1e-9: L2 ranking does
+    // not depend on scale, so neither may the graph. (A tolerance-based copy test once took
+    // every such point for a copy of its neighbours, and recall fell from 0.95 to 0.12.)
+    let pts = clustered(31, 3000, 16, 8);
+    let queries = clustered(32, 60, 16, 8);
+    let recall_at = |scale: f32| {
+        let scaled = |v: &Vec<f32>| v.iter().map(|x| x * scale).collect::<Vec<f32>>();
+        let p: Vec<Vec<f32>> = pts.iter().map(scaled).collect();
+        let s = space_of(Metric::L2, &p);
+        let h = one_thread(|| Hnsw::build(&s, HnswParams::default().with_m(8)).expect("build"));
+        let q: Vec<Vec<f32>> = queries.iter().map(scaled).collect();
+        recall(&h, &s, &q, 10, 64)
+    };
+    let (unit, tiny) = (recall_at(1.0), recall_at(1e-4));
+    eprintln!("recall@10 at ef=64: scale 1 {unit:.3}, scale 1e-4 {tiny:.3}");
+    assert!(unit >= 0.9, "{unit}");
+    assert!(
+        (unit - tiny).abs() <= 0.02,
+        "scale 1: {unit}, scale 1e-4: {tiny}"
+    );
+}

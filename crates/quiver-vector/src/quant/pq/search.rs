@@ -63,6 +63,10 @@ impl QueryScorer for PqScorer<'_> {
 }
 
 impl VectorSpace for PqCodes {
+    fn same_point(&self, i: u32, j: u32) -> bool {
+        matches!((self.code(i), self.code(j)), (Some(a), Some(b)) if a == b)
+    }
+
     type Scorer<'a> = PqScorer<'a>;
 
     fn len(&self) -> usize {

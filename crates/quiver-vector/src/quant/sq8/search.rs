@@ -96,6 +96,10 @@ impl QueryScorer for Sq8Scorer<'_> {
 }
 
 impl VectorSpace for Sq8Codes {
+    fn same_point(&self, i: u32, j: u32) -> bool {
+        matches!((self.code(i), self.code(j)), (Some(a), Some(b)) if a == b)
+    }
+
     type Scorer<'a> = Sq8Scorer<'a>;
 
     fn len(&self) -> usize {
