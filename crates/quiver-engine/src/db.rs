@@ -141,6 +141,9 @@ impl Database {
         let wal = Wal::open(storage, config.wal.clone(), Some(applier.clone()))?;
         wal.set_next_seq_at_least(flushed_through + 1);
         let ledger = open_ledger(&dir, &config, &state, wal.last_seq())?;
+        if ledger.is_some() {
+            crate::dropped::repair(&dir)?;
+        }
         recover(&wal, &state, ledger.as_deref(), flushed_through)?;
 
         let poll = if config.wal.sync == SyncMode::None {

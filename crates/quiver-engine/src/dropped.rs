@@ -81,6 +81,64 @@ pub(crate) fn append(dir: &Path, ledger: &Ledger, seqs: &[u64]) -> Result<()> {
     Ok(())
 }
 
+/// How much of `buf` (a whole drop log) is intact: all of it, or where a torn final record
+/// (or a torn header) starts. Damage anywhere else is left in place for `verify` to report.
+fn intact_len(buf: &[u8]) -> usize {
+    if buf.len() < HEADER_LEN {
+        // A header cut short while the file was being created: nothing was recorded.
+        return if header().starts_with(buf) {
+            0
+        } else {
+            buf.len()
+        };
+    }
+    if buf[..HEADER_LEN] != header() {
+        return buf.len();
+    }
+    let mut off = HEADER_LEN;
+    while off < buf.len() {
+        let Some(frame) = buf.get(off..off + 8) else {
+            return off;
+        };
+        let len = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
+        let crc = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
+        let Some(body) = buf.get(off + 8..off + 8 + len) else {
+            return off;
+        };
+        if crc32c::crc32c(body) != crc {
+            return if off + 8 + len == buf.len() {
+                off
+            } else {
+                buf.len()
+            };
+        }
+        off += 8 + len;
+    }
+    off
+}
+
+/// Cuts a torn final record (or header) off the drop log, durably, as WAL recovery cuts a
+/// torn tail: `Database::open` calls it before anything is appended, so a record a crash
+/// cut short never ends up in front of whole ones (where it would read as damage).
+pub(crate) fn repair(dir: &Path) -> Result<()> {
+    let p = path(dir);
+    let buf = match std::fs::read(&p) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(EngineError::io(&p, e)),
+    };
+    let keep = intact_len(&buf);
+    if keep < buf.len() {
+        let f = OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .map_err(|e| EngineError::io(&p, e))?;
+        f.set_len(keep as u64).map_err(|e| EngineError::io(&p, e))?;
+        f.sync_all().map_err(|e| EngineError::io(&p, e))?;
+    }
+    Ok(())
+}
+
 /// Why the drop log could not be read.
 #[derive(Debug)]
 pub struct Damage {
@@ -110,6 +168,9 @@ pub fn read(
             reason,
         }))
     };
+    if buf.len() < HEADER_LEN && header().starts_with(&buf) {
+        return Ok(Ok(RoaringTreemap::new())); // a torn creation: nothing recorded
+    }
     if buf.len() < HEADER_LEN || buf[..HEADER_LEN] != header() {
         return damage(0, "bad drop-log header".into());
     }

@@ -427,3 +427,55 @@ fn the_drop_log_vouches_only_for_what_was_dropped() {
         .expect("a forged drop-log signature fails verification");
     assert!(f.reason.contains("drop log"), "{}", f.reason);
 }
+
+#[test]
+fn a_torn_drop_log_record_is_cut_off_not_buried() {
+    let cfg = || {
+        DbConfig::new(Preset::Throughput)
+            .memtable_bytes(1 << 20)
+            .flush_interval(Duration::from_secs(3600))
+    };
+    let three_times = |db: &Database, n: usize| {
+        for _ in 0..n {
+            db.write_batch(&(1..=100).map(ev).collect::<Vec<_>>())
+                .unwrap();
+        }
+    };
+    // (what a crash left in DROPPED, as bytes appended to it or the whole file)
+    let tails: [(&str, Option<Vec<u8>>); 3] = [
+        // A record cut after its count and first seq (len 872 = 100 seqs + signature).
+        ("torn record", None),
+        ("empty file", Some(Vec::new())),
+        ("torn header", Some(b"QVDRO".to_vec())),
+    ];
+    for (what, whole) in tails {
+        let d = tempfile::tempdir().unwrap();
+        let db = Database::open(d.path(), cfg()).unwrap();
+        if whole.is_none() {
+            three_times(&db, 3);
+            db.flush().unwrap(); // drops the 200 overwritten versions
+        }
+        three_times(&db, 2);
+        db.close_without_flush().unwrap();
+        let log = d.path().join(quiver_engine::dropped::FILE);
+        match &whole {
+            Some(bytes) => fs::write(&log, bytes).unwrap(),
+            None => {
+                let mut b = fs::read(&log).unwrap();
+                b.extend_from_slice(&872u32.to_le_bytes());
+                b.extend_from_slice(&0u32.to_le_bytes());
+                b.extend_from_slice(&100u64.to_le_bytes());
+                b.extend_from_slice(&201u64.to_le_bytes());
+                fs::write(&log, b).unwrap();
+            }
+        }
+        let r = verify_dir(d.path(), &mut |_| {}).unwrap();
+        assert!(r.ok(), "{what}: a torn tail is no damage: {:?}", r.failure);
+        // The next open cuts it off, so the next record lands after whole ones.
+        let db = Database::open(d.path(), cfg()).unwrap();
+        db.flush().unwrap(); // drops 100 more
+        db.close().unwrap();
+        let r = verify_dir(d.path(), &mut |_| {}).unwrap();
+        assert!(r.ok(), "{what}: {:?}", r.failure);
+    }
+}
