@@ -16,7 +16,7 @@ pub struct ScanArgs {
     #[arg(long, allow_hyphen_values = true)]
     pub from_ts: Option<String>,
     /// Only events before this time (RFC 3339 or integer ns, which may be negative); without
-    /// it the range has no upper end.
+    /// it, or at the largest timestamp (9223372036854775807 ns), the range has no upper end.
     #[arg(long, allow_hyphen_values = true)]
     pub to_ts: Option<String>,
 }
