@@ -66,6 +66,8 @@ pub(crate) struct Bloom {
 struct FastMod {
     d: u64,
     m: u128,
+    /// 2^64 mod d.
+    wrap: u64,
 }
 
 impl FastMod {
@@ -73,6 +75,7 @@ impl FastMod {
         FastMod {
             d,
             m: (u128::MAX / u128::from(d.max(1))).wrapping_add(1),
+            wrap: ((1u128 << 64) % u128::from(d.max(1))) as u64,
         }
     }
 
@@ -83,6 +86,35 @@ impl FastMod {
         let bottom = (u128::from(low as u64) * d) >> 64;
         let top = (low >> 64) * d;
         ((bottom + top) >> 64) as u64
+    }
+}
+
+/// Calls `probe` with the `k` bit positions of the id hash `h1`: `(h1 + i·h2) mod m` in u64
+/// arithmetic, as [`Bloom::may_contain`] computes them one division each. Here the remainder
+/// of each step follows from the previous one by an addition, corrected when the u64 sum
+/// wraps (it then loses 2^64, i.e. `2^64 mod m`): two divisions' worth of work per id
+/// instead of `k`.
+#[inline]
+fn probes(fm: &FastMod, h1: u64, k: u32, mut probe: impl FnMut(u64)) {
+    let m = fm.d;
+    let h2 = fmix64(h1 ^ 0x9E37_79B9_7F4A_7C15) | 1;
+    let step = fm.rem(h2);
+    let wrap = fm.wrap;
+    let (mut h, mut b) = (h1, fm.rem(h1));
+    for _ in 0..k {
+        probe(b);
+        let (next, over) = h.overflowing_add(h2);
+        h = next;
+        b += step;
+        if b >= m {
+            b -= m;
+        }
+        if over {
+            b += m - wrap;
+            if b >= m {
+                b -= m;
+            }
+        }
     }
 }
 
@@ -145,17 +177,14 @@ impl Bloom {
         if self.k == 0 || self.words.is_empty() {
             return None;
         }
-        let m = FastMod::new(self.words.len() as u64 * 64);
+        let m = self.words.len() as u64 * 64;
+        let fm = FastMod::new(m);
         hashes.iter().position(|&h1| {
-            let h2 = fmix64(h1 ^ 0x9E37_79B9_7F4A_7C15) | 1;
-            let mut h = h1;
             let mut all = true;
-            for _ in 0..self.k {
-                let b = m.rem(h);
+            probes(&fm, h1, self.k, |b| {
                 let w = self.words.get((b / 64) as usize).copied().unwrap_or(0);
                 all &= w & (1u64 << (b % 64)) != 0;
-                h = h.wrapping_add(h2);
-            }
+            });
             !all
         })
     }
@@ -225,6 +254,27 @@ mod tests {
             for _ in 0..10_000 {
                 x = fmix64(x.wrapping_add(0x632B_E59B_D9B4_E019));
                 assert_eq!(f.rem(x), x % d, "{x} % {d}");
+            }
+        }
+    }
+
+    #[test]
+    fn incremental_probes_equal_the_divisions() {
+        let mut x = 0x0123_4567_89AB_CDEFu64;
+        for m in [64u64, 128, 640, 64 * 12_345, 64 * 1_000_003, (1 << 40) + 64] {
+            let fm = FastMod::new(m);
+            for _ in 0..5_000 {
+                x = fmix64(x.wrapping_add(0x632B_E59B_D9B4_E019));
+                let h2 = fmix64(x ^ 0x9E37_79B9_7F4A_7C15) | 1;
+                let mut want = Vec::new();
+                let mut h = x;
+                for _ in 0..30 {
+                    want.push(h % m);
+                    h = h.wrapping_add(h2);
+                }
+                let mut got = Vec::new();
+                probes(&fm, x, 30, |b| got.push(b));
+                assert_eq!(got, want, "h1 {x}, m {m}");
             }
         }
     }

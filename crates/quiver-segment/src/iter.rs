@@ -88,9 +88,8 @@ impl<'a, 'b> BlockRows<'a, 'b> {
         }
         // Time-range scans skip blocks by this summary: a row outside it would be hidden
         // from them, so a full read (`quiver verify`, a full scan) refuses it.
-        let ts = parse_head(body)
-            .map_err(|e| corrupt(self.seg, self.block, format!("row does not decode: {e}")))?
-            .ts;
+        let ts = crate::rowkey::peek_ts(body)
+            .map_err(|e| corrupt(self.seg, self.block, format!("row does not decode: {e}")))?;
         if let Some(t) = ts {
             if !h.has_ts() || t < h.min_ts || t > h.max_ts {
                 let summary = if h.has_ts() {
