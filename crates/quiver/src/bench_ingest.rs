@@ -130,7 +130,21 @@ pub fn run(a: BenchIngestArgs) -> anyhow::Result<()> {
         util::now_ns()
     ));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let db = Arc::new(Database::open(&dir, db_config(&a))?);
+    let ran = run_in(&a, &dir);
+    // The run directory goes unless asked to keep it, also when the run failed.
+    if !a.keep {
+        let removed =
+            std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()));
+        removed?;
+    }
+    let line = ran?;
+    println!("{line}");
+    Ok(())
+}
+
+/// The benchmark proper, in the fresh run directory `dir`: the JSON line to print.
+fn run_in(a: &BenchIngestArgs, dir: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+    let db = Arc::new(Database::open(dir, db_config(a))?);
     let pb = indicatif::ProgressBar::new(a.events);
     pb.set_style(
         indicatif::ProgressStyle::with_template(
@@ -150,7 +164,7 @@ pub fn run(a: BenchIngestArgs) -> anyhow::Result<()> {
         handles.push(std::thread::spawn(move || -> anyhow::Result<Vec<f64>> {
             let mut g = Gen(0x5eed_0000_0000 + w as u64 * 0x9e37_79b9 + 1);
             let mut lat = Vec::new();
-            let mut ops = Vec::with_capacity(batch as usize);
+            let mut ops = Vec::with_capacity(batch.min(events).min(1 << 16) as usize);
             loop {
                 let first = next.fetch_add(batch, Ordering::Relaxed);
                 if first >= events {
@@ -197,7 +211,8 @@ pub fn run(a: BenchIngestArgs) -> anyhow::Result<()> {
         "events": a.events,
         "writers": a.writers,
         "batch": a.batch,
-        "payload_bytes": a.payload_bytes,
+        // The generator's smallest payload is `{"d":""}`: report the size it produced.
+        "payload_bytes": a.payload_bytes.max(crate::bench_gen::PAYLOAD_FIXED),
         "dim": a.dim,
         "seconds": (seconds * 1000.0).round() / 1000.0,
         "events_per_sec": (a.events as f64 / seconds).round(),
@@ -205,14 +220,11 @@ pub fn run(a: BenchIngestArgs) -> anyhow::Result<()> {
         "batch_p99_ms": (percentile(&lat, 0.99) * 1000.0).round() / 1000.0,
         "wal_groups": wal_groups,
         "wal_direct_io": wal_direct_io,
-        "bytes_on_disk": util::dir_bytes(&dir),
+        "bytes_on_disk": util::dir_bytes(dir),
         "peak_rss_bytes": util::peak_rss_bytes(),
+        "kept": a.keep.then(|| dir.display().to_string()),
     });
-    println!("{line}");
-    if !a.keep {
-        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
-    }
-    Ok(())
+    Ok(line)
 }
 
 #[cfg(test)]

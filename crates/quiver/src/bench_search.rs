@@ -40,6 +40,24 @@ pub enum Quantization {
     Pq,
 }
 
+/// A count of at least 1.
+fn at_least_one(v: &str) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A finite, non-negative number of seconds.
+fn seconds(v: &str) -> Result<f64, String> {
+    match v.parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        Ok(x) => Err(format!("{x} is not a finite number of seconds ≥ 0")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Arguments of `quiver bench search`.
 #[derive(clap::Args, Debug)]
 pub struct BenchSearchArgs {
@@ -70,8 +88,8 @@ pub struct BenchSearchArgs {
     /// IVF lists (default: 4·sqrt(n)).
     #[arg(long)]
     pub nlist: Option<usize>,
-    /// IVF nprobe values, one JSON line each.
-    #[arg(long, value_delimiter = ',', default_value = "1,4,16,64")]
+    /// IVF nprobe values, one JSON line each (at least 1; more than nlist probes every list).
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16,64", value_parser = at_least_one)]
     pub nprobe: Vec<usize>,
     /// PQ sub-spaces (default: dim/8).
     #[arg(long)]
@@ -91,16 +109,16 @@ pub struct BenchSearchArgs {
     #[arg(long)]
     pub build_on_codes: bool,
     /// Query threads.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
     pub threads: usize,
     /// Build threads (default: all cores).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub build_threads: Option<usize>,
     /// Repeat the query set until at least this many seconds passed (stable QPS).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = seconds)]
     pub min_seconds: f64,
     /// Only the first N queries.
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub nq: Option<usize>,
     /// HNSW graph file: opened by mmap when it exists (no build), else built and saved there.
     #[arg(long)]
@@ -354,6 +372,20 @@ pub fn run(a: BenchSearchArgs) -> anyhow::Result<()> {
     if let Some(lim) = a.nq {
         nq = nq.min(lim);
     }
+    if a.k > tdim {
+        bail!(
+            "--k {} exceeds the {tdim} neighbours per query that {} holds: recall@{} cannot be measured",
+            a.k,
+            truth_p.display(),
+            a.k
+        );
+    }
+    if a.index == IndexKind::IvfPq && a.quantization != Quantization::None {
+        bail!("--quantization applies to --index flat and hnsw; ivf_pq searches its own PQ codes (--pq-m)");
+    }
+    if a.build_on_codes && (a.index != IndexKind::Hnsw || a.quantization == Quantization::None) {
+        bail!("--build-on-codes needs --index hnsw and --quantization sq8 or pq");
+    }
     if truth.len() / tdim < nq {
         bail!(
             "{} has {} rows, fewer than the {nq} queries",
@@ -503,7 +535,15 @@ pub fn run(a: BenchSearchArgs) -> anyhow::Result<()> {
                 }
             };
             let bytes = h.bytes() + codes_bytes;
-            for &ef in &a.ef {
+            for &asked in &a.ef {
+                // The search never uses an ef below k; report the ef it used.
+                let ef = asked.max(a.k);
+                if ef != asked {
+                    eprintln!(
+                        "note: --ef {asked} is below --k {}: searching with ef = {ef}",
+                        a.k
+                    );
+                }
                 let sp = SearchParams::new(a.k, ef).with_rescore(rescore);
                 let t = time_queries(&queries, a.threads, a.min_seconds, |q| {
                     Ok(match &codes {
@@ -514,9 +554,12 @@ pub fn run(a: BenchSearchArgs) -> anyhow::Result<()> {
                 })?;
                 emit(
                     "hnsw",
+                    // A graph opened from --graph was not built here: its build settings are
+                    // unknown (null), not the flags of this run.
                     serde_json::json!({"m": h.params().m, "ef_construction": h.params().ef_construction, "ef": ef, "k": a.k,
-                        "quantization": quant_name, "rescore": rescore, "build_threads": build_threads,
-                        "build_on_codes": a.build_on_codes,
+                        "quantization": quant_name, "rescore": rescore,
+                        "build_threads": (!build_s.is_nan()).then_some(build_threads),
+                        "build_on_codes": (!build_s.is_nan()).then_some(a.build_on_codes),
                         "quantize_seconds": quant_s}),
                     if build_s.is_nan() {
                         f64::NAN
@@ -542,7 +585,14 @@ pub fn run(a: BenchSearchArgs) -> anyhow::Result<()> {
             })?;
             let build_s = t0.elapsed().as_secs_f64();
             eprintln!("built ivf_pq (nlist {nlist}, pq_m {pq_m}) in {build_s:.2} s");
-            for &nprobe in &a.nprobe {
+            for &asked in &a.nprobe {
+                // More probes than lists probe every list; report what was probed.
+                let nprobe = asked.min(nlist);
+                if nprobe != asked {
+                    eprintln!(
+                        "note: --nprobe {asked} exceeds nlist {nlist}: probing all {nlist} lists"
+                    );
+                }
                 let k = a.k;
                 let t = time_queries(&queries, a.threads, a.min_seconds, |q| {
                     let rows = (rescore > 0).then_some((&compact[..], rescore));

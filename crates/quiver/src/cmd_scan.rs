@@ -45,9 +45,17 @@ pub fn scan(a: ScanArgs) -> anyhow::Result<()> {
     let db = open_existing(&a.data)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
+    // The first write error stops the scan; a closed pipe (`quiver scan | head`) is no error.
+    let mut write_err: Option<std::io::Error> = None;
     let mut visit = |e: quiver_core::Entry| -> quiver_engine::Result<bool> {
         let line = entry_line(&e);
-        Ok(writeln!(out, "{line}").is_ok())
+        match writeln!(out, "{line}") {
+            Ok(()) => Ok(true),
+            Err(err) => {
+                write_err = Some(err);
+                Ok(false)
+            }
+        }
     };
     if a.from_ts.is_some() || a.to_ts.is_some() {
         let from = a
@@ -70,8 +78,11 @@ pub fn scan(a: ScanArgs) -> anyhow::Result<()> {
     } else {
         db.scan(&mut visit)?;
     }
-    out.flush()?;
-    Ok(())
+    let flushed = out.flush();
+    match write_err.map_or(flushed, Err) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
 }
 
 fn entry_line(e: &quiver_core::Entry) -> String {

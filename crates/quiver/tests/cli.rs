@@ -555,9 +555,25 @@ fn bench_search_reports_the_graph_it_searched_and_takes_any_k() {
     assert_eq!(opened["params"]["m"], 4, "{opened}");
     assert_eq!(opened["params"]["ef_construction"], 20, "{opened}");
     assert!(err.contains("was built with m=4"), "{err}");
-    // A k beyond the data returns every point rather than aborting on an allocation.
-    let (flat, _) = search(&["--index", "flat", "--k", "1099511627776"]);
-    assert!(flat["recall_at_k"].is_number(), "{flat}");
+    // A k beyond the ground truth is a clear error, not an abort on an allocation (the
+    // library returns every point for such a k: tests/it/edges.rs in quiver-vector).
+    let out = Command::new(BIN)
+        .args([
+            "bench",
+            "search",
+            "--nq",
+            "20",
+            "--min-seconds",
+            "0",
+            "--index",
+            "flat",
+        ])
+        .args(["--k", "1099511627776", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("neighbours per query"));
 }
 
 #[test]
@@ -768,4 +784,147 @@ fn scan_and_stats_read_a_read_only_directory_without_writing() {
     );
     assert!(before == after, "a file changed");
     set_modes(&data, 0o755, 0o644);
+}
+
+#[test]
+fn bench_ingest_reports_what_it_ran_and_cleans_up_after_a_failure() {
+    let d = tempfile::tempdir().unwrap();
+    let bench = |extra: &[&str]| {
+        Command::new(BIN)
+            .args(["bench", "ingest", "--events", "10", "--data"])
+            .arg(d.path())
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // A batch far beyond the events is a limit, not an allocation; a payload below the
+    // generator's smallest is reported as what was written.
+    let out = bench(&["--batch", "1000000000000", "--payload-bytes", "0"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["payload_bytes"], 8, "{v}");
+    assert_eq!(v["kept"], serde_json::Value::Null);
+    // A run that fails leaves no run directory behind.
+    let out = bench(&["--dim", "100000"]);
+    assert!(!out.status.success());
+    assert_eq!(
+        std::fs::read_dir(d.path()).unwrap().count(),
+        0,
+        "run directory left behind"
+    );
+    // --keep says where it kept the data.
+    let out = bench(&["--keep"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        std::path::Path::new(v["kept"].as_str().unwrap())
+            .join("CURRENT")
+            .exists(),
+        "{v}"
+    );
+}
+
+#[test]
+fn bench_search_refuses_flags_it_would_ignore_and_reports_what_it_used() {
+    let data =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/bigann10k");
+    if !data.join("base.fvecs").exists() {
+        eprintln!("SKIPPED: {} is absent", data.display());
+        return;
+    }
+    let search = |extra: &[&str]| {
+        let nq: &[&str] = if extra.contains(&"--nq") {
+            &[]
+        } else {
+            &["--nq", "10"]
+        };
+        Command::new(BIN)
+            .args(["bench", "search", "--min-seconds", "0", "--data"])
+            .arg(&data)
+            .args(nq)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    for (bad, says) in [
+        (&["--min-seconds=inf"][..], "seconds"),
+        (&["--nq", "0"][..], "at least 1"),
+        (&["--threads", "0"][..], "at least 1"),
+        (
+            &["--index", "flat", "--k", "200"][..],
+            "neighbours per query",
+        ),
+        (
+            &["--index", "ivf_pq", "--quantization", "sq8"][..],
+            "ivf_pq",
+        ),
+        (
+            &["--index", "hnsw", "--build-on-codes"][..],
+            "--build-on-codes",
+        ),
+    ] {
+        let out = search(bad);
+        assert!(!out.status.success(), "{bad:?} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{bad:?}: {err}");
+    }
+    let first = |out: std::process::Output| -> serde_json::Value {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap()
+    };
+    let v = first(search(&[
+        "--index",
+        "hnsw",
+        "--m",
+        "8",
+        "--ef-construction",
+        "40",
+        "--ef",
+        "4",
+    ]));
+    assert_eq!(
+        v["params"]["ef"], 10,
+        "ef below k is raised to k and reported so: {v}"
+    );
+    let v = first(search(&[
+        "--index", "ivf_pq", "--nlist", "16", "--nprobe", "1000",
+    ]));
+    assert_eq!(v["params"]["nprobe"], 16, "{v}");
+}
+
+#[test]
+fn scan_into_a_closed_pipe_is_no_error() {
+    let d = tempfile::tempdir().unwrap();
+    let db = Database::open(d.path(), DbConfig::default()).unwrap();
+    let ops: Vec<Op> = (0..20_000u64)
+        .map(|i| Op::Put(quiver_core::Record::new(i).with_payload(&serde_json::json!({"i": i}))))
+        .collect();
+    db.write_batch(&ops).unwrap();
+    db.close().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["scan", "--data"])
+        .arg(d.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("\"seq\":1"), "{first}");
+    // The reader is gone (like `quiver scan | head -1`): the scan stops quietly.
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
