@@ -508,70 +508,64 @@ fn commands_follow_a_database_made_without_a_ledger() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("ledger is disabled"));
 }
 
-#[test]
-fn bench_search_reports_the_graph_it_searched_and_takes_any_k() {
+/// `../shared/data/bigann10k`, or `None` when it is absent (the caller skips, loudly).
+fn bigann10k() -> Option<std::path::PathBuf> {
     let data =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/bigann10k");
-    if !data.join("base.fvecs").exists() {
+    if data.join("base.fvecs").exists() {
+        Some(data)
+    } else {
         eprintln!("SKIPPED: {} is absent", data.display());
-        return;
+        None
     }
+}
+
+/// `quiver bench search --min-seconds 0 --data DATA` (10 queries unless `extra` sets `--nq`).
+fn bench_search(data: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let nq: &[&str] = if extra.contains(&"--nq") {
+        &[]
+    } else {
+        &["--nq", "10"]
+    };
+    Command::new(BIN)
+        .args(["bench", "search", "--min-seconds", "0", "--data"])
+        .arg(data)
+        .args(nq)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// The first JSON line of a run that must have succeeded, and its stderr.
+fn first_line(out: std::process::Output) -> (serde_json::Value, String) {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    let line = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    (serde_json::from_str(&line).unwrap(), err)
+}
+
+#[test]
+fn bench_search_reports_the_graph_it_searched_and_takes_any_k() {
+    let Some(data) = bigann10k() else { return };
     let d = tempfile::tempdir().unwrap();
     let graph = d.path().join("g.hnsw");
-    let search = |extra: &[&str]| {
-        let out = Command::new(BIN)
-            .args([
-                "bench",
-                "search",
-                "--nq",
-                "20",
-                "--min-seconds",
-                "0",
-                "--data",
-            ])
-            .arg(&data)
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let line = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .next()
-            .unwrap()
-            .to_owned();
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        (v, String::from_utf8_lossy(&out.stderr).into_owned())
-    };
     let g = graph.to_str().unwrap();
     let hnsw = ["--index", "hnsw", "--ef", "32", "--graph", g];
-    let (built, _) = search(&[&hnsw[..], &["--m", "4", "--ef-construction", "20"]].concat());
+    let run = |extra: &[&str]| first_line(bench_search(&data, &[&hnsw[..], extra].concat()));
+    let (built, _) = run(&["--m", "4", "--ef-construction", "20"]);
     assert_eq!(built["params"]["m"], 4);
     // The saved graph is opened, not rebuilt: its own parameters are reported.
-    let (opened, err) = search(&[&hnsw[..], &["--m", "48", "--ef-construction", "400"]].concat());
+    let (opened, err) = run(&["--m", "48", "--ef-construction", "400"]);
     assert_eq!(opened["params"]["m"], 4, "{opened}");
     assert_eq!(opened["params"]["ef_construction"], 20, "{opened}");
     assert!(err.contains("was built with m=4"), "{err}");
     // A k beyond the ground truth is a clear error, not an abort on an allocation (the
     // library returns every point for such a k: tests/it/edges.rs in quiver-vector).
-    let out = Command::new(BIN)
-        .args([
-            "bench",
-            "search",
-            "--nq",
-            "20",
-            "--min-seconds",
-            "0",
-            "--index",
-            "flat",
-        ])
-        .args(["--k", "1099511627776", "--data"])
-        .arg(&data)
-        .output()
-        .unwrap();
+    let out = bench_search(&data, &["--index", "flat", "--k", "1099511627776"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("neighbours per query"));
 }
@@ -829,26 +823,7 @@ fn bench_ingest_reports_what_it_ran_and_cleans_up_after_a_failure() {
 
 #[test]
 fn bench_search_refuses_flags_it_would_ignore_and_reports_what_it_used() {
-    let data =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/bigann10k");
-    if !data.join("base.fvecs").exists() {
-        eprintln!("SKIPPED: {} is absent", data.display());
-        return;
-    }
-    let search = |extra: &[&str]| {
-        let nq: &[&str] = if extra.contains(&"--nq") {
-            &[]
-        } else {
-            &["--nq", "10"]
-        };
-        Command::new(BIN)
-            .args(["bench", "search", "--min-seconds", "0", "--data"])
-            .arg(&data)
-            .args(nq)
-            .args(extra)
-            .output()
-            .unwrap()
-    };
+    let Some(data) = bigann10k() else { return };
     for (bad, says) in [
         (&["--min-seconds=inf"][..], "seconds"),
         (&["--nq", "0"][..], "at least 1"),
@@ -866,20 +841,12 @@ fn bench_search_refuses_flags_it_would_ignore_and_reports_what_it_used() {
             "--build-on-codes",
         ),
     ] {
-        let out = search(bad);
+        let out = bench_search(&data, bad);
         assert!(!out.status.success(), "{bad:?} accepted");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(says), "{bad:?}: {err}");
     }
-    let first = |out: std::process::Output| -> serde_json::Value {
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap()
-    };
-    let v = first(search(&[
+    let hnsw = [
         "--index",
         "hnsw",
         "--m",
@@ -888,14 +855,14 @@ fn bench_search_refuses_flags_it_would_ignore_and_reports_what_it_used() {
         "40",
         "--ef",
         "4",
-    ]));
+    ];
+    let (v, _) = first_line(bench_search(&data, &hnsw));
     assert_eq!(
         v["params"]["ef"], 10,
         "ef below k is raised to k and reported so: {v}"
     );
-    let v = first(search(&[
-        "--index", "ivf_pq", "--nlist", "16", "--nprobe", "1000",
-    ]));
+    let ivf = ["--index", "ivf_pq", "--nlist", "16", "--nprobe", "1000"];
+    let (v, _) = first_line(bench_search(&data, &ivf));
     assert_eq!(v["params"]["nprobe"], 16, "{v}");
 }
 
