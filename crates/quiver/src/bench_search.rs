@@ -76,21 +76,22 @@ pub struct BenchSearchArgs {
     /// Index to build.
     #[arg(long, value_enum, default_value = "hnsw")]
     pub index: IndexKind,
-    /// HNSW M.
-    #[arg(long, default_value_t = 16)]
-    pub m: usize,
-    /// HNSW efConstruction.
-    #[arg(long, default_value_t = 200)]
-    pub ef_construction: usize,
-    /// HNSW ef values, one JSON line each.
-    #[arg(long, value_delimiter = ',', default_value = "16,32,64,128,256")]
-    pub ef: Vec<usize>,
+    /// HNSW M [default: 16].
+    #[arg(long)]
+    pub m: Option<usize>,
+    /// HNSW efConstruction [default: 200].
+    #[arg(long)]
+    pub ef_construction: Option<usize>,
+    /// HNSW ef values, one JSON line each [default: 16,32,64,128,256].
+    #[arg(long, value_delimiter = ',')]
+    pub ef: Option<Vec<usize>>,
     /// IVF lists (default: 4·sqrt(n)).
     #[arg(long)]
     pub nlist: Option<usize>,
-    /// IVF nprobe values, one JSON line each (at least 1; more than nlist probes every list).
-    #[arg(long, value_delimiter = ',', default_value = "1,4,16,64", value_parser = at_least_one)]
-    pub nprobe: Vec<usize>,
+    /// IVF nprobe values, one JSON line each (at least 1; more than nlist probes every list)
+    /// [default: 1,4,16,64].
+    #[arg(long, value_delimiter = ',', value_parser = at_least_one)]
+    pub nprobe: Option<Vec<usize>>,
     /// PQ sub-spaces (default: dim/8).
     #[arg(long)]
     pub pq_m: Option<usize>,
@@ -361,6 +362,41 @@ pub fn run(a: BenchSearchArgs) -> anyhow::Result<()> {
     if a.k == 0 {
         bail!("--k must be at least 1");
     }
+    // Flags of another index kind would be accepted and silently unused.
+    let given = [
+        ("--m", a.m.is_some(), a.index == IndexKind::Hnsw),
+        (
+            "--ef-construction",
+            a.ef_construction.is_some(),
+            a.index == IndexKind::Hnsw,
+        ),
+        ("--ef", a.ef.is_some(), a.index == IndexKind::Hnsw),
+        ("--graph", a.graph.is_some(), a.index == IndexKind::Hnsw),
+        ("--nlist", a.nlist.is_some(), a.index == IndexKind::IvfPq),
+        ("--nprobe", a.nprobe.is_some(), a.index == IndexKind::IvfPq),
+        (
+            "--pq-m",
+            a.pq_m.is_some(),
+            a.index == IndexKind::IvfPq || a.quantization == Quantization::Pq,
+        ),
+    ];
+    let misplaced: Vec<&str> = given
+        .iter()
+        .filter(|&&(_, set, applies)| set && !applies)
+        .map(|&(name, _, _)| name)
+        .collect();
+    if !misplaced.is_empty() {
+        use clap::ValueEnum;
+        let name = |v: Option<clap::builder::PossibleValue>| {
+            v.map_or_else(String::new, |v| v.get_name().to_owned())
+        };
+        bail!(
+            "{} do(es) not apply to --index {} with --quantization {}",
+            misplaced.join(", "),
+            name(a.index.to_possible_value()),
+            name(a.quantization.to_possible_value())
+        );
+    }
     let (dim, base) = read_fvecs(&base_p)?;
     let (qdim, qflat) = read_fvecs(&query_p)?;
     let (tdim, truth) = read_ivecs(&truth_p)?;
@@ -372,6 +408,9 @@ pub fn run(a: BenchSearchArgs) -> anyhow::Result<()> {
     if let Some(lim) = a.nq {
         nq = nq.min(lim);
     }
+    let (m, ef_construction) = (a.m.unwrap_or(16), a.ef_construction.unwrap_or(200));
+    let efs = a.ef.clone().unwrap_or_else(|| vec![16, 32, 64, 128, 256]);
+    let nprobes = a.nprobe.clone().unwrap_or_else(|| vec![1, 4, 16, 64]);
     if a.k > tdim {
         bail!(
             "--k {} exceeds the {tdim} neighbours per query that {} holds: recall@{} cannot be measured",
@@ -494,8 +533,8 @@ pub fn run(a: BenchSearchArgs) -> anyhow::Result<()> {
         }
         IndexKind::Hnsw => {
             let params = HnswParams::default()
-                .with_m(a.m)
-                .with_ef_construction(a.ef_construction);
+                .with_m(m)
+                .with_ef_construction(ef_construction);
             let (h, build_s) = match &a.graph {
                 Some(g) if g.exists() => {
                     let t0 = Instant::now();
@@ -504,11 +543,11 @@ pub fn run(a: BenchSearchArgs) -> anyhow::Result<()> {
                     let s = t0.elapsed().as_secs_f64();
                     eprintln!("opened hnsw graph {} (mmap) in {s:.3} s", g.display());
                     let built = h.params();
-                    if (built.m, built.ef_construction) != (a.m, a.ef_construction) {
+                    if (built.m, built.ef_construction) != (m, ef_construction) {
                         eprintln!(
                             "warning: {} was built with m={} ef_construction={}, not the m={} ef_construction={} asked for; \
                              reporting and using the graph's (remove the file to rebuild)",
-                            g.display(), built.m, built.ef_construction, a.m, a.ef_construction
+                            g.display(), built.m, built.ef_construction, m, ef_construction
                         );
                     }
                     (h, f64::NAN)
@@ -535,7 +574,7 @@ pub fn run(a: BenchSearchArgs) -> anyhow::Result<()> {
                 }
             };
             let bytes = h.bytes() + codes_bytes;
-            for &asked in &a.ef {
+            for &asked in &efs {
                 // The search never uses an ef below k; report the ef it used.
                 let ef = asked.max(a.k);
                 if ef != asked {
@@ -585,7 +624,7 @@ pub fn run(a: BenchSearchArgs) -> anyhow::Result<()> {
             })?;
             let build_s = t0.elapsed().as_secs_f64();
             eprintln!("built ivf_pq (nlist {nlist}, pq_m {pq_m}) in {build_s:.2} s");
-            for &asked in &a.nprobe {
+            for &asked in &nprobes {
                 // More probes than lists probe every list; report what was probed.
                 let nprobe = asked.min(nlist);
                 if nprobe != asked {

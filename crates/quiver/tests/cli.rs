@@ -840,6 +840,18 @@ fn bench_search_refuses_flags_it_would_ignore_and_reports_what_it_used() {
             &["--index", "hnsw", "--build-on-codes"][..],
             "--build-on-codes",
         ),
+        (
+            &["--index", "flat", "--nlist", "5", "--m", "4"][..],
+            "--m, --nlist do(es) not apply",
+        ),
+        (
+            &["--index", "hnsw", "--nprobe", "3"][..],
+            "--nprobe do(es) not apply",
+        ),
+        (
+            &["--index", "hnsw", "--pq-m", "16"][..],
+            "--pq-m do(es) not apply",
+        ),
     ] {
         let out = bench_search(&data, bad);
         assert!(!out.status.success(), "{bad:?} accepted");
