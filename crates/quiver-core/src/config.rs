@@ -170,6 +170,16 @@ impl FromStr for LedgerHash {
 /// The largest value [`DbConfig::max_payload_bytes`] may be set to: 64 MiB.
 pub const MAX_PAYLOAD_LIMIT: usize = 64 << 20;
 
+/// Largest `block_bytes` (a segment block's raw size is a u32 and bounded here; quiver-segment
+/// checks its own limit equals this at compile time).
+pub const MAX_BLOCK_BYTES: usize = 256 << 20;
+
+/// Largest `bloom_bits_per_key`.
+pub const MAX_BLOOM_BITS_PER_KEY: u32 = 64;
+
+/// Longest `wal.gather_delay`: a group leader waits at most this for announced writers.
+pub const MAX_GATHER_DELAY: Duration = Duration::from_secs(10);
+
 /// Database configuration. Build with [`DbConfig::new`] and the setters; each setter documents
 /// its default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -306,8 +316,17 @@ impl DbConfig {
                 reason: reason.into(),
             })
         };
-        if self.block_bytes < 512 {
-            return bad("block_bytes", "must be at least 512");
+        if !(512..=MAX_BLOCK_BYTES).contains(&self.block_bytes) {
+            return bad("block_bytes", "must be between 512 and 256 MiB");
+        }
+        if self.bloom_bits_per_key > MAX_BLOOM_BITS_PER_KEY {
+            return bad("bloom_bits_per_key", "must be at most 64");
+        }
+        if self.wal.gather_delay > MAX_GATHER_DELAY {
+            return bad("wal.gather_delay", "must be at most 10 s");
+        }
+        if self.flush_interval.is_zero() {
+            return bad("flush_interval", "must be longer than zero");
         }
         if self.wal.file_size < 4096 {
             return bad("wal.file_size", "must be at least 4096");

@@ -122,6 +122,9 @@ impl Database {
 
     /// Counts and sizes.
     pub fn stats(&self) -> Result<Stats> {
+        // Leaves of acknowledged writes are hashed off the writers' path: catch up first, so
+        // `ledger_size` agrees with `last_seq` (as `ledger()` does).
+        let _caught_up = self.inner.wait_for_leaves(self.inner.wal.last_seq());
         let (counts, flushed_through) = {
             let st = self.inner.state.read();
             (st.snapshot().counts(), st.manifest.flushed_through)

@@ -175,12 +175,14 @@ impl Ledger {
         let rc_path = dir.join(RECEIPTS_FILE);
         let mut receipt_offsets = Vec::new();
         let mut receipt_by_first = BTreeMap::new();
+        let mut receipt_max_span = 0;
         let receipts = {
             let mut each = |off: u64, b: &[u8]| {
                 let r = Receipt::decode(&origin, alg, b)
                     .map_err(|reason| LedgerError::corrupt(&rc_path, off, reason))?;
                 receipt_offsets.push(off);
-                receipt_by_first.insert(r.first_seq, (r.last_seq, r.id));
+                receipt_by_first.insert((r.first_seq, r.id), r.last_seq);
+                receipt_max_span = receipt_max_span.max(r.last_seq.saturating_sub(r.first_seq));
                 Ok(())
             };
             if read_only && !rc_path.exists() {
@@ -212,6 +214,7 @@ impl Ledger {
             receipts,
             receipt_offsets,
             receipt_by_first,
+            receipt_max_span,
             poisoned: false,
         };
         if !read_only {

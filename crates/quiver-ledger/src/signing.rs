@@ -174,7 +174,8 @@ impl Ledger {
         match inner.receipts.append(&r.encode()) {
             Ok(off) => {
                 inner.receipt_offsets.push(off);
-                inner.receipt_by_first.insert(first_seq, (last_seq, r.id));
+                inner.receipt_by_first.insert((first_seq, r.id), last_seq);
+                inner.receipt_max_span = inner.receipt_max_span.max(last_seq - first_seq);
                 Ok(r)
             }
             Err(e) => {
@@ -203,9 +204,17 @@ impl Ledger {
     pub fn receipt_for_seq(&self, seq: u64) -> Result<Option<Receipt>> {
         let id = {
             let inner = self.inner.lock();
-            match inner.receipt_by_first.range(..=seq).next_back() {
-                Some((_, &(last, id))) if last >= seq => id,
-                _ => return Ok(None),
+            // Only receipts starting within the widest span below `seq` can contain it.
+            let from = (seq.saturating_sub(inner.receipt_max_span), 0);
+            let newest = inner
+                .receipt_by_first
+                .range(from..=(seq, u64::MAX))
+                .filter(|&(_, &last)| last >= seq)
+                .map(|(&(_, id), _)| id)
+                .max();
+            match newest {
+                Some(id) => id,
+                None => return Ok(None),
             }
         };
         self.receipt_by_id(id)

@@ -23,8 +23,12 @@ pub(crate) struct Inner {
     pub(crate) receipts: FramedLog,
     /// Offset of receipt `id` at `receipt_offsets[id - 1]`.
     pub(crate) receipt_offsets: Vec<u64>,
-    /// first_seq -> (last_seq, id).
-    pub(crate) receipt_by_first: BTreeMap<u64, (u64, u64)>,
+    /// Receipts by their ranges: (first_seq, id) -> last_seq. Keyed by id too, as ranges may
+    /// start at the same seq (and overlap) when `Ledger::receipt` is called directly.
+    pub(crate) receipt_by_first: BTreeMap<(u64, u64), u64>,
+    /// The widest receipt range (last_seq - first_seq): no receipt starting further below a
+    /// seq can contain it.
+    pub(crate) receipt_max_span: u64,
     pub(crate) poisoned: bool,
 }
 

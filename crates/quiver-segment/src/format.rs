@@ -18,6 +18,8 @@ pub(crate) const BLOCK_HANDLE_LEN: usize = 60;
 pub(crate) const MAX_BLOCK_RAW: usize = 256 << 20;
 // Any record the write path accepts fits in one block (a row is a u32 length and the body).
 const _: () = assert!(4 + quiver_core::codec::MAX_ENCODED_BYTES <= MAX_BLOCK_RAW);
+// The engine's configuration refuses larger blocks up front (`DbConfig::validate`).
+const _: () = assert!(MAX_BLOCK_RAW == quiver_core::config::MAX_BLOCK_BYTES);
 /// Target size of one id-index block.
 pub(crate) const ID_INDEX_BLOCK_BYTES: usize = 4096;
 

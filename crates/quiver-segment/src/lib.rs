@@ -99,7 +99,7 @@ impl SegmentOptions {
                 ),
             });
         }
-        if self.bloom_bits_per_key > 64 {
+        if self.bloom_bits_per_key > quiver_core::config::MAX_BLOOM_BITS_PER_KEY {
             return Err(SegmentError::InvalidOptions {
                 key: "bloom_bits_per_key",
                 reason: format!("{} is over the maximum of 64", self.bloom_bits_per_key),

@@ -327,7 +327,11 @@ impl Wal {
                 |q: &Queue| q.queued_entries < max && self.arriving.load(Ordering::SeqCst) > 0;
             if !gather.is_zero() && gathering(&q) {
                 self.gathers.fetch_add(1, Ordering::Relaxed);
-                let deadline = Instant::now() + gather;
+                // Saturating: a configured delay past the clock's range means "wait long".
+                let now = Instant::now();
+                let deadline = now
+                    .checked_add(gather)
+                    .unwrap_or(now + Duration::from_secs(3600));
                 while gathering(&q) {
                     if self.gather_cv.wait_until(&mut q, deadline).timed_out() {
                         break;

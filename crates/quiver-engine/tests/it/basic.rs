@@ -517,3 +517,55 @@ fn a_time_range_open_at_the_top_includes_the_last_timestamp() {
         db.flush().unwrap();
     }
 }
+
+#[test]
+fn values_the_layers_below_cannot_take_are_refused_at_open() {
+    // Each once passed `open` and then failed every flush, hung writers or spun a core.
+    let cases: [(DbConfig, &str); 5] = [
+        (
+            DbConfig::default().bloom_bits_per_key(65),
+            "bloom_bits_per_key",
+        ),
+        (DbConfig::default().block_bytes(512 << 20), "block_bytes"),
+        (
+            DbConfig::new(Preset::Balanced).gather_delay(Duration::MAX),
+            "wal.gather_delay",
+        ),
+        (
+            DbConfig::default().flush_interval(Duration::ZERO),
+            "flush_interval",
+        ),
+        (DbConfig::default().block_bytes(100), "block_bytes"),
+    ];
+    for (cfg, key) in cases {
+        let d = tempfile::tempdir().unwrap();
+        match Database::open(d.path(), cfg) {
+            Err(EngineError::Invalid(CoreError::InvalidConfig { key: k, .. })) => {
+                assert_eq!(k, key)
+            }
+            Err(e) => panic!("{key}: expected InvalidConfig, got {e}"),
+            Ok(_) => panic!("{key}: accepted"),
+        }
+    }
+    // The largest accepted values work end to end.
+    let d = tempfile::tempdir().unwrap();
+    let cfg = DbConfig::new(Preset::Balanced)
+        .bloom_bits_per_key(64)
+        .gather_delay(Duration::from_secs(1));
+    let db = Database::open(d.path(), cfg).unwrap();
+    db.write_batch(&[ev(1, 1)]).unwrap();
+    db.flush().unwrap();
+    db.close().unwrap();
+}
+
+#[test]
+fn stats_count_the_leaves_of_every_acknowledged_write() {
+    let d = tempfile::tempdir().unwrap();
+    let db = Database::open(d.path(), DbConfig::new(Preset::Throughput)).unwrap();
+    for i in 0..300 {
+        db.write_batch(&[ev(i, i as i64)]).unwrap();
+        let s = db.stats().unwrap();
+        assert_eq!(s.ledger_size, s.last_seq, "after write {i}");
+    }
+    db.close().unwrap();
+}

@@ -117,6 +117,35 @@ fn receipts_are_signed_indexed_and_persisted() {
 }
 
 #[test]
+fn the_newest_receipt_containing_a_seq_is_found_among_overlapping_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let l = common::open(dir.path(), HashAlg::Blake3);
+    common::append_range(&l, 1, 20);
+    // Receipts 1..=4: 1..=10, 5..=6 (inside the first), 5..=5 (same start), 12..=20.
+    for (a, b) in [(1, 10), (5, 6), (5, 5), (12, 20)] {
+        l.receipt(a, b).expect("receipt");
+    }
+    let want = |seq: u64| l.receipt_for_seq(seq).expect("seq").map(|r| r.id);
+    for (seq, id) in [
+        (1, Some(1)),
+        (5, Some(3)),
+        (6, Some(2)),
+        (7, Some(1)),
+        (10, Some(1)),
+    ] {
+        assert_eq!(want(seq), id, "seq {seq}");
+    }
+    assert_eq!(want(11), None);
+    assert_eq!(want(20), Some(4));
+    // The same after a reopen, from the receipts file.
+    l.sync().expect("sync");
+    drop(l);
+    let l = common::open_ro(dir.path());
+    assert_eq!(l.receipt_for_seq(7).expect("seq").map(|r| r.id), Some(1));
+    assert_eq!(l.receipt_for_seq(6).expect("seq").map(|r| r.id), Some(2));
+}
+
+#[test]
 fn bundles_round_trip_through_json_and_verify_offline() {
     let dir = tempfile::tempdir().expect("tempdir");
     let l = common::open(dir.path(), HashAlg::Sha256);
