@@ -494,6 +494,8 @@ pub fn run(a: BenchSearchArgs) -> anyhow::Result<()> {
         Codes::Pq(c) => (c.memory_bytes(), "pq"),
     };
     let rescore = a.rescore;
+    // Full-precision flat and HNSW searches have nothing to re-rank: report no factor.
+    let reported_rescore = (a.quantization != Quantization::None).then_some(rescore);
 
     match a.index {
         IndexKind::Flat => {
@@ -505,8 +507,7 @@ pub fn run(a: BenchSearchArgs) -> anyhow::Result<()> {
                     Codes::Pq(c) => flat_rescored(c, &space, q, k, rescore)?,
                 })
             })?;
-            let mut params =
-                serde_json::json!({"k": k, "quantization": quant_name, "rescore": rescore});
+            let mut params = serde_json::json!({"k": k, "quantization": quant_name, "rescore": reported_rescore});
             if let Codes::None = codes {
                 // Whole query set in one call (blocked, on `threads` threads).
                 let pool = rayon::ThreadPoolBuilder::new()
@@ -596,7 +597,7 @@ pub fn run(a: BenchSearchArgs) -> anyhow::Result<()> {
                     // A graph opened from --graph was not built here: its build settings are
                     // unknown (null), not the flags of this run.
                     serde_json::json!({"m": h.params().m, "ef_construction": h.params().ef_construction, "ef": ef, "k": a.k,
-                        "quantization": quant_name, "rescore": rescore,
+                        "quantization": quant_name, "rescore": reported_rescore,
                         "build_threads": (!build_s.is_nan()).then_some(build_threads),
                         "build_on_codes": (!build_s.is_nan()).then_some(a.build_on_codes),
                         "quantize_seconds": quant_s}),

@@ -876,6 +876,9 @@ fn bench_search_refuses_flags_it_would_ignore_and_reports_what_it_used() {
     let ivf = ["--index", "ivf_pq", "--nlist", "16", "--nprobe", "1000"];
     let (v, _) = first_line(bench_search(&data, &ivf));
     assert_eq!(v["params"]["nprobe"], 16, "{v}");
+    // Nothing is re-ranked without quantization: no factor is reported.
+    let (v, _) = first_line(bench_search(&data, &["--index", "flat", "--rescore", "50"]));
+    assert_eq!(v["params"]["rescore"], serde_json::Value::Null, "{v}");
 }
 
 #[test]
