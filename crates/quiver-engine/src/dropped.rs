@@ -81,40 +81,44 @@ pub(crate) fn append(dir: &Path, ledger: &Ledger, seqs: &[u64]) -> Result<()> {
     Ok(())
 }
 
-/// How much of `buf` (a whole drop log) is intact: all of it, or where a torn final record
-/// (or a torn header) starts. Damage anywhere else is left in place for `verify` to report.
-fn intact_len(buf: &[u8]) -> usize {
-    if buf.len() < HEADER_LEN {
-        // A header cut short while the file was being created: nothing was recorded.
-        return if header().starts_with(buf) {
-            0
-        } else {
-            buf.len()
-        };
+/// A drop log's intact records (offset, body) and the end of its intact part.
+type Records<'a> = (Vec<(usize, &'a [u8])>, usize);
+
+/// The records of a whole drop log `buf` with their offsets, and where its intact part ends:
+/// all of `buf`, or where a torn final record (or a torn header: a creation cut short, so
+/// nothing was recorded) starts. Damage anywhere else is an error.
+fn records(buf: &[u8]) -> std::result::Result<Records<'_>, Damage> {
+    let damage = |offset: usize, reason: &str| Damage {
+        offset: offset as u64,
+        reason: reason.into(),
+    };
+    if buf.len() < HEADER_LEN && header().starts_with(buf) {
+        return Ok((Vec::new(), 0));
     }
-    if buf[..HEADER_LEN] != header() {
-        return buf.len();
+    if buf.len() < HEADER_LEN || buf[..HEADER_LEN] != header() {
+        return Err(damage(0, "bad drop-log header"));
     }
+    let mut out = Vec::new();
     let mut off = HEADER_LEN;
     while off < buf.len() {
         let Some(frame) = buf.get(off..off + 8) else {
-            return off;
+            break; // torn final frame header
         };
         let len = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
         let crc = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
         let Some(body) = buf.get(off + 8..off + 8 + len) else {
-            return off;
+            break; // torn final record
         };
         if crc32c::crc32c(body) != crc {
-            return if off + 8 + len == buf.len() {
-                off
-            } else {
-                buf.len()
-            };
+            if off + 8 + len == buf.len() {
+                break; // a torn final record whose length arrived
+            }
+            return Err(damage(off, "drop-log record checksum mismatch"));
         }
+        out.push((off, body));
         off += 8 + len;
     }
-    off
+    Ok((out, off))
 }
 
 /// Cuts a torn final record (or header) off the drop log, durably, as WAL recovery cuts a
@@ -127,7 +131,8 @@ pub(crate) fn repair(dir: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(EngineError::io(&p, e)),
     };
-    let keep = intact_len(&buf);
+    // Damage other than a torn tail is left in place for `verify` to report.
+    let keep = records(&buf).map_or(buf.len(), |(_, end)| end);
     if keep < buf.len() {
         let f = OpenOptions::new()
             .write(true)
@@ -168,29 +173,12 @@ pub fn read(
             reason,
         }))
     };
-    if buf.len() < HEADER_LEN && header().starts_with(&buf) {
-        return Ok(Ok(RoaringTreemap::new())); // a torn creation: nothing recorded
-    }
-    if buf.len() < HEADER_LEN || buf[..HEADER_LEN] != header() {
-        return damage(0, "bad drop-log header".into());
-    }
+    let recs = match records(&buf) {
+        Ok((recs, _)) => recs,
+        Err(d) => return Ok(Err(d)),
+    };
     let mut set = RoaringTreemap::new();
-    let mut off = HEADER_LEN;
-    while off < buf.len() {
-        let Some(frame) = buf.get(off..off + 8) else {
-            break; // torn final frame header
-        };
-        let len = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
-        let crc = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
-        let Some(body) = buf.get(off + 8..off + 8 + len) else {
-            break; // torn final record
-        };
-        if crc32c::crc32c(body) != crc {
-            if off + 8 + len == buf.len() {
-                break; // a torn final record whose length arrived
-            }
-            return damage(off, "drop-log record checksum mismatch".into());
-        }
+    for (off, body) in recs {
         let count = body
             .get(..8)
             .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
@@ -224,7 +212,6 @@ pub fn read(
             set.insert(s);
             prev = s;
         }
-        off += 8 + len;
     }
     Ok(Ok(set))
 }

@@ -40,15 +40,6 @@ pub enum Quantization {
     Pq,
 }
 
-/// A count of at least 1.
-fn at_least_one(v: &str) -> Result<usize, String> {
-    match v.parse::<usize>() {
-        Ok(0) => Err("must be at least 1".into()),
-        Ok(n) => Ok(n),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 /// A finite, non-negative number of seconds.
 fn seconds(v: &str) -> Result<f64, String> {
     match v.parse::<f64>() {
@@ -90,7 +81,7 @@ pub struct BenchSearchArgs {
     pub nlist: Option<usize>,
     /// IVF nprobe values, one JSON line each (at least 1; more than nlist probes every list)
     /// [default: 1,4,16,64].
-    #[arg(long, value_delimiter = ',', value_parser = at_least_one)]
+    #[arg(long, value_delimiter = ',', value_parser = crate::util::at_least_one)]
     pub nprobe: Option<Vec<usize>>,
     /// PQ sub-spaces (default: dim/8).
     #[arg(long)]
@@ -110,16 +101,16 @@ pub struct BenchSearchArgs {
     #[arg(long)]
     pub build_on_codes: bool,
     /// Query threads.
-    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
+    #[arg(long, default_value_t = 1, value_parser = crate::util::at_least_one)]
     pub threads: usize,
     /// Build threads (default: all cores).
-    #[arg(long, value_parser = at_least_one)]
+    #[arg(long, value_parser = crate::util::at_least_one)]
     pub build_threads: Option<usize>,
     /// Repeat the query set until at least this many seconds passed (stable QPS).
     #[arg(long, default_value_t = 1.0, value_parser = seconds)]
     pub min_seconds: f64,
     /// Only the first N queries.
-    #[arg(long, value_parser = at_least_one)]
+    #[arg(long, value_parser = crate::util::at_least_one)]
     pub nq: Option<usize>,
     /// HNSW graph file: opened by mmap when it exists (no build), else built and saved there.
     #[arg(long)]

@@ -16,8 +16,7 @@ pub struct IngestArgs {
     #[arg(long, default_value = "balanced")]
     pub preset: Preset,
     /// Records per write batch (at least 1).
-    #[arg(long, default_value_t = 1000,
-          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    #[arg(long, default_value_t = 1000, value_parser = util::at_least_one)]
     pub batch: usize,
     /// Longest accepted input line in bytes.
     #[arg(long, default_value_t = 4 << 20)]

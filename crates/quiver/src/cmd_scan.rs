@@ -32,11 +32,7 @@ pub struct StatsArgs {
 /// Opens `data` read-only ([`ReadOnlyDatabase`]): no lock, nothing written, so `scan` and
 /// `stats` work while an ingest has the directory open, and on a directory they may not write.
 fn open_existing(data: &std::path::Path) -> anyhow::Result<ReadOnlyDatabase> {
-    anyhow::ensure!(
-        data.join("CURRENT").exists(),
-        "{} is not a quiver data directory (no CURRENT file)",
-        data.display()
-    );
+    // A directory without a manifest is `EngineError::NotADatabase`.
     Database::open_read_only(data).with_context(|| format!("opening {}", data.display()))
 }
 

@@ -18,6 +18,15 @@ pub fn open_db(dir: &Path, config: DbConfig) -> anyhow::Result<Database> {
     .with_context(|| format!("opening {}", dir.display()))
 }
 
+/// A count of at least 1.
+pub fn at_least_one(v: &str) -> Result<usize, String> {
+    match v.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Parses an RFC 3339 timestamp or integer nanoseconds since the Unix epoch.
 pub fn parse_ts(s: &str) -> anyhow::Result<i64> {
     if let Ok(n) = s.parse::<i64>() {

@@ -76,7 +76,7 @@ pub(crate) fn draw_levels(seed: u64, m: usize, first: usize, count: usize) -> Ve
 /// one as to the base) keeps the candidate, as hnswlib does: a kept duplicate of the base is
 /// exactly as far from every candidate as the base, so with ties pruning it would prune all
 /// of them and leave the list one entry long. And at most a quarter of the list (at least
-/// two) may be duplicates of the base, which sort first: without the cap a point copied more
+/// two) may be copies of the base (the same stored point, [`VectorSpace::same_point`]): without the cap a point copied more
 /// than `m` times fills its lists with copies of itself and the rest of the graph becomes
 /// unreachable from it.
 pub(crate) fn select_heuristic<S: VectorSpace>(
@@ -91,14 +91,13 @@ pub(crate) fn select_heuristic<S: VectorSpace>(
         out.extend_from_slice(cands);
         return;
     }
-    let is_copy = copy_test(space, base);
     let max_copies = max_copies(m);
     let mut copies = 0;
     for c in cands {
         if out.len() >= m {
             break;
         }
-        let copy = is_copy(c.id, c.distance);
+        let copy = space.same_point(base, c.id);
         if copy && copies >= max_copies {
             continue;
         }
@@ -117,17 +116,6 @@ fn max_copies(m: usize) -> usize {
     (m / 4).max(2)
 }
 
-/// Whether a candidate (id, distance from `base`) is a copy of `base`: the same stored point
-/// ([`VectorSpace::same_point`]), looked at only when the distance is `base`'s distance from
-/// itself up to rounding (the builder scores through two paths), so it costs nothing on data
-/// without copies and never mistakes a merely close point for one, at any scale.
-fn copy_test<S: VectorSpace>(space: &S, base: u32) -> impl Fn(u32, f32) -> bool + '_ {
-    let own = space.pair_distance(base, base);
-    move |id: u32, d: f32| {
-        (d - own).abs() <= 1e-3 * own.abs().max(d.abs()) + 1e-5 && space.same_point(base, id)
-    }
-}
-
 /// Adds `q` as a neighbour of `e` at `level`; shrinks `e`'s list by the heuristic when full.
 fn connect<S: VectorSpace>(
     g: &MemGraph,
@@ -142,29 +130,27 @@ fn connect<S: VectorSpace>(
     let Some(lock) = g.locks.get(e as usize) else {
         return;
     };
-    let is_copy = copy_test(space, e);
     let _guard = lock.lock();
     let mut ids = std::mem::take(&mut ctx.buf);
-    ids.clear();
-    g.neighbors(level, e, &mut ids);
-    if ids.contains(&q) {
-        ctx.buf = ids;
-        return;
-    }
     // A copy of `e` joins its list only while the list holds fewer copies than the cap:
     // appended freely, copies of a point copied many times would fill it and cut it off
     // from everything else (the build links any node this leaves unreachable at the end).
-    if is_copy(q, d_eq)
-        && ids
-            .iter()
-            .filter(|&&x| is_copy(x, space.pair_distance(e, x)))
-            .count()
-            >= max_copies(mmax)
-    {
+    if space.same_point(e, q) {
+        ids.clear();
+        g.neighbors(level, e, &mut ids);
+        let copies = ids.iter().filter(|&&x| space.same_point(e, x)).count();
+        if copies >= max_copies(mmax) {
+            ctx.buf = ids;
+            return;
+        }
+    }
+    if g.try_append(level, e, q) {
         ctx.buf = ids;
         return;
     }
-    if g.try_append(level, e, q) {
+    ids.clear();
+    g.neighbors(level, e, &mut ids);
+    if ids.contains(&q) {
         ctx.buf = ids;
         return;
     }
