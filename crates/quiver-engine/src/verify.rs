@@ -31,7 +31,7 @@ use crate::{
     manifest, EngineError, Result,
 };
 use quiver_core::{codec, SeqNo};
-use quiver_ledger::{leaf_hash, leaf_hashes, Hash, Ledger};
+use quiver_ledger::{leaf_hashes, Hash, Ledger};
 use quiver_segment::Segment;
 use quiver_wal::format::{self as walfmt, Header};
 use serde::Serialize;
@@ -463,78 +463,79 @@ fn check_wal(
         let buf = std::fs::read(path).map_err(|e| EngineError::io(path, e))?;
         let name = path.display().to_string();
         let expect = |prev: Option<SeqNo>| prev.map_or(flushed + 1, |p| p + 1);
-        if let Err(e) = Header::decode(&name, &buf) {
-            c.fail(expect(prev), path, format!("bad WAL header: {e}"));
-            return Ok(());
-        }
-        let mut off = walfmt::HEADER_LEN;
-        while off + walfmt::FRAME_HEADER_LEN <= buf.len() {
-            let word =
-                |at: usize| u32::from_le_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
-            let len = word(off) as usize;
-            if len == 0 {
-                break;
+        let mut copies: Vec<FlushedCopy> = Vec::new();
+        let stopped = 'file: {
+            if let Err(e) = Header::decode(&name, &buf) {
+                c.fail(expect(prev), path, format!("bad WAL header: {e}"));
+                break 'file true;
             }
-            let crc = word(off + 4);
-            let start = off + walfmt::FRAME_HEADER_LEN;
-            let Some(body) = buf.get(start..start + len) else {
-                if fi + 1 == nfiles {
-                    break; // a torn final record: never acknowledged
+            let mut off = walfmt::HEADER_LEN;
+            while off + walfmt::FRAME_HEADER_LEN <= buf.len() {
+                let word = |at: usize| {
+                    u32::from_le_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]])
+                };
+                let len = word(off) as usize;
+                if len == 0 {
+                    break;
                 }
-                c.fail(
-                    expect(prev),
-                    path,
-                    format!("frame at byte {off} runs past the end of the file"),
-                );
-                return Ok(());
-            };
-            if crc32c::crc32c(body) != crc {
-                if fi + 1 == nfiles && buf[start + len..].iter().all(|&b| b == 0) {
-                    break; // a torn final record
-                }
-                c.fail(
-                    expect(prev),
-                    path,
-                    format!("frame at byte {off}: checksum mismatch"),
-                );
-                return Ok(());
-            }
-            let seq = codec::peek_seq(body).unwrap_or(0);
-            match prev {
-                Some(p) if seq != p + 1 => {
-                    c.fail((p + 1).min(seq.max(1)), path, format!("frame at byte {off} holds seq {seq} after seq {p}: records missing, reordered or inserted"));
-                    return Ok(());
-                }
-                None if seq > flushed + 1 => {
-                    c.fail(flushed + 1, path, format!("the log starts at seq {seq} but only seqs up to {flushed} are flushed: records missing"));
-                    return Ok(());
-                }
-                _ => {}
-            }
-            prev = Some(seq);
-            if seq <= flushed {
-                // Already covered by segments (or dropped as an overwritten version): check
-                // this copy against its stored leaf too.
-                if let Some(stored) = (seq <= c.ledger.size())
-                    .then(|| c.ledger.leaf_hash_at(seq - 1))
-                    .transpose()?
-                {
-                    if leaf_hash(c.ledger.alg(), body) != stored {
-                        c.fail(
-                            seq,
-                            path,
-                            format!("record at byte {off}: leaf hash differs from the stored leaf"),
-                        );
-                        return Ok(());
+                let crc = word(off + 4);
+                let start = off + walfmt::FRAME_HEADER_LEN;
+                let Some(body) = buf.get(start..start + len) else {
+                    if fi + 1 == nfiles {
+                        break; // a torn final record: never acknowledged
                     }
+                    c.fail(
+                        expect(prev),
+                        path,
+                        format!("frame at byte {off} runs past the end of the file"),
+                    );
+                    break 'file true;
+                };
+                if crc32c::crc32c(body) != crc {
+                    if fi + 1 == nfiles && buf[start + len..].iter().all(|&b| b == 0) {
+                        break; // a torn final record
+                    }
+                    c.fail(
+                        expect(prev),
+                        path,
+                        format!("frame at byte {off}: checksum mismatch"),
+                    );
+                    break 'file true;
                 }
-            } else if !c.record(body, path, off as u64)? {
-                return Ok(());
+                let seq = codec::peek_seq(body).unwrap_or(0);
+                match prev {
+                    Some(p) if seq != p + 1 => {
+                        c.fail((p + 1).min(seq.max(1)), path, format!("frame at byte {off} holds seq {seq} after seq {p}: records missing, reordered or inserted"));
+                        break 'file true;
+                    }
+                    None if seq > flushed + 1 => {
+                        c.fail(flushed + 1, path, format!("the log starts at seq {seq} but only seqs up to {flushed} are flushed: records missing"));
+                        break 'file true;
+                    }
+                    _ => {}
+                }
+                prev = Some(seq);
+                if seq <= flushed {
+                    // Already covered by segments (or dropped as an overwritten version): this
+                    // copy is checked against its stored leaf too, in batches after the walk.
+                    copies.push(FlushedCopy {
+                        seq,
+                        offset: off,
+                        body: start..start + len,
+                    });
+                } else if !c.record(body, path, off as u64)? {
+                    break 'file true;
+                }
+                off = start + len;
+                if c.records.is_multiple_of(65536) {
+                    progress(c.records);
+                }
             }
-            off = start + len;
-            if c.records.is_multiple_of(65536) {
-                progress(c.records);
-            }
+            false
+        };
+        let copies_ok = check_flushed_copies(c, path, &buf, &copies)?;
+        if stopped || !copies_ok {
+            return Ok(());
         }
     }
     let expect = prev.map_or(flushed + 1, |p| p + 1);
@@ -550,4 +551,47 @@ fn check_wal(
         );
     }
     Ok(())
+}
+
+/// A WAL copy of a record at or below the manifest's flushed seq, found by the WAL walk.
+struct FlushedCopy {
+    seq: SeqNo,
+    /// The frame's byte offset in its file.
+    offset: usize,
+    /// The record body's byte range in the file.
+    body: std::ops::Range<usize>,
+}
+
+/// Checks WAL copies of already flushed records (consecutive seqs, in order) against their
+/// stored leaves, hashed in batches; false after a mismatch (recorded as a failure). Copies
+/// beyond the ledger's size have no stored leaf to compare with.
+fn check_flushed_copies(
+    c: &mut Checker<'_>,
+    path: &Path,
+    buf: &[u8],
+    copies: &[FlushedCopy],
+) -> Result<bool> {
+    const CHUNK: usize = 4096;
+    let alg = c.ledger.alg();
+    let size = c.ledger.size();
+    let within = copies.partition_point(|q| q.seq <= size);
+    for run in copies[..within].chunks(CHUNK) {
+        let bodies: Vec<&[u8]> = run.iter().map(|q| &buf[q.body.clone()]).collect();
+        let got = leaf_hashes(alg, &bodies);
+        let stored = c.ledger.leaf_hashes(run[0].seq - 1).take(run.len());
+        for ((q, got), stored) in run.iter().zip(got).zip(stored) {
+            if got != stored? {
+                c.fail(
+                    q.seq,
+                    path,
+                    format!(
+                        "record at byte {}: leaf hash differs from the stored leaf",
+                        q.offset
+                    ),
+                );
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
 }

@@ -129,6 +129,25 @@ fn wal_payload_flip_with_crc_recomputed() {
     assert_eq!(bad_seq(d.path()), 250);
 }
 
+/// The WAL still holds seqs 1..=200 after their flush: those copies are checked too (in
+/// batches, after the file's walk), and the lowest bad seq wins over a later WAL-only one.
+#[test]
+fn wal_copy_of_a_flushed_record_flipped() {
+    let d = setup();
+    edit_wal(d.path(), 150, |fr| {
+        let i = pos(fr, 150);
+        flip_payload(&mut fr[i]);
+    });
+    assert_eq!(bad_seq(d.path()), 150);
+    edit_wal(d.path(), 250, |fr| {
+        let i = pos(fr, 250);
+        flip_payload(&mut fr[i]);
+        let i = pos(fr, 120);
+        flip_payload(&mut fr[i]);
+    });
+    assert_eq!(bad_seq(d.path()), 120);
+}
+
 #[test]
 fn segment_row_flip_with_block_checksum_recomputed() {
     let d = setup();
