@@ -216,17 +216,18 @@ impl Wal {
             });
         }
         let next_seq = files.last().map_or(1, |f| f.next_seq()).max(1);
-        // A syncing log makes what it found durable first: records a previous run wrote
-        // without syncs (a `throughput` session that stopped before its seals) may still sit
-        // in the page cache, and neither a direct append nor the fdatasync of a later group
-        // covers another file (or, with direct I/O, another part of this one).
-        if config.sync != SyncMode::None {
-            for f in files.iter().take(files.len().saturating_sub(1)) {
-                storage
-                    .open_append(&f.name)?
-                    .sync_data()
-                    .map_err(|e| WalError::io("fdatasync", &f.name, e))?;
-            }
+        // What a previous run wrote without syncs (a `throughput` session that stopped before
+        // its background seals) may still sit in the page cache, and neither a direct append
+        // nor the fdatasync of a later group covers another file (or, with direct I/O, another
+        // part of this one). So every file but the active one is made durable here, whatever
+        // the mode: [`Wal::sync`] (what a signed checkpoint or receipt relies on under
+        // `throughput`) syncs only the active file and this session's seals. On files a clean
+        // shutdown left synced, each fdatasync finds nothing to write.
+        for f in files.iter().take(files.len().saturating_sub(1)) {
+            storage
+                .open_append(&f.name)?
+                .sync_data()
+                .map_err(|e| WalError::io("fdatasync", &f.name, e))?;
         }
         let mut mode = AppendMode::default();
         let active = match files.last() {

@@ -71,6 +71,14 @@ impl MemStorage {
         self.inner.lock().files.get(name).map(|f| f.data.clone())
     }
 
+    /// Models an fdatasync of `name` that never happened: its durable contents become its
+    /// first `keep` bytes (what a power failure would leave), while readers still see all of it.
+    pub fn forget_sync(&self, name: &str, keep: usize) {
+        if let Some(f) = self.inner.lock().files.get_mut(name) {
+            f.durable = f.data[..keep.min(f.data.len())].to_vec();
+        }
+    }
+
     /// Replaces the contents of a file, creating it (durably) if missing. For tests that
     /// damage files; the new contents count as durable.
     pub fn put_file(&self, name: &str, data: Vec<u8>) {

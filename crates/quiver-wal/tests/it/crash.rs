@@ -251,3 +251,32 @@ fn opening_a_syncing_log_makes_what_it_found_durable() {
     .unwrap();
     assert_eq!(crate::replay_all(&w, 0), expected);
 }
+
+/// `Wal::sync` under `SyncMode::None` is what a signed checkpoint or receipt relies on: it must
+/// also cover files a previous run sealed but never got to fdatasync (its background seals cut
+/// short by a crash), not only the active file and this session's seals.
+#[test]
+fn a_throughput_sync_covers_files_a_previous_run_left_unsynced() {
+    use quiver_wal::Storage;
+    let (m, s) = crate::mem();
+    let c = crate::cfg(SyncMode::None, 4096, false);
+    let wal = Wal::open(s.clone(), c.clone(), None).unwrap();
+    let mut expected = Vec::new();
+    for i in 0..150u64 {
+        let b = crate::body(i, 100);
+        let r = wal.commit(vec![b.clone()]).unwrap();
+        expected.push((r.first, crate::stamped(r.first, b)));
+    }
+    drop(wal);
+    // The crash came before any seal's fdatasync: only the headers had reached the disk.
+    let names = m.list().unwrap();
+    assert!(names.len() > 2, "rotated");
+    for n in &names {
+        m.forget_sync(n, 40);
+    }
+    let wal = Wal::open(s, c.clone(), None).unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    let w = Wal::open(Arc::new(m.crash_image()), c, None).expect("the image opens");
+    assert_eq!(crate::replay_all(&w, 0), expected);
+}
