@@ -252,6 +252,11 @@ impl Database {
 
     /// Like [`write_batch`](Self::write_batch), and returns a receipt: the batch's range, the
     /// tree size and root that cover it and one Ed25519 signature for the whole batch.
+    ///
+    /// A receipt is a signed statement, so it covers only durable records whatever the
+    /// preset: under `throughput` the WAL is synced first (as for a checkpoint), and the
+    /// ledger's nodes and the receipt itself are synced before it is returned
+    /// ([`Ledger::receipt_at`]).
     pub fn write_batch_with_receipt(&self, ops: &[Op]) -> Result<(SeqRange, Receipt)> {
         let ledger = self
             .inner
@@ -260,7 +265,13 @@ impl Database {
             .ok_or(EngineError::LedgerDisabled)?;
         let range = self.write_batch(ops)?;
         self.inner.wait_for_leaves(range.last)?;
-        let receipt = ledger.receipt(range.first, range.last)?;
+        // Leaves are appended after their records were written, so once the WAL is synced
+        // every leaf counted here is durable (the syncing presets append only durable ones).
+        let size = ledger.size();
+        if self.inner.config.wal.sync == SyncMode::None {
+            self.inner.wal.sync()?;
+        }
+        let receipt = ledger.receipt_at(range.first, range.last, size)?;
         Ok((range, receipt))
     }
 

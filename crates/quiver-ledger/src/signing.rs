@@ -142,47 +142,72 @@ impl Ledger {
     }
 
     /// Signs one receipt for the batch `first_seq..=last_seq` (already appended) against the
-    /// current tree, stores it (durable after [`Ledger::sync`]) and returns it.
+    /// current tree; see [`Ledger::receipt_at`].
     pub fn receipt(&self, first_seq: u64, last_seq: u64) -> Result<Receipt> {
+        self.receipt_at(first_seq, last_seq, self.size())
+    }
+
+    /// Signs one receipt for the batch `first_seq..=last_seq` against the tree of the first
+    /// `tree_size` leaves (for callers that know only that prefix is durable), stores it and
+    /// returns it. The node files are synced first, so no crash leaves a receipt over leaves
+    /// the ledger lost, and the receipt is durable when this returns, so its id is never
+    /// handed out twice.
+    pub fn receipt_at(&self, first_seq: u64, last_seq: u64, tree_size: u64) -> Result<Receipt> {
         if self.read_only {
             return Err(LedgerError::ReadOnly);
         }
-        let mut inner = self.inner.lock();
-        if first_seq == 0 || first_seq > last_seq || last_seq > inner.size {
-            return Err(LedgerError::OutOfRange {
-                what: "receipt seq range end",
-                value: if first_seq == 0 || first_seq > last_seq {
-                    first_seq
-                } else {
-                    last_seq
-                },
-                size: inner.size,
+        self.sync()?;
+        let (r, (file, path)) = {
+            let mut inner = self.inner.lock();
+            self.check_writable(&inner)?;
+            inner.check_size("receipt tree size", tree_size)?;
+            if first_seq == 0 || first_seq > last_seq || last_seq > tree_size {
+                return Err(LedgerError::OutOfRange {
+                    what: "receipt seq range end",
+                    value: if first_seq == 0 || first_seq > last_seq {
+                        first_seq
+                    } else {
+                        last_seq
+                    },
+                    size: tree_size,
+                });
+            }
+            let r = Receipt {
+                id: inner.receipt_offsets.len() as u64 + 1,
+                origin: self.origin.clone(),
+                alg: self.alg,
+                first_seq,
+                last_seq,
+                tree_size,
+                root: inner.root_at(self.alg, tree_size)?,
+                timestamp_ms: now_ms(),
+                signature: [0; 64],
+            }
+            .sign(&self.key);
+            let stored = inner.receipts.append(&r.encode()).and_then(|off| {
+                let dup = inner.receipts.dup()?;
+                Ok((off, dup))
             });
-        }
-        let r = Receipt {
-            id: inner.receipt_offsets.len() as u64 + 1,
-            origin: self.origin.clone(),
-            alg: self.alg,
-            first_seq,
-            last_seq,
-            tree_size: inner.size,
-            root: inner.current_root(self.alg),
-            timestamp_ms: now_ms(),
-            signature: [0; 64],
-        }
-        .sign(&self.key);
-        match inner.receipts.append(&r.encode()) {
-            Ok(off) => {
-                inner.receipt_offsets.push(off);
-                inner.receipt_by_first.insert((first_seq, r.id), last_seq);
-                inner.receipt_max_span = inner.receipt_max_span.max(last_seq - first_seq);
-                Ok(r)
+            match stored {
+                Ok((off, dup)) => {
+                    inner.receipt_offsets.push(off);
+                    inner.receipt_by_first.insert((first_seq, r.id), last_seq);
+                    inner.receipt_max_span = inner.receipt_max_span.max(last_seq - first_seq);
+                    (r, dup)
+                }
+                Err(e) => {
+                    Ledger::poison(&mut inner);
+                    return Err(e);
+                }
             }
-            Err(e) => {
-                Ledger::poison(&mut inner);
-                Err(e)
-            }
+        };
+        // Outside the lock: appends go on. A later receipt's fdatasync covers this one's bytes
+        // too (written before it), so whichever returns first has both durable.
+        if let Err(e) = file.sync_data() {
+            Ledger::poison(&mut self.inner.lock());
+            return Err(LedgerError::io(&path, e));
         }
+        Ok(r)
     }
 
     /// Looks a receipt up by id.

@@ -113,3 +113,29 @@ fn checkpoint_policy_takes_effect() {
         "a 50 ms interval over ~0.5 s gave {timed} checkpoints"
     );
 }
+
+/// A receipt is a signed statement: under `throughput` (no WAL syncs for plain writes) the
+/// WAL is synced before one is signed, so a power loss cannot take back what it covers.
+#[test]
+fn a_throughput_receipt_covers_only_synced_records() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg =
+        DbConfig::new(Preset::Throughput).flush_interval(std::time::Duration::from_secs(3600));
+    let db = Database::open(d.path(), cfg).unwrap();
+    let syncs = |db: &Database| db.stats().unwrap().wal_syncs;
+    // The first write creates the first WAL file (its header is synced).
+    db.write_batch(&(0..5).map(ev).collect::<Vec<_>>()).unwrap();
+    let s0 = syncs(&db);
+    db.write_batch(&(100..105).map(ev).collect::<Vec<_>>())
+        .unwrap();
+    assert_eq!(syncs(&db), s0, "a plain throughput write does not sync");
+    let (range, receipt) = db
+        .write_batch_with_receipt(&(5..25).map(ev).collect::<Vec<_>>())
+        .unwrap();
+    assert!(syncs(&db) > s0, "the WAL was synced before the receipt");
+    assert!(receipt.tree_size >= range.last);
+    let ledger = db.ledger().unwrap();
+    assert_eq!(ledger.root_at(receipt.tree_size).unwrap(), receipt.root);
+    quiver_ledger::verify::verify_receipt(&ledger.public_key(), &receipt).unwrap();
+    db.close().unwrap();
+}

@@ -4,4 +4,5 @@ mod basic;
 mod ledger;
 mod model;
 mod read_only;
+mod stress_ledger;
 mod tamper;
