@@ -166,10 +166,19 @@ fn flush_one(inner: &Inner, mt: &SharedMemtable) -> Result<()> {
     // The ledger's leaves must be durable before the WAL records they were hashed from go,
     // and what this flush dropped must be on record before the manifest stops naming it.
     if let Some(l) = &inner.ledger {
-        inner.wait_for_leaves(last_seq)?;
-        l.sync()?;
-        dropped.sort_unstable();
-        crate::dropped::append(dir, l, &dropped)?;
+        let r = (|| {
+            inner.wait_for_leaves(last_seq)?;
+            l.sync()?;
+            dropped.sort_unstable();
+            crate::dropped::append(dir, l, &dropped)
+        })();
+        if let Err(e) = r {
+            // No manifest names the new segment yet: it would only leak.
+            if let Some(s) = &new_seg {
+                let _ = std::fs::remove_file(segment_path(dir, s.id));
+            }
+            return Err(e);
+        }
     }
     m.flushed_through = last_seq;
     m.number += 1;
@@ -341,7 +350,13 @@ pub(crate) fn compact(inner: &Inner, force: bool) -> Result<()> {
     };
     if let Some(l) = &inner.ledger {
         dropped.sort_unstable();
-        crate::dropped::append(&inner.dir, l, &dropped)?;
+        if let Err(e) = crate::dropped::append(&inner.dir, l, &dropped) {
+            // No manifest names the new segment yet: it would only leak.
+            if new_seg.is_some() {
+                let _ = std::fs::remove_file(&path);
+            }
+            return Err(e);
+        }
     }
     let _m = inner.manifest_lock.lock();
     let removed: Vec<u64> = window.iter().map(|s| s.id).collect();

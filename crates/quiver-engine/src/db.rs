@@ -74,6 +74,72 @@ pub(crate) fn segment_path(d: &Path, id: u64) -> PathBuf {
 
 /// Takes the exclusive advisory lock on `<data>/LOCK` (released when the file closes, also
 /// when the process dies), so two writers never share a data directory.
+/// With no `CURRENT`, `open` creates a database; it must not create one over an existing
+/// database whose `CURRENT` was lost (its next flush would overwrite segment 1). Creation
+/// itself writes `LOCK` and a first `MANIFEST-*` before `CURRENT`, and everything else after
+/// it: segment, WAL or ledger files or a drop log mean data is there.
+fn refuse_to_recreate(dir: &Path) -> Result<()> {
+    let holds_files = |d: PathBuf| -> Result<bool> {
+        match std::fs::read_dir(&d) {
+            Ok(mut it) => Ok(it.next().is_some()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(EngineError::io(&d, e)),
+        }
+    };
+    let found = [
+        (segments_dir(dir), "segment files"),
+        (wal_dir(dir), "WAL files"),
+        (dir.join("ledger"), "ledger files"),
+    ]
+    .into_iter()
+    .map(|(d, what)| holds_files(d).map(|has| has.then_some(what)))
+    .collect::<Result<Vec<_>>>()?
+    .into_iter()
+    .flatten()
+    .chain(crate::dropped::path(dir).exists().then_some("a drop log"))
+    .collect::<Vec<_>>();
+    if found.is_empty() {
+        return Ok(());
+    }
+    Err(EngineError::Manifest {
+        path: dir.join("CURRENT"),
+        reason: format!(
+            "missing, but the directory holds {}: refusing to create a new database over \
+             them (restore CURRENT, naming the newest MANIFEST-* file)",
+            found.join(", ")
+        ),
+    })
+}
+
+/// Removes segment files the manifest does not name: left by a flush or compaction that failed
+/// (or crashed) before its manifest swap, they are never read and would otherwise leak.
+fn remove_unreferenced_segments(dir: &Path, m: &Manifest) -> Result<()> {
+    let sdir = segments_dir(dir);
+    let named: std::collections::HashSet<u64> = m.segments.iter().map(|e| e.id).collect();
+    let mut removed = false;
+    for entry in std::fs::read_dir(&sdir).map_err(|e| EngineError::io(&sdir, e))? {
+        let entry = entry.map_err(|e| EngineError::io(&sdir, e))?;
+        let name = entry.file_name();
+        let Some(id) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".seg"))
+            .filter(|n| n.len() == 12 && n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        if !named.contains(&id) {
+            let p = entry.path();
+            std::fs::remove_file(&p).map_err(|e| EngineError::io(&p, e))?;
+            removed = true;
+        }
+    }
+    if removed {
+        manifest::sync_dir(&sdir)?;
+    }
+    Ok(())
+}
+
 fn lock_dir(dir: &Path) -> Result<std::fs::File> {
     let path = dir.join("LOCK");
     let f = std::fs::OpenOptions::new()
@@ -108,6 +174,7 @@ impl Database {
         let m = match manifest::load(&dir)? {
             Some(m) => m,
             None => {
+                refuse_to_recreate(&dir)?;
                 let m = Manifest {
                     version: 1,
                     next_segment_id: 1,
@@ -117,6 +184,7 @@ impl Database {
                 m
             }
         };
+        remove_unreferenced_segments(&dir, &m)?;
         let mut segments = Vec::with_capacity(m.segments.len());
         for e in &m.segments {
             let seg = Segment::open(&segment_path(&dir, e.id))?;

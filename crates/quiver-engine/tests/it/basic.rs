@@ -569,3 +569,78 @@ fn stats_count_the_leaves_of_every_acknowledged_write() {
     }
     db.close().unwrap();
 }
+
+/// A lost `CURRENT` must not turn an existing database into a new, empty one (whose first
+/// flush would overwrite segment 1); a creation cut short before `CURRENT` still opens.
+#[test]
+fn a_missing_current_over_existing_data_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let db = Database::open(d.path(), small(Preset::Balanced)).unwrap();
+    db.write_batch(&(0..50).map(|i| ev(i, i as i64)).collect::<Vec<_>>())
+        .unwrap();
+    db.flush().unwrap();
+    db.close().unwrap();
+    let seg = std::fs::read_dir(d.path().join("segments"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let before = std::fs::read(&seg).unwrap();
+    std::fs::remove_file(d.path().join("CURRENT")).unwrap();
+    match Database::open(d.path(), small(Preset::Balanced)) {
+        Err(EngineError::Manifest { path, reason }) => {
+            assert!(path.ends_with("CURRENT"), "{path:?}");
+            assert!(reason.contains("segment files"), "{reason}");
+        }
+        other => panic!("expected a manifest error, got {:?}", other.map(|_| ())),
+    }
+    assert_eq!(std::fs::read(&seg).unwrap(), before, "segment untouched");
+    assert!(!d.path().join("CURRENT").exists(), "nothing created");
+
+    // LOCK and a first MANIFEST but no CURRENT: a creation that crashed. It opens as new.
+    let fresh = tempfile::tempdir().unwrap();
+    Database::open(fresh.path(), small(Preset::Balanced))
+        .unwrap()
+        .close()
+        .unwrap();
+    for e in std::fs::read_dir(fresh.path()).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            std::fs::remove_dir_all(&p).unwrap();
+        } else if p.file_name().unwrap() == "CURRENT" {
+            std::fs::remove_file(&p).unwrap();
+        }
+    }
+    let db = Database::open(fresh.path(), small(Preset::Balanced)).unwrap();
+    assert_eq!(db.write_batch(&[ev(1, 1)]).unwrap().first, 1);
+    db.close().unwrap();
+}
+
+/// A segment file no manifest names (a flush or compaction that failed before its manifest
+/// swap) is removed at open instead of leaking for good.
+#[test]
+fn unreferenced_segment_files_are_removed_at_open() {
+    let d = tempfile::tempdir().unwrap();
+    let db = Database::open(d.path(), small(Preset::Balanced)).unwrap();
+    db.write_batch(&(0..50).map(|i| ev(i, i as i64)).collect::<Vec<_>>())
+        .unwrap();
+    db.flush().unwrap();
+    db.close().unwrap();
+    let segs = d.path().join("segments");
+    let orphan = segs.join("000000000099.seg");
+    std::fs::write(&orphan, b"half-written").unwrap();
+    let other = segs.join("notes.txt");
+    std::fs::write(&other, b"not ours").unwrap();
+    let db = Database::open(d.path(), small(Preset::Balanced)).unwrap();
+    assert!(!orphan.exists(), "orphan removed");
+    assert!(other.exists(), "files that are not segments are left alone");
+    let mut n = 0;
+    db.scan(&mut |_| {
+        n += 1;
+        Ok(true)
+    })
+    .unwrap();
+    assert_eq!(n, 50);
+    db.close().unwrap();
+}
