@@ -22,17 +22,27 @@ pub(crate) fn spawn(inner: &Arc<Inner>) -> Result<Vec<JoinHandle<()>>> {
     v.push(
         std::thread::Builder::new()
             .name("quiver-flush".into())
-            .spawn(move || flush_loop(&i))
+            .spawn(move || guarded(&i, "flush thread", flush_loop))
             .map_err(|e| EngineError::io(&inner.dir, e))?,
     );
     let i = inner.clone();
     v.push(
         std::thread::Builder::new()
             .name("quiver-compact".into())
-            .spawn(move || compact_loop(&i))
+            .spawn(move || guarded(&i, "compaction thread", compact_loop))
             .map_err(|e| EngineError::io(&inner.dir, e))?,
     );
     Ok(v)
+}
+
+/// Runs a background loop; a panic in it becomes the database's background failure, so
+/// writers are refused instead of going on with nothing flushing behind them.
+fn guarded(inner: &Inner, what: &str, body: fn(&Inner)) {
+    let run = std::panic::AssertUnwindSafe(|| body(inner));
+    if let Err(panic) = std::panic::catch_unwind(run) {
+        let reason = format!("{what} panicked: {}", crate::panic_message(&*panic));
+        inner.bg_error.lock().get_or_insert(reason);
+    }
 }
 
 fn record_failure(inner: &Inner, what: &str, e: &EngineError) {

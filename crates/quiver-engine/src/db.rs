@@ -359,6 +359,9 @@ impl Database {
                 reason: "applying a committed group failed; reopen to recover from the WAL".into(),
             });
         }
+        if let Some(leaves) = &self.inner.leaves {
+            leaves.check()?;
+        }
         Ok(())
     }
 

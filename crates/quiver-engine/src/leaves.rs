@@ -89,13 +89,21 @@ impl LeafSequencer {
         let thread = std::thread::Builder::new()
             .name("quiver-leaves".into())
             .spawn(move || {
-                while let Some((first, batch)) = next_job(&rx, poll) {
-                    let refs: Vec<&[u8]> = batch.bodies().collect();
-                    let hashes = leaf_hashes(worker.ledger.alg(), &refs);
-                    if worker.submit(first, hashes).is_err() {
-                        // `submit` recorded the failure: writers and waiters see it.
-                        return;
+                let run = std::panic::AssertUnwindSafe(|| {
+                    while let Some((first, batch)) = next_job(&rx, poll) {
+                        let refs: Vec<&[u8]> = batch.bodies().collect();
+                        let hashes = leaf_hashes(worker.ledger.alg(), &refs);
+                        if worker.submit(first, hashes).is_err() {
+                            // `submit` recorded the failure: writers and waiters see it.
+                            return;
+                        }
                     }
+                });
+                if let Err(panic) = std::panic::catch_unwind(run) {
+                    worker.fail(format!(
+                        "the leaf hashing thread panicked: {}",
+                        crate::panic_message(&*panic)
+                    ));
                 }
             })
             .map_err(|e| EngineError::Closed {
@@ -108,20 +116,31 @@ impl LeafSequencer {
         })
     }
 
+    /// Fails once a leaf append has failed (or the hashing thread died): the database must
+    /// then refuse writes *before* committing them, or a caller told that its write failed
+    /// would find it durable (and in the signed log) after a reopen.
+    pub(crate) fn check(&self) -> Result<()> {
+        match &self.shared.pending.lock().failed {
+            Some(f) => Err(EngineError::Closed {
+                reason: format!("ledger append failed earlier: {f}"),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// Queues a committed batch (bodies with seqs stamped, from `first`) for hashing.
     pub(crate) fn hash_later(&self, first: SeqNo, bodies: Batch) -> Result<()> {
-        if let Some(f) = &self.shared.pending.lock().failed {
-            return Err(EngineError::Closed {
-                reason: format!("ledger append failed earlier: {f}"),
-            });
-        }
+        self.check()?;
         let tx = self.tx.read();
         let sent = tx.as_ref().map(|t| t.send((first, bodies)));
         match sent {
             Some(Ok(())) => Ok(()),
-            _ => Err(EngineError::Closed {
-                reason: "the leaf hashing thread has stopped".into(),
-            }),
+            _ => {
+                self.check()?;
+                Err(EngineError::Closed {
+                    reason: "the leaf hashing thread has stopped".into(),
+                })
+            }
         }
     }
 
@@ -153,6 +172,12 @@ fn next_job(rx: &mpsc::Receiver<Job>, poll: Duration) -> Option<Job> {
 }
 
 impl Shared {
+    /// Records a failure (the first one wins) and wakes every waiter.
+    fn fail(&self, reason: String) {
+        self.pending.lock().failed.get_or_insert(reason);
+        self.cv.notify_all();
+    }
+
     /// Hands over the leaf hashes of seqs `first..first + hashes.len()`; appends every batch
     /// that is now next in line.
     pub(crate) fn submit(&self, first: SeqNo, hashes: Vec<Hash>) -> Result<()> {

@@ -79,3 +79,12 @@ pub use error::{EngineError, Result};
 pub use quiver_core::{DbConfig, Entry, Id, Op, Preset, Record, SeqRange};
 pub use read::Stats;
 pub use read_only::{ReadOnlyDatabase, READ_ONLY_OPEN_ATTEMPTS};
+
+/// The message of a caught panic (`&str` or `String` payloads; anything else unnamed).
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}

@@ -222,6 +222,9 @@ struct Hasher<'a> {
     next_leaf: u64,
     unhashed: u64,
     failure: Option<Failure>,
+    /// Threads that hash chunks of a batch in parallel; `None` where none could be started
+    /// (a thread limit): then this thread hashes every chunk.
+    pool: Option<rayon::ThreadPool>,
 }
 
 impl Hasher<'_> {
@@ -246,14 +249,14 @@ impl Hasher<'_> {
         use rayon::prelude::*;
         let alg = self.ledger.alg();
         // Chunks of 256 records per rayon task; inside one, BLAKE3 hashes 16 at a time.
-        let hashes: Vec<Hash> = b
-            .queue
-            .par_chunks(256)
-            .flat_map_iter(|qs| {
-                let bodies: Vec<&[u8]> = qs.iter().map(|q| &b.buf[q.start..q.end]).collect();
-                leaf_hashes(alg, &bodies)
-            })
-            .collect();
+        let chunk = |qs: &[Queued]| {
+            let bodies: Vec<&[u8]> = qs.iter().map(|q| &b.buf[q.start..q.end]).collect();
+            leaf_hashes(alg, &bodies)
+        };
+        let hashes: Vec<Hash> = match &self.pool {
+            Some(pool) => pool.install(|| b.queue.par_chunks(256).flat_map_iter(chunk).collect()),
+            None => b.queue.chunks(256).flat_map(chunk).collect(),
+        };
         for (q, got) in b.queue.iter().zip(hashes) {
             match self.stored_leaf(q.seq - 1)? {
                 None => self.unhashed += 1,
@@ -300,27 +303,41 @@ pub fn verify_dir(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<Report> {
     // The ledger's own audit (every interior node, checkpoint and signature) is independent
     // of the record check: run them side by side.
     let tree_ledger = Ledger::open_read_only(&dir.join("ledger"), &dir.join("keys"))?;
-    let tree_thread = std::thread::spawn(move || tree_ledger.verify_tree(&mut |_| {}));
+    // Where no thread can be started (a thread limit), each part runs here in turn instead.
+    let tree_thread = std::thread::Builder::new()
+        .name("quiver-verify-tree".into())
+        .spawn(move || tree_ledger.verify_tree(&mut |_| {}))
+        .ok();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("quiver-verify-{i}"))
+        .build()
+        .ok();
     let (to_hasher, batches) = std::sync::mpsc::sync_channel::<Batch>(4);
     let (recycle, recycled) = std::sync::mpsc::channel::<Batch>();
     let hasher_ledger = &ledger;
     std::thread::scope(|scope| -> Result<Report> {
-        let hasher = scope.spawn(move || -> Result<Hasher<'_>> {
-            let mut h = Hasher {
-                ledger: hasher_ledger,
-                leaves: hasher_ledger.leaf_hashes(0),
-                next_leaf: 0,
-                unhashed: 0,
-                failure: None,
-            };
-            for b in batches {
-                if h.failure.is_none() {
-                    h.check(&b)?;
+        let hasher = std::thread::Builder::new()
+            .name("quiver-verify-hash".into())
+            .spawn_scoped(scope, move || -> Result<Hasher<'_>> {
+                let mut h = Hasher {
+                    ledger: hasher_ledger,
+                    leaves: hasher_ledger.leaf_hashes(0),
+                    next_leaf: 0,
+                    unhashed: 0,
+                    failure: None,
+                    pool,
+                };
+                for b in batches {
+                    if h.failure.is_none() {
+                        h.check(&b)?;
+                    }
+                    let _ = recycle.send(b);
                 }
-                let _ = recycle.send(b);
-            }
-            Ok(h)
-        });
+                Ok(h)
+            })
+            .map_err(|e| EngineError::Closed {
+                reason: format!("cannot start the leaf hashing thread: {e}"),
+            })?;
         let mut c = Checker {
             ledger: &ledger,
             dropped: &dropped,
@@ -407,9 +424,12 @@ pub fn verify_dir(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<Report> {
             reason: "leaf hasher panicked".into(),
         })??;
         let mut failure = min_failure(failure, h.failure);
-        let tree = tree_thread.join().map_err(|_| EngineError::Closed {
-            reason: "tree audit panicked".into(),
-        })??;
+        let tree = match tree_thread {
+            Some(t) => t.join().map_err(|_| EngineError::Closed {
+                reason: "tree audit panicked".into(),
+            })??,
+            None => ledger.verify_tree(&mut |_| {})?,
+        };
         if let Some(f) = tree.failure {
             // A bad interior node implicates every leaf below it; when the records pinned
             // down a bad leaf among them, that leaf is the precise answer.

@@ -504,7 +504,11 @@ impl SyncBatch {
         };
         let threads = files.len().min(SYNC_PARALLELISM);
         std::thread::scope(|s| {
-            let handles: Vec<_> = (1..threads).map(|_| s.spawn(worker)).collect();
+            // A helper thread that cannot start (a thread limit) leaves its share to the
+            // others: this thread alone syncs every file if need be.
+            let handles: Vec<_> = (1..threads)
+                .map_while(|_| std::thread::Builder::new().spawn_scoped(s, worker).ok())
+                .collect();
             let mut result = worker();
             for h in handles {
                 let r = h.join().unwrap_or_else(|_| {

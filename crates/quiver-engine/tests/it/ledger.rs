@@ -139,3 +139,27 @@ fn a_throughput_receipt_covers_only_synced_records() {
     quiver_ledger::verify::verify_receipt(&ledger.public_key(), &receipt).unwrap();
     db.close().unwrap();
 }
+
+/// Once a leaf append has failed, writes are refused *before* they are committed: a caller
+/// told that its write failed must not find it durable (and in the signed log) after a reopen.
+#[test]
+fn after_a_failed_leaf_append_writes_are_refused_uncommitted() {
+    let d = tempfile::tempdir().unwrap();
+    let db = Database::open(d.path(), DbConfig::new(Preset::Balanced)).unwrap();
+    db.write_batch(&[ev(0)]).unwrap();
+    // Level 4 of the tree is first needed at 16 leaves; its file cannot be created.
+    std::fs::create_dir(d.path().join("ledger").join("level-04.hashes")).unwrap();
+    db.write_batch(&(1..40).map(ev).collect::<Vec<_>>())
+        .unwrap();
+    // A checkpoint waits for every leaf: it sees the failure once the hashing thread hit it.
+    assert!(
+        db.checkpoint().is_err(),
+        "the leaf append failure is reported"
+    );
+    let last = db.last_seq();
+    for i in 0..3 {
+        let err = db.write_batch(&[ev(100 + i)]).unwrap_err().to_string();
+        assert!(err.contains("level-04"), "the cause is named: {err}");
+    }
+    assert_eq!(db.last_seq(), last, "refused writes were not committed");
+}
