@@ -45,10 +45,16 @@ impl Storage for FsStorage {
         let mut out = Vec::new();
         for entry in std::fs::read_dir(&self.dir).map_err(err)? {
             let entry = entry.map_err(err)?;
-            if entry.file_type().map_err(err)?.is_file() {
-                if let Some(n) = entry.file_name().to_str() {
-                    out.push(n.to_string());
-                }
+            let Some(n) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            // Anything named like a log file is listed whatever it is (a symlink is read
+            // through; a directory then fails to open, naming it), never skipped: skipping
+            // one would lose its records and hand their seqs out again.
+            if entry.file_type().map_err(err)?.is_file()
+                || crate::format::parse_file_name(&n).is_some()
+            {
+                out.push(n);
             }
         }
         Ok(out)

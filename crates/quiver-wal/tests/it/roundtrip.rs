@@ -298,3 +298,33 @@ fn direct_io_knob_takes_effect_and_round_trips() {
         }
     }
 }
+
+/// A log file that became a symlink is read through it; one replaced by a directory is a
+/// typed error naming it. Neither is skipped (its records lost and their seqs reused).
+#[test]
+fn a_log_file_that_is_a_symlink_or_a_directory_is_not_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let wal_dir = dir.path().join("wal");
+    let c = cfg(SyncMode::PerGroup, 1 << 20, false);
+    let open = || {
+        let s: Arc<dyn Storage> = Arc::new(FsStorage::new(&wal_dir).unwrap());
+        Wal::open(s, c.clone(), None)
+    };
+    let wal = open().unwrap();
+    let expected = fill(&wal, 20, 0);
+    drop(wal);
+    let name = format::file_name(1);
+    let elsewhere = dir.path().join("moved.log");
+    std::fs::rename(wal_dir.join(&name), &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, wal_dir.join(&name)).unwrap();
+    let wal = open().unwrap();
+    assert_eq!(replay_all(&wal, 0), expected, "read through the symlink");
+    assert_eq!(wal.last_seq(), expected.len() as u64);
+    drop(wal);
+    std::fs::remove_file(wal_dir.join(&name)).unwrap();
+    std::fs::create_dir(wal_dir.join(&name)).unwrap();
+    match open() {
+        Err(e) => assert!(e.to_string().contains(&name), "{e}"),
+        Ok(w) => panic!("opened with last_seq {}", w.last_seq()),
+    }
+}
