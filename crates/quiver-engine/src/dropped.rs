@@ -86,13 +86,16 @@ type Records<'a> = (Vec<(usize, &'a [u8])>, usize);
 
 /// The records of a whole drop log `buf` with their offsets, and where its intact part ends:
 /// all of `buf`, or where a torn final record (or a torn header: a creation cut short, so
-/// nothing was recorded) starts. Damage anywhere else is an error.
+/// nothing was recorded) starts. A zero-filled tail is torn too: what a power loss leaves where
+/// the file's size reached the disk but its data did not (a zero-length "record" passes its
+/// checksum, so zeros must be recognised as such). Damage anywhere else is an error.
 fn records(buf: &[u8]) -> std::result::Result<Records<'_>, Damage> {
     let damage = |offset: usize, reason: &str| Damage {
         offset: offset as u64,
         reason: reason.into(),
     };
-    if buf.len() < HEADER_LEN && header().starts_with(buf) {
+    let zeros_from = |at: usize| buf.get(at..).is_none_or(|t| t.iter().all(|&b| b == 0));
+    if (buf.len() < HEADER_LEN && header().starts_with(buf)) || zeros_from(0) {
         return Ok((Vec::new(), 0));
     }
     if buf.len() < HEADER_LEN || buf[..HEADER_LEN] != header() {
@@ -109,8 +112,14 @@ fn records(buf: &[u8]) -> std::result::Result<Records<'_>, Damage> {
         let Some(body) = buf.get(off + 8..off + 8 + len) else {
             break; // torn final record
         };
+        if len == 0 {
+            if zeros_from(off) {
+                break; // a zero-filled tail
+            }
+            return Err(damage(off, "zero-length drop-log record"));
+        }
         if crc32c::crc32c(body) != crc {
-            if off + 8 + len == buf.len() {
+            if off + 8 + len == buf.len() || zeros_from(off + 8 + len - 1) {
                 break; // a torn final record whose length arrived
             }
             return Err(damage(off, "drop-log record checksum mismatch"));

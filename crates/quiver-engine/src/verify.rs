@@ -475,6 +475,26 @@ fn check_wal(
         })
         .collect();
     files.sort();
+    // Files at the end whose creation a crash cut short hold no records; recovery removes
+    // them (WAL recovery rule 0), so they are no damage here either.
+    while let Some((_, path)) = files.last() {
+        let mut head = Vec::with_capacity(walfmt::HEADER_LEN);
+        std::fs::File::open(path)
+            .and_then(|f| {
+                use std::io::Read;
+                f.take(walfmt::HEADER_LEN as u64).read_to_end(&mut head)
+            })
+            .map_err(|e| EngineError::io(path, e))?;
+        let maybe_torn = head.len() < walfmt::HEADER_LEN || head.iter().all(|&b| b == 0);
+        if !maybe_torn {
+            break;
+        }
+        let all = std::fs::read(path).map_err(|e| EngineError::io(path, e))?;
+        if !quiver_wal::is_torn_creation(&all) {
+            break;
+        }
+        files.pop();
+    }
     // WAL records are consecutive across files. Records at or below the flushed seq may
     // linger in the oldest file; they are checked against their stored leaves too.
     let mut prev: Option<SeqNo> = None;

@@ -1,8 +1,11 @@
 //! Append-only files of checksummed records, used for checkpoints and receipts.
 //!
 //! Header (16 bytes): magic (8) | version u16 = 1 | 2 reserved zero bytes | crc32c u32 of bytes
-//! 0..12. Each record: `len u32 | crc32c(body) u32 | body`. A final record that runs past the end
-//! of the file is a torn write and is cut off when the file is opened for writing; any other
+//! 0..12. Each record: `len u32 | crc32c(body) u32 | body`, never empty. A torn write is cut off
+//! when the file is opened for writing: a final record that runs past the end of the file, and
+//! a zero-filled tail (what a power loss leaves where a file's size reached the disk but its
+//! data did not): a zero-length record, or a record failing its checksum, whose last byte and
+//! everything after it are zero; a file of zeros only is a creation cut short. Any other
 //! mismatch is a typed corruption error naming the file and offset.
 
 use std::fs::{File, OpenOptions};
@@ -64,19 +67,27 @@ impl FramedLog {
             read_only,
         };
         let file_len = log.file_len()?;
-        if file_len == 0 && !read_only {
+        let end = if file_len == 0 {
+            0
+        } else {
+            match log.scan(each) {
+                Ok(end) => end,
+                // Read-only audits open damaged files too; the audit rescans and reports the
+                // damage.
+                Err(e) if read_only && e.is_corruption() => file_len,
+                Err(e) => return Err(e),
+            }
+        };
+        if end == 0 && !read_only {
+            // New, or a creation cut short (nothing but zeros): start it afresh.
             log.file
-                .write_all_at(&header(magic), 0)
+                .set_len(0)
+                .and_then(|()| log.file.write_all_at(&header(magic), 0))
                 .map_err(|e| LedgerError::io(path, e))?;
             log.len = HEADER;
             return Ok(log);
         }
-        log.len = match log.scan(each) {
-            Ok(end) => end,
-            // Read-only audits open damaged files too; the audit rescans and reports the damage.
-            Err(e) if read_only && e.is_corruption() => file_len,
-            Err(e) => return Err(e),
-        };
+        log.len = end;
         if log.len < file_len && !read_only {
             log.file
                 .set_len(log.len)
@@ -98,10 +109,30 @@ impl FramedLog {
         &self.path
     }
 
-    /// Reads every record; returns the end of the last whole record.
+    /// Whether every byte from `from` to the end of the file is zero.
+    fn zeros_from(&self, from: u64) -> Result<bool> {
+        let end = self.file_len()?;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut at = from;
+        while at < end {
+            let n = (end - at).min(buf.len() as u64) as usize;
+            self.read_at(&mut buf[..n], at)?;
+            if buf[..n].iter().any(|&b| b != 0) {
+                return Ok(false);
+            }
+            at += n as u64;
+        }
+        Ok(true)
+    }
+
+    /// Reads every record; returns the end of the last whole record (0 for a file of zeros
+    /// only: a creation cut short).
     pub(crate) fn scan(&self, each: &mut dyn FnMut(u64, &[u8]) -> Result<()>) -> Result<u64> {
         let file_len = self.file_len()?;
         let mut h = [0u8; 16];
+        if self.zeros_from(0)? {
+            return Ok(0);
+        }
         if file_len < HEADER {
             return Err(LedgerError::corrupt(
                 &self.path,
@@ -137,10 +168,19 @@ impl FramedLog {
             if off + 8 + u64::from(n) > file_len {
                 break; // torn final record
             }
+            if n == 0 {
+                if self.zeros_from(off)? {
+                    break; // a zero-filled tail
+                }
+                return Err(LedgerError::corrupt(&self.path, off, "zero-length record"));
+            }
             body.resize(n as usize, 0);
             self.read_at(&mut body, off + 8)?;
             let got = crc32c::crc32c(&body);
             if got != crc {
+                if self.zeros_from(off + 8 + u64::from(n) - 1)? {
+                    break; // a final record whose tail never reached the disk
+                }
                 return Err(LedgerError::Checksum {
                     file: self.path.clone(),
                     offset: off,
@@ -273,5 +313,67 @@ mod tests {
         ));
         // Wrong magic.
         assert!(FramedLog::open(&p, b"QVOTHER1", false, &mut none).is_err());
+    }
+
+    /// What a power loss can leave where a file's size reached the disk but its data did not:
+    /// zeros. They are a torn tail, cut on a writable open; other damage is still an error.
+    #[test]
+    fn zero_filled_tails_are_torn_writes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let magic = b"QVTEST01";
+        let mut none = |_: u64, _: &[u8]| Ok(());
+        let count = |p: &Path, read_only: bool| -> Result<usize> {
+            let mut n = 0;
+            let mut c = |_: u64, _: &[u8]| {
+                n += 1;
+                Ok(())
+            };
+            drop(FramedLog::open(p, magic, read_only, &mut c)?);
+            Ok(n)
+        };
+        let p = dir.path().join("x.log");
+        {
+            let mut l = FramedLog::open(&p, magic, false, &mut none).expect("open");
+            l.append(b"hello").expect("a");
+        }
+        let whole = std::fs::read(&p).expect("read");
+        let f = OpenOptions::new().write(true).open(&p).expect("f");
+        // Zeros after the last record: a zero-length "record" whose checksum (of nothing) is 0.
+        f.write_all_at(&[0u8; 24], whole.len() as u64)
+            .expect("zeros");
+        assert_eq!(count(&p, true).expect("read-only"), 1);
+        assert_eq!(count(&p, false).expect("writable"), 1);
+        assert_eq!(std::fs::read(&p).expect("read"), whole, "the tail was cut");
+        // A record whose header arrived but whose body reads as zeros.
+        let mut torn = whole.clone();
+        torn.extend_from_slice(&9u32.to_le_bytes());
+        torn.extend_from_slice(&crc32c::crc32c(b"123456789").to_le_bytes());
+        torn.extend_from_slice(&[0u8; 9]);
+        std::fs::write(&p, &torn).expect("write");
+        assert_eq!(count(&p, false).expect("writable"), 1);
+        assert_eq!(std::fs::read(&p).expect("read"), whole);
+        // A body whose last byte arrived is not a torn write.
+        let last = torn.len() - 1;
+        torn[last] = b'x';
+        std::fs::write(&p, &torn).expect("write");
+        assert!(matches!(
+            count(&p, false),
+            Err(LedgerError::Checksum { .. })
+        ));
+        // A zero-length record with data after it is damage.
+        let mut mid = whole.clone();
+        mid.extend_from_slice(&[0u8; 8]);
+        mid.extend_from_slice(&whole[HEADER as usize..]);
+        std::fs::write(&p, &mid).expect("write");
+        assert!(count(&p, false).is_err());
+        // Zeros only: a creation cut short, started afresh.
+        std::fs::write(&p, [0u8; 40]).expect("write");
+        assert_eq!(count(&p, false).expect("writable"), 0);
+        assert_eq!(std::fs::read(&p).expect("read"), header(magic));
+        FramedLog::open(&p, magic, false, &mut none)
+            .expect("open")
+            .append(b"again")
+            .expect("append");
+        assert_eq!(count(&p, true).expect("read-only"), 1);
     }
 }

@@ -91,7 +91,7 @@ impl Ledger {
         fs::create_dir_all(ledger_dir).map_err(|e| LedgerError::io(ledger_dir, e))?;
         let key = keys::load_or_create(keys_dir)?;
         let meta_path = ledger_dir.join(META_FILE);
-        let (alg, origin) = match read_meta(&meta_path, false)? {
+        let (alg, origin) = match read_meta(&meta_path)? {
             Some((alg, origin)) => {
                 if alg != cfg.alg {
                     return Err(LedgerError::AlgMismatch {
@@ -127,7 +127,7 @@ impl Ledger {
     pub fn open_read_only(ledger_dir: &Path, keys_dir: &Path) -> Result<Ledger> {
         let key = keys::load(keys_dir)?;
         let meta_path = ledger_dir.join(META_FILE);
-        let (alg, origin) = read_meta(&meta_path, true)?
+        let (alg, origin) = read_meta(&meta_path)?
             .ok_or_else(|| LedgerError::corrupt(&meta_path, 0, "ledger metadata file missing"))?;
         let cfg = LedgerConfig {
             alg,

@@ -10,7 +10,7 @@ use crate::hash::HashAlg;
 pub(crate) const META_FILE: &str = "ledger.meta";
 const META_MAGIC: &[u8; 8] = b"QVLGMETA";
 
-pub(crate) fn read_meta(path: &Path, read_only: bool) -> Result<Option<(HashAlg, String)>> {
+pub(crate) fn read_meta(path: &Path) -> Result<Option<(HashAlg, String)>> {
     if !path.exists() {
         return Ok(None);
     }
@@ -25,7 +25,10 @@ pub(crate) fn read_meta(path: &Path, read_only: bool) -> Result<Option<(HashAlg,
         meta = Some((alg, origin.to_string()));
         Ok(())
     };
-    FramedLog::open(path, META_MAGIC, read_only, &mut each)?;
+    // Read-only: the file is only ever replaced whole (temp file and
+    // rename), never appended to, so there is no torn tail to cut, and a damaged one must be
+    // reported, not rewritten.
+    FramedLog::open(path, META_MAGIC, true, &mut each)?;
     match meta {
         Some(m) => Ok(Some(m)),
         None => Err(LedgerError::corrupt(path, 0, "no metadata record")),

@@ -176,7 +176,10 @@ pub(crate) fn log_files(storage: &dyn crate::storage::Storage) -> Result<Vec<(Se
     Ok(names)
 }
 
-pub(crate) fn is_torn_creation(data: &[u8]) -> bool {
+/// Whether a file's whole contents `data` are a creation cut short by a crash: zeros only, or
+/// fewer bytes than a header that begin the magic (WAL recovery rule 0). Such a file at the
+/// end of the log holds no records.
+pub fn is_torn_creation(data: &[u8]) -> bool {
     data.iter().all(|&b| b == 0)
         || data.len() < HEADER_LEN && data.iter().zip(crate::format::MAGIC).all(|(a, b)| *a == b)
 }

@@ -460,33 +460,39 @@ fn a_torn_drop_log_record_is_cut_off_not_buried() {
                 .unwrap();
         }
     };
-    // (what a crash left in DROPPED, as bytes appended to it or the whole file)
-    let tails: [(&str, Option<Vec<u8>>); 3] = [
-        // A record cut after its count and first seq (len 872 = 100 seqs + signature).
-        ("torn record", None),
-        ("empty file", Some(Vec::new())),
-        ("torn header", Some(b"QVDRO".to_vec())),
+    // What a crash left in DROPPED: bytes appended to it (`true`) or the whole file.
+    let mut cut = 872u32.to_le_bytes().to_vec(); // 100 seqs + signature
+    cut.extend_from_slice(&0u32.to_le_bytes());
+    cut.extend_from_slice(&100u64.to_le_bytes());
+    cut.extend_from_slice(&201u64.to_le_bytes());
+    let mut zero_body = 872u32.to_le_bytes().to_vec();
+    zero_body.extend_from_slice(&0x1234u32.to_le_bytes());
+    zero_body.extend_from_slice(&[0u8; 872]);
+    let tails: [(&str, bool, Vec<u8>); 6] = [
+        ("torn record", true, cut),
+        // What a power loss leaves where the size reached the disk but the data did not.
+        ("zero-filled tail", true, vec![0u8; 24]),
+        ("record whose body reads as zeros", true, zero_body),
+        ("empty file", false, Vec::new()),
+        ("torn header", false, b"QVDRO".to_vec()),
+        ("zeros only", false, vec![0u8; 40]),
     ];
-    for (what, whole) in tails {
+    for (what, append, bytes) in tails {
         let d = tempfile::tempdir().unwrap();
         let db = Database::open(d.path(), cfg()).unwrap();
-        if whole.is_none() {
+        if append {
             three_times(&db, 3);
             db.flush().unwrap(); // drops the 200 overwritten versions
         }
         three_times(&db, 2);
         db.close_without_flush().unwrap();
         let log = d.path().join(quiver_engine::dropped::FILE);
-        match &whole {
-            Some(bytes) => fs::write(&log, bytes).unwrap(),
-            None => {
-                let mut b = fs::read(&log).unwrap();
-                b.extend_from_slice(&872u32.to_le_bytes());
-                b.extend_from_slice(&0u32.to_le_bytes());
-                b.extend_from_slice(&100u64.to_le_bytes());
-                b.extend_from_slice(&201u64.to_le_bytes());
-                fs::write(&log, b).unwrap();
-            }
+        if append {
+            let mut b = fs::read(&log).unwrap();
+            b.extend_from_slice(&bytes);
+            fs::write(&log, b).unwrap();
+        } else {
+            fs::write(&log, &bytes).unwrap();
         }
         let r = verify_dir(d.path(), &mut |_| {}).unwrap();
         assert!(r.ok(), "{what}: a torn tail is no damage: {:?}", r.failure);
@@ -496,5 +502,30 @@ fn a_torn_drop_log_record_is_cut_off_not_buried() {
         db.close().unwrap();
         let r = verify_dir(d.path(), &mut |_| {}).unwrap();
         assert!(r.ok(), "{what}: {:?}", r.failure);
+    }
+}
+
+/// A crash while a WAL file is being created leaves it empty, zero-filled or with part of its
+/// header: recovery removes it (WAL rule 0), so `verify` of the crashed directory must not
+/// call it damage. The same file before the end of the log is damage.
+#[test]
+fn a_wal_file_whose_creation_was_cut_short_is_no_damage() {
+    for contents in [Vec::new(), vec![0u8; 4096], b"QVRW".to_vec()] {
+        let d = setup();
+        let next = d
+            .path()
+            .join("wal")
+            .join(quiver_wal::format::file_name(301));
+        fs::write(&next, &contents).unwrap();
+        let r = verify_dir(d.path(), &mut |_| {}).unwrap();
+        assert!(r.ok(), "{contents:?}: {:?}", r.failure);
+        assert_eq!(r.records, 300);
+        // Followed by a real file it is a hole in the log.
+        let after = d
+            .path()
+            .join("wal")
+            .join(quiver_wal::format::file_name(302));
+        fs::write(&after, b"QVWAL\0\0\0 not a header, but not torn either....").unwrap();
+        assert!(!verify_dir(d.path(), &mut |_| {}).unwrap().ok());
     }
 }
