@@ -168,7 +168,10 @@ impl Database {
         config.validate()?;
         let dir = dir.as_ref().to_path_buf();
         for d in [dir.clone(), wal_dir(&dir), segments_dir(&dir)] {
-            std::fs::create_dir_all(&d).map_err(|e| EngineError::io(&d, e))?;
+            quiver_ledger::create_dir_durable(&d).map_err(|e| match e {
+                quiver_ledger::LedgerError::Io { path, source } => EngineError::Io { path, source },
+                other => other.into(),
+            })?;
         }
         let lock = lock_dir(&dir)?;
         let m = match manifest::load(&dir)? {

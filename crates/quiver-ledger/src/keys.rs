@@ -99,7 +99,7 @@ pub(crate) fn load_or_create(keys_dir: &Path) -> Result<SigningKey> {
     if path.exists() {
         return load(keys_dir);
     }
-    fs::create_dir_all(keys_dir).map_err(|e| LedgerError::io(keys_dir, e))?;
+    crate::store::create_dir_durable(keys_dir)?;
     let key = SigningKey::generate(&mut rand::rngs::OsRng);
     let tmp = keys_dir.join(format!("{KEY_FILE}.tmp"));
     let mut opts = OpenOptions::new();

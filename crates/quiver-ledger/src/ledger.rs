@@ -88,7 +88,7 @@ impl Ledger {
     /// [`LedgerError::AlgMismatch`].
     pub fn open(ledger_dir: &Path, keys_dir: &Path, cfg: LedgerConfig) -> Result<Ledger> {
         note::validate_origin(&cfg.origin)?;
-        fs::create_dir_all(ledger_dir).map_err(|e| LedgerError::io(ledger_dir, e))?;
+        crate::store::create_dir_durable(ledger_dir)?;
         let key = keys::load_or_create(keys_dir)?;
         let meta_path = ledger_dir.join(META_FILE);
         let (alg, origin) = match read_meta(&meta_path)? {

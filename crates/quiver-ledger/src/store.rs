@@ -32,6 +32,33 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| LedgerError::io(dir, e))
 }
 
+/// Creates `dir` and any missing parents, durably: the parent of every directory it created
+/// is fsynced, so a power loss cannot take back a directory whose files were then synced
+/// (POSIX makes a new entry durable only with its directory).
+pub fn create_dir_durable(dir: &Path) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut at = dir;
+    while !at.exists() {
+        missing.push(at);
+        match at.parent() {
+            Some(p) if !p.as_os_str().is_empty() => at = p,
+            _ => break,
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir).map_err(|e| LedgerError::io(dir, e))?;
+    for created in missing.iter().rev() {
+        let parent = created
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
 fn header(alg: HashAlg, level: u32) -> [u8; HEADER as usize] {
     let mut h = [0u8; HEADER as usize];
     h[..8].copy_from_slice(MAGIC);

@@ -163,7 +163,7 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 /// (`<path>.lock`, created if missing and never removed). Released when the file is dropped.
 fn lock(path: &Path) -> Result<fs::File> {
     let dir = parent_dir(path);
-    fs::create_dir_all(dir).map_err(|e| LedgerError::io(dir, e))?;
+    crate::store::create_dir_durable(dir)?;
     let lock_path = sibling(path, ".lock");
     let f = OpenOptions::new()
         .read(true)
