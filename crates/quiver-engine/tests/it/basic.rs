@@ -570,16 +570,22 @@ fn stats_count_the_leaves_of_every_acknowledged_write() {
     db.close().unwrap();
 }
 
-/// A lost `CURRENT` must not turn an existing database into a new, empty one (whose first
-/// flush would overwrite segment 1); a creation cut short before `CURRENT` still opens.
-#[test]
-fn a_missing_current_over_existing_data_is_refused() {
+/// A closed database of 50 events, all flushed to one segment.
+fn fifty_flushed() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
     let db = Database::open(d.path(), small(Preset::Balanced)).unwrap();
     db.write_batch(&(0..50).map(|i| ev(i, i as i64)).collect::<Vec<_>>())
         .unwrap();
     db.flush().unwrap();
     db.close().unwrap();
+    d
+}
+
+/// A lost `CURRENT` must not turn an existing database into a new, empty one (whose first
+/// flush would overwrite segment 1); a creation cut short before `CURRENT` still opens.
+#[test]
+fn a_missing_current_over_existing_data_is_refused() {
+    let d = fifty_flushed();
     let seg = std::fs::read_dir(d.path().join("segments"))
         .unwrap()
         .flatten()
@@ -621,12 +627,7 @@ fn a_missing_current_over_existing_data_is_refused() {
 /// swap) is removed at open instead of leaking for good.
 #[test]
 fn unreferenced_segment_files_are_removed_at_open() {
-    let d = tempfile::tempdir().unwrap();
-    let db = Database::open(d.path(), small(Preset::Balanced)).unwrap();
-    db.write_batch(&(0..50).map(|i| ev(i, i as i64)).collect::<Vec<_>>())
-        .unwrap();
-    db.flush().unwrap();
-    db.close().unwrap();
+    let d = fifty_flushed();
     let segs = d.path().join("segments");
     let orphan = segs.join("000000000099.seg");
     std::fs::write(&orphan, b"half-written").unwrap();
