@@ -212,6 +212,19 @@ impl Database {
         let wal = Wal::open(storage, config.wal.clone(), Some(applier.clone()))?;
         wal.set_next_seq_at_least(flushed_through + 1);
         let ledger = open_ledger(&dir, &config, &state, wal.last_seq())?;
+        if let Some(l) = &ledger {
+            // A flush syncs the leaves of what it flushed before its manifest is stored.
+            if l.size() < flushed_through {
+                return Err(EngineError::Manifest {
+                    path: dir.join("CURRENT"),
+                    reason: format!(
+                        "flushed_through {flushed_through} is beyond the ledger's {} leaves: \
+                         the manifest claims records that were never hashed",
+                        l.size()
+                    ),
+                });
+            }
+        }
         if ledger.is_some() {
             crate::dropped::repair(&dir)?;
         }

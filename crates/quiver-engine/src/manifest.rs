@@ -108,7 +108,46 @@ pub fn load(dir: &Path) -> Result<Option<Manifest>> {
             reason: format!("unsupported manifest version {}", on.manifest.version),
         });
     }
+    check(&on.manifest).map_err(|reason| EngineError::Manifest { path, reason })?;
     Ok(Some(on.manifest))
+}
+
+/// Largest seq, segment id or manifest number a manifest may hold: the WAL's seq limit, so
+/// that no `+ 1` on them can overflow and a forged value is refused, not acted on.
+const MAX_COUNTER: u64 = 1 << 62;
+
+/// What a checksum cannot vouch for (anyone can recompute it): values the engine would act
+/// on wrongly. Every segment id is below `next_segment_id` (or a flush would overwrite a live
+/// segment), ids are unique, seq ranges are ordered and within `flushed_through`.
+fn check(m: &Manifest) -> std::result::Result<(), String> {
+    for (what, v) in [
+        ("number", m.number),
+        ("flushed_through", m.flushed_through),
+        ("next_segment_id", m.next_segment_id),
+    ] {
+        if v >= MAX_COUNTER {
+            return Err(format!("{what} {v} is out of range (at most 2^62 - 1)"));
+        }
+    }
+    let mut ids = std::collections::HashSet::new();
+    for e in &m.segments {
+        if e.id >= m.next_segment_id {
+            return Err(format!(
+                "segment {} is not below next_segment_id {}",
+                e.id, m.next_segment_id
+            ));
+        }
+        if !ids.insert(e.id) {
+            return Err(format!("segment {} is listed twice", e.id));
+        }
+        if e.min_seq == 0 || e.min_seq > e.max_seq || e.max_seq > m.flushed_through {
+            return Err(format!(
+                "segment {} holds seqs {}..={}, outside 1..={} (flushed_through)",
+                e.id, e.min_seq, e.max_seq, m.flushed_through
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Writes `m` as `MANIFEST-<m.number>`, fsyncs it, swaps `CURRENT` atomically, fsyncs the
@@ -158,6 +197,7 @@ mod tests {
         store(d.path(), &m).unwrap();
         m.number = 1;
         m.flushed_through = 42;
+        m.next_segment_id = 4;
         m.segments.push(SegmentEntry {
             id: 3,
             rows: 10,
@@ -174,5 +214,67 @@ mod tests {
         let s = fs::read_to_string(&p).unwrap().replace("42", "43");
         fs::write(&p, s).unwrap();
         assert!(matches!(load(d.path()), Err(EngineError::Manifest { .. })));
+    }
+
+    /// A checksum vouches for nothing (anyone can recompute it): values the engine would act
+    /// on wrongly are refused at load, with checksums that match.
+    #[test]
+    fn forged_values_with_a_valid_checksum_are_refused() {
+        let good = Manifest {
+            version: 1,
+            number: 7,
+            flushed_through: 42,
+            next_segment_id: 6,
+            segments: vec![SegmentEntry {
+                id: 5,
+                rows: 10,
+                min_seq: 1,
+                max_seq: 42,
+                bytes: 99,
+                oldest: true,
+            }],
+            ..Default::default()
+        };
+        let d = tempfile::tempdir().unwrap();
+        store(d.path(), &good).unwrap();
+        assert_eq!(load(d.path()).unwrap().unwrap(), good);
+        let forged: [(&str, fn(&mut Manifest)); 7] = [
+            ("flushed_through", |m| m.flushed_through = u64::MAX),
+            ("number", |m| m.number = u64::MAX),
+            ("next_segment_id", |m| m.next_segment_id = u64::MAX),
+            ("not below next_segment_id", |m| m.next_segment_id = 5),
+            ("listed twice", |m| {
+                let e = m.segments[0].clone();
+                m.segments.push(e);
+            }),
+            ("outside", |m| m.segments[0].max_seq = 43),
+            ("outside", |m| m.segments[0].min_seq = 0),
+        ];
+        for (what, edit) in forged {
+            let d = tempfile::tempdir().unwrap();
+            let mut m = good.clone();
+            edit(&mut m);
+            if m.number == u64::MAX {
+                // `store` would name the file after the number (and remove MANIFEST-<n - 1>).
+                let on = OnDisk {
+                    crc32c: crc_of(&m).unwrap(),
+                    manifest: m,
+                };
+                fs::write(
+                    d.path().join("MANIFEST-x"),
+                    serde_json::to_vec(&on).unwrap(),
+                )
+                .unwrap();
+                fs::write(d.path().join("CURRENT"), "MANIFEST-x\n").unwrap();
+            } else {
+                store(d.path(), &m).unwrap();
+            }
+            match load(d.path()) {
+                Err(EngineError::Manifest { reason, .. }) => {
+                    assert!(reason.contains(what), "{what}: {reason}")
+                }
+                other => panic!("{what}: {other:?}"),
+            }
+        }
     }
 }

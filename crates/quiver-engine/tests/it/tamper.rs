@@ -529,3 +529,19 @@ fn a_wal_file_whose_creation_was_cut_short_is_no_damage() {
         assert!(!verify_dir(d.path(), &mut |_| {}).unwrap().ok());
     }
 }
+
+/// A manifest whose `flushed_through` (checksum recomputed) runs past every leaf the ledger
+/// holds claims records that were never hashed: open refuses it instead of acknowledging
+/// writes at seq 1,000,000 and stalling on leaves that never come.
+#[test]
+fn a_flushed_seq_beyond_the_ledger_is_refused_at_open() {
+    let d = setup();
+    edit_manifest(d.path(), |m| m.flushed_through = 999_999);
+    match Database::open(d.path(), DbConfig::new(Preset::Throughput)) {
+        Err(quiver_engine::EngineError::Manifest { reason, .. }) => {
+            assert!(reason.contains("beyond the ledger"), "{reason}")
+        }
+        other => panic!("{:?}", other.map(|_| ())),
+    }
+    assert!(!verify_dir(d.path(), &mut |_| {}).unwrap().ok());
+}
