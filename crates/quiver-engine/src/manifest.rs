@@ -238,7 +238,8 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         store(d.path(), &good).unwrap();
         assert_eq!(load(d.path()).unwrap().unwrap(), good);
-        let forged: [(&str, fn(&mut Manifest)); 7] = [
+        type Edit = fn(&mut Manifest);
+        let forged: [(&str, Edit); 7] = [
             ("flushed_through", |m| m.flushed_through = u64::MAX),
             ("number", |m| m.number = u64::MAX),
             ("next_segment_id", |m| m.next_segment_id = u64::MAX),
