@@ -95,6 +95,27 @@ fn records(buf: &[u8]) -> std::result::Result<Records<'_>, Damage> {
         reason: reason.into(),
     };
     let zeros_from = |at: usize| buf.get(at..).is_none_or(|t| t.iter().all(|&b| b == 0));
+    // A record that looks torn is the last one written only if no intact record (non-empty,
+    // checksum matching) starts after it; otherwise its length was damaged, and cutting there
+    // would throw signed records away.
+    let followed = |off: usize| {
+        (off + 1..buf.len().saturating_sub(8)).find(|&p| {
+            let word =
+                |at: usize| u32::from_le_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
+            let n = word(p) as usize;
+            n > 0
+                && buf
+                    .get(p + 8..p + 8 + n)
+                    .is_some_and(|body| crc32c::crc32c(body) == word(p + 4))
+        })
+    };
+    let torn = |off: usize| match followed(off) {
+        None => Ok(()),
+        Some(p) => Err(damage(
+            off,
+            &format!("drop-log record looks cut short, but an intact record follows at byte {p}"),
+        )),
+    };
     if (buf.len() < HEADER_LEN && header().starts_with(buf)) || zeros_from(0) {
         return Ok((Vec::new(), 0));
     }
@@ -105,11 +126,12 @@ fn records(buf: &[u8]) -> std::result::Result<Records<'_>, Damage> {
     let mut off = HEADER_LEN;
     while off < buf.len() {
         let Some(frame) = buf.get(off..off + 8) else {
-            break; // torn final frame header
+            break; // torn final frame header (too short to hold a record after it)
         };
         let len = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]) as usize;
         let crc = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
         let Some(body) = buf.get(off + 8..off + 8 + len) else {
+            torn(off)?;
             break; // torn final record
         };
         if len == 0 {
@@ -120,6 +142,7 @@ fn records(buf: &[u8]) -> std::result::Result<Records<'_>, Damage> {
         }
         if crc32c::crc32c(body) != crc {
             if off + 8 + len == buf.len() || zeros_from(off + 8 + len - 1) {
+                torn(off)?;
                 break; // a torn final record whose length arrived
             }
             return Err(damage(off, "drop-log record checksum mismatch"));
@@ -249,8 +272,48 @@ pub fn first_not_dropped(dropped: &RoaringTreemap, a: u64, b: u64) -> Option<u64
 
 #[cfg(test)]
 mod tests {
-    use super::first_not_dropped;
+    use super::{first_not_dropped, header, records};
     use roaring::RoaringTreemap;
+
+    fn frame(body: &[u8]) -> Vec<u8> {
+        let mut f = (body.len() as u32).to_le_bytes().to_vec();
+        f.extend_from_slice(&crc32c::crc32c(body).to_le_bytes());
+        f.extend_from_slice(body);
+        f
+    }
+
+    /// A length forged to run past the end (no checksum covers it) must not pass for a torn
+    /// final record: `repair` would then cut every signed record after it.
+    #[test]
+    fn a_forged_length_with_records_after_it_is_damage_not_a_torn_tail() {
+        let mut log = header().to_vec();
+        log.extend(frame(b"first record body"));
+        log.extend(frame(b"second record body"));
+        assert_eq!(
+            records(&log).map(|(r, end)| (r.len(), end)).ok(),
+            Some((2, log.len()))
+        );
+        let mut forged = log.clone();
+        let past_end = (log.len() as u32).to_le_bytes();
+        forged[16..20].copy_from_slice(&past_end);
+        let err = records(&forged).expect_err("damage");
+        assert_eq!(err.offset, 16);
+        assert!(
+            err.reason.contains("intact record follows"),
+            "{}",
+            err.reason
+        );
+        // The same length on the last record, with nothing after it: a torn tail.
+        let mut torn = header().to_vec();
+        torn.extend(frame(b"first record body"));
+        let at = torn.len();
+        torn.extend(frame(b"second record body"));
+        torn[at..at + 4].copy_from_slice(&past_end);
+        assert_eq!(
+            records(&torn).map(|(r, end)| (r.len(), end)).ok(),
+            Some((1, at))
+        );
+    }
 
     #[test]
     fn first_not_dropped_finds_the_first_hole() {

@@ -5,8 +5,9 @@
 //! when the file is opened for writing: a final record that runs past the end of the file, and
 //! a zero-filled tail (what a power loss leaves where a file's size reached the disk but its
 //! data did not): a zero-length record, or a record failing its checksum, whose last byte and
-//! everything after it are zero; a file of zeros only is a creation cut short. Any other
-//! mismatch is a typed corruption error naming the file and offset.
+//! everything after it are zero; a file of zeros only is a creation cut short. None of these
+//! is torn if an intact record starts at any later byte (a damaged length, not a crash). Any
+//! other mismatch is a typed corruption error naming the file and offset.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -125,6 +126,35 @@ impl FramedLog {
         Ok(true)
     }
 
+    /// A record at `off` that looks torn is the last one written only if no intact record
+    /// (a length in range whose checksum matches) starts after it: otherwise its length was
+    /// damaged, and cutting there would throw whole records away.
+    fn torn_unless_followed(&self, off: u64) -> Result<()> {
+        let end = self.file_len()?;
+        let mut rest = vec![0u8; end.saturating_sub(off + 1) as usize];
+        self.read_at(&mut rest, off + 1)?;
+        for p in 0..rest.len().saturating_sub(8) {
+            let word = |at: usize| {
+                u32::from_le_bytes([rest[at], rest[at + 1], rest[at + 2], rest[at + 3]])
+            };
+            let n = word(p);
+            if n == 0 || n > MAX_BODY || p + 8 + n as usize > rest.len() {
+                continue;
+            }
+            if crc32c::crc32c(&rest[p + 8..p + 8 + n as usize]) == word(p + 4) {
+                return Err(LedgerError::corrupt(
+                    &self.path,
+                    off,
+                    format!(
+                        "the record here looks cut short, but an intact record follows at byte {}",
+                        off + 1 + p as u64
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Reads every record; returns the end of the last whole record (0 for a file of zeros
     /// only: a creation cut short).
     pub(crate) fn scan(&self, each: &mut dyn FnMut(u64, &[u8]) -> Result<()>) -> Result<u64> {
@@ -166,6 +196,7 @@ impl FramedLog {
                 ));
             }
             if off + 8 + u64::from(n) > file_len {
+                self.torn_unless_followed(off)?;
                 break; // torn final record
             }
             if n == 0 {
@@ -179,6 +210,7 @@ impl FramedLog {
             let got = crc32c::crc32c(&body);
             if got != crc {
                 if self.zeros_from(off + 8 + u64::from(n) - 1)? {
+                    self.torn_unless_followed(off)?;
                     break; // a final record whose tail never reached the disk
                 }
                 return Err(LedgerError::Checksum {
@@ -366,6 +398,19 @@ mod tests {
         mid.extend_from_slice(&whole[HEADER as usize..]);
         std::fs::write(&p, &mid).expect("write");
         assert!(count(&p, false).is_err());
+        // A forged length running past the end, with whole records after it: damage, not a
+        // torn write (cutting there would throw the later records away).
+        std::fs::write(&p, &whole).expect("write");
+        {
+            let mut l = FramedLog::open(&p, magic, false, &mut none).expect("open");
+            l.append(b"second").expect("append");
+        }
+        let mut forged = std::fs::read(&p).expect("read");
+        let len = forged.len() as u32;
+        forged[HEADER as usize..HEADER as usize + 4].copy_from_slice(&len.to_le_bytes());
+        std::fs::write(&p, &forged).expect("write");
+        assert!(count(&p, false).is_err());
+        assert_eq!(std::fs::read(&p).expect("read"), forged, "nothing cut");
         // Zeros only: a creation cut short, started afresh.
         std::fs::write(&p, [0u8; 40]).expect("write");
         assert_eq!(count(&p, false).expect("writable"), 0);
