@@ -79,7 +79,8 @@ impl Segment {
         Ok(())
     }
 
-    /// Reads and checks the whole file: every data block and row, and every id-index entry
+    /// Reads and checks the whole file: every data block and row (each decoded whole), and
+    /// every id-index entry
     /// (the checks of [`Segment::check_id_index`], and each entry pointing at a row with that
     /// id and seq, that seq being the id's newest in the segment). Costs a full read of the
     /// file and memory proportional to the number of distinct ids.
@@ -96,13 +97,16 @@ impl Segment {
             let mut pos = 0u32;
             while let Some(body) = it.next_row()? {
                 let off = self.blocks[block].offset;
-                let head = crate::rowkey::parse_head(body).map_err(|e| {
+                let undecodable = |e: &dyn std::fmt::Display| {
                     corrupt(
                         &self.path,
                         off,
                         format!("row {pos} of block {block} does not decode: {e}"),
                     )
-                })?;
+                };
+                let head = crate::rowkey::parse_head(body).map_err(|e| undecodable(&e))?;
+                // The whole row, not only its key: payload, vector and all.
+                quiver_core::codec::decode_entry(body).map_err(|e| undecodable(&e))?;
                 let id = head.id.to_id();
                 match index.get(&id) {
                     Some(&(seq, b, p)) if seq == head.seq && (b as usize, p) == (block, pos) => {
