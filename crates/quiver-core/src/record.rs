@@ -111,6 +111,11 @@ impl Record {
     }
 
     /// The payload parsed as a JSON value.
+    ///
+    /// The stored payload is JSON text checked for syntax only (any depth, any number), and
+    /// given back byte for byte. A `serde_json::Value` holds less: this fails with
+    /// [`CoreError::InvalidJson`] for payloads nested deeper than 128 levels or with numbers
+    /// beyond `f64` (e.g. `1e400`), which are still stored and returned as text.
     pub fn payload_value(&self) -> Result<Option<serde_json::Value>> {
         self.payload
             .as_deref()

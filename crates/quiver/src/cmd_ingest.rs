@@ -81,7 +81,12 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValu
 
 /// Parses one input line into a record, with a message fit for the user on failure.
 pub fn parse_line(line: &str, max_payload: usize) -> anyhow::Result<Record> {
-    let l: Line<'_> = serde_json::from_str(line).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // serde_json says "at line 1 column N": the line is ours to name, the column is useful.
+    let l: Line<'_> = serde_json::from_str(line).map_err(|e| {
+        let what = e.to_string();
+        let what = what.split(" at line ").next().unwrap_or(&what).to_owned();
+        anyhow::anyhow!("{what} (column {})", e.column())
+    })?;
     let (timestamp_ns, timestamp_format) = match l.timestamp {
         None => (util::now_ns(), TimestampFormat::Nanos),
         Some(TsIn::Ns(n)) => (n, TimestampFormat::Nanos),
@@ -100,18 +105,31 @@ pub fn parse_line(line: &str, max_payload: usize) -> anyhow::Result<Record> {
     Ok(r)
 }
 
-/// Reads one line of at most `max` bytes (without the newline). `Ok(None)` at end of input.
+/// A UTF-8 byte order mark.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// Reads one line of at most `max` bytes (without the newline), not counting a byte order
+/// mark that starts it when `bom_allowance` is its length (line 1). `Ok(None)` at end of input.
 fn read_bounded(
     input: &mut impl BufRead,
     buf: &mut Vec<u8>,
     max: usize,
+    bom_allowance: usize,
 ) -> anyhow::Result<Option<()>> {
     buf.clear();
     let too_long = || anyhow::anyhow!("line is longer than the maximum of {max} bytes");
+    // Bytes that do not count: a BOM at the start of line 1, once it is seen.
+    let uncounted = |buf: &[u8]| {
+        if bom_allowance > 0 && buf.starts_with(BOM) {
+            BOM.len()
+        } else {
+            0
+        }
+    };
     loop {
         let chunk = input.fill_buf()?;
         if chunk.is_empty() {
-            if buf.len() > max {
+            if buf.len() - uncounted(buf) > max {
                 return Err(too_long());
             }
             return Ok((!buf.is_empty()).then_some(()));
@@ -127,13 +145,13 @@ fn read_bounded(
             if buf.last() == Some(&b'\r') {
                 buf.pop();
             }
-            if buf.len() > max {
+            if buf.len() - uncounted(buf) > max {
                 return Err(too_long());
             }
             return Ok(Some(()));
         }
         // The byte before the newline may be the '\r' of a CRLF, which does not count.
-        if buf.len() > max + usize::from(buf.last() == Some(&b'\r')) {
+        if buf.len() - uncounted(buf) - usize::from(buf.last() == Some(&b'\r')) > max {
             return Err(too_long());
         }
     }
@@ -175,7 +193,8 @@ pub fn run(a: IngestArgs) -> anyhow::Result<()> {
     };
     loop {
         line_no += 1;
-        match read_bounded(&mut input, &mut buf, a.max_line_bytes) {
+        let allowance = if line_no == 1 { BOM.len() } else { 0 };
+        match read_bounded(&mut input, &mut buf, a.max_line_bytes, allowance) {
             Ok(None) => break,
             Ok(Some(())) => {}
             Err(e) => {
@@ -183,9 +202,10 @@ pub fn run(a: IngestArgs) -> anyhow::Result<()> {
                 break;
             }
         }
-        // Editors on some systems start a UTF-8 file with a byte order mark: not JSON.
-        if line_no == 1 && buf.starts_with(b"\xEF\xBB\xBF") {
-            buf.drain(..3);
+        // Editors on some systems start a UTF-8 file with a byte order mark: not JSON, and
+        // not counted against --max-line-bytes (`read_bounded` allowed for it on line 1).
+        if line_no == 1 && buf.starts_with(BOM) {
+            buf.drain(..BOM.len());
         }
         let line = match std::str::from_utf8(&buf) {
             Ok(s) => s,
@@ -194,7 +214,9 @@ pub fn run(a: IngestArgs) -> anyhow::Result<()> {
                 break;
             }
         };
-        if line.trim().is_empty() {
+        // Blank means JSON whitespace only (space, tab, CR); any other character, Unicode
+        // whitespace included, is a line to parse, and to refuse when it is not a record.
+        if line.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\r')) {
             continue;
         }
         match parse_line(line, max_payload) {

@@ -37,6 +37,11 @@ pub fn parse_ts(s: &str) -> anyhow::Result<i64> {
 
 /// RFC 3339 string to ns since the epoch.
 pub fn rfc3339_to_ns(s: &str) -> anyhow::Result<i64> {
+    // The `time` crate takes any byte between date and time; RFC 3339 allows "T" or "t"
+    // (and, in its note, a space).
+    if !matches!(s.as_bytes().get(10), Some(b'T' | b't' | b' ')) {
+        anyhow::bail!("invalid timestamp {s:?}: expected RFC 3339 or integer ns");
+    }
     let t = OffsetDateTime::parse(s, &Rfc3339)
         .with_context(|| format!("invalid timestamp {s:?}: expected RFC 3339 or integer ns"))?;
     i64::try_from(t.unix_timestamp_nanos()).context("timestamp out of range")

@@ -482,6 +482,37 @@ fn edges_of_ingest_and_scan() {
     );
     assert!(!ingest_with(d.path(), &max, b"{\"id\":12}\n").0, "9 bytes");
     assert_eq!(scan(d.path()).len(), 2);
+    // A byte order mark is skipped, and not counted either.
+    assert!(
+        ingest_with(d.path(), &max, b"\xEF\xBB\xBF{\"id\":3}\n").0,
+        "BOM + 8 bytes"
+    );
+    // The largest limit: no overflow when a read ends on a CRLF's '\r'.
+    let huge = ["--max-line-bytes", "18446744073709551615"];
+    let mut long = vec![b' '; 8191 - 8];
+    long.extend_from_slice(b"{\"id\":4}\r\n{\"id\":5}\n");
+    let (ok, out) = ingest_with(d.path(), &huge, &long);
+    assert!(ok, "{out}");
+    assert_eq!(scan(d.path()).len(), 5);
+
+    // Only JSON whitespace makes a blank line: a form feed or U+00A0 line is refused.
+    for blank in ["\x0c", "\u{a0}", "\u{2028}"] {
+        let d = tempfile::tempdir().unwrap();
+        let input = format!("{{\"id\":1}}\n{blank}\n{{\"id\":2}}\n");
+        let (ok, out) = ingest_with(d.path(), &[], input.as_bytes());
+        assert!(!ok, "{blank:?}: {out}");
+        assert!(out.contains("\"line\":2"), "{blank:?}: {out}");
+        assert_eq!(scan(d.path()).len(), 1, "{blank:?}");
+    }
+    // RFC 3339 puts "T" (or "t", or a space) between date and time, nothing else.
+    let d = tempfile::tempdir().unwrap();
+    let (ok, out) = ingest_with(
+        d.path(),
+        &[],
+        b"{\"id\":1,\"timestamp\":\"2026-11-21 10:00:00Z\"}\n{\"id\":2,\"timestamp\":\"2026-11-21X10:00:00Z\"}\n",
+    );
+    assert!(!ok && out.contains("\"line\":2"), "{out}");
+    assert_eq!(scan(d.path()).len(), 1);
 }
 
 #[test]
