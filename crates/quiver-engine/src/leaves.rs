@@ -49,6 +49,9 @@ struct Shared {
     ledger: Arc<Ledger>,
     pending: Mutex<Pending>,
     cv: Condvar,
+    /// Set with `Pending::failed`: writers check it on every batch without taking the lock
+    /// (which the hashing thread holds while it appends).
+    has_failed: std::sync::atomic::AtomicBool,
 }
 
 /// One committed batch for the hashing thread: its first seq and its stamped bodies.
@@ -83,6 +86,7 @@ impl LeafSequencer {
                 failed: None,
             }),
             cv: Condvar::new(),
+            has_failed: std::sync::atomic::AtomicBool::new(false),
         });
         let (tx, rx) = mpsc::sync_channel::<Job>(QUEUE_BATCHES);
         let worker = shared.clone();
@@ -120,6 +124,13 @@ impl LeafSequencer {
     /// then refuse writes *before* committing them, or a caller told that its write failed
     /// would find it durable (and in the signed log) after a reopen.
     pub(crate) fn check(&self) -> Result<()> {
+        if !self
+            .shared
+            .has_failed
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return Ok(());
+        }
         match &self.shared.pending.lock().failed {
             Some(f) => Err(EngineError::Closed {
                 reason: format!("ledger append failed earlier: {f}"),
@@ -175,6 +186,8 @@ impl Shared {
     /// Records a failure (the first one wins) and wakes every waiter.
     fn fail(&self, reason: String) {
         self.pending.lock().failed.get_or_insert(reason);
+        self.has_failed
+            .store(true, std::sync::atomic::Ordering::Release);
         self.cv.notify_all();
     }
 
@@ -195,6 +208,8 @@ impl Shared {
             };
             if let Err(e) = self.ledger.append_hashes(next, &hs) {
                 p.failed = Some(e.to_string());
+                self.has_failed
+                    .store(true, std::sync::atomic::Ordering::Release);
                 self.cv.notify_all();
                 return Err(e.into());
             }
