@@ -161,7 +161,7 @@ fn run_in(a: &BenchIngestArgs, dir: &std::path::Path) -> anyhow::Result<serde_js
         let next = next.clone();
         let pb = pb.clone();
         let (events, batch, pbytes, dim) = (a.events, a.batch as u64, a.payload_bytes, a.dim);
-        handles.push(std::thread::spawn(move || -> anyhow::Result<Vec<f64>> {
+        let spawned = std::thread::Builder::new().spawn(move || -> anyhow::Result<Vec<f64>> {
             let mut g = Gen(0x5eed_0000_0000 + w as u64 * 0x9e37_79b9 + 1);
             let mut lat = Vec::new();
             let mut ops = Vec::with_capacity(batch.min(events).min(1 << 16) as usize);
@@ -185,7 +185,9 @@ fn run_in(a: &BenchIngestArgs, dir: &std::path::Path) -> anyhow::Result<serde_js
                 pb.inc(last - first);
             }
             Ok(lat)
-        }));
+        });
+        // A thread limit (ulimit -u) is an error to report, not a panic.
+        handles.push(spawned.context("starting a writer thread")?);
     }
     let mut lat = Vec::new();
     for h in handles {
