@@ -212,6 +212,20 @@ impl TreeStore {
                     });
                     continue;
                 }
+                if read_only {
+                    // The same state seen by an audit: a level that holds no nodes, whose
+                    // nodes the read-only reconcile recomputes in memory; nothing is written.
+                    levels.push(LevelFile {
+                        path,
+                        file: Some(file),
+                        on_disk: 0,
+                        pending: Vec::new(),
+                        dirty: false,
+                        new_file: false,
+                        map: None,
+                    });
+                    continue;
+                }
             }
             let mut h = vec![0u8; HEADER.min(len) as usize];
             file.read_exact_at(&mut h, 0)
