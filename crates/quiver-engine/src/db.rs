@@ -561,12 +561,13 @@ fn recover(
     if let Some(l) = ledger {
         let last = wal.last_seq().max(flushed);
         if l.size() > last {
-            let cp = l.latest_checkpoint().map_or(0, |c| c.checkpoint.size);
-            if cp > last {
+            // Leaves a signed checkpoint or receipt covers were durable when signed.
+            let signed = l.signed_size();
+            if signed > last {
                 return Err(EngineError::LedgerAhead {
                     ledger_size: l.size(),
                     log_last: last,
-                    checkpoint_size: cp,
+                    checkpoint_size: signed,
                 });
             }
             l.truncate(last)?;

@@ -28,7 +28,7 @@ pub enum EngineError {
     #[error("corrupted manifest {path}: {reason}")]
     Manifest { path: PathBuf, reason: String },
     /// The ledger and the log disagree in a way recovery must not paper over.
-    #[error("ledger holds {ledger_size} leaves but the log ends at seq {log_last}; a signed checkpoint covers seq {checkpoint_size}: records below a signed checkpoint are missing")]
+    #[error("ledger holds {ledger_size} leaves but the log ends at seq {log_last}; a signed checkpoint or receipt covers seq {checkpoint_size}: records below a signed statement are missing")]
     LedgerAhead {
         ledger_size: u64,
         log_last: u64,

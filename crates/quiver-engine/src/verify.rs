@@ -64,6 +64,11 @@ pub struct Report {
     /// WAL records past the ledger's durable end (written, never hashed before a crash;
     /// the next open hashes them).
     pub unhashed_tail: u64,
+    /// Leaves past the log's end that no signed checkpoint or receipt covers: hashed records
+    /// a crash under `throughput` took from the WAL before they were synced (the next
+    /// writable open drops them). Leaves a signed statement covers never count here: their
+    /// records missing is a failure.
+    pub leaves_past_log: u64,
     /// The first failure (lowest seq), if any.
     pub failure: Option<Failure>,
 }
@@ -113,6 +118,8 @@ struct Checker<'a> {
     last_seq: SeqNo,
     records: u64,
     bytes: u64,
+    /// See [`Report::leaves_past_log`].
+    leaves_past_log: u64,
     failure: Option<Failure>,
     batch: Batch,
     to_hasher: std::sync::mpsc::SyncSender<Batch>,
@@ -344,6 +351,7 @@ pub fn verify_dir(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<Report> {
             last_seq: 0,
             records: 0,
             bytes: 0,
+            leaves_past_log: 0,
             failure: None,
             batch: Batch::default(),
             to_hasher,
@@ -417,6 +425,7 @@ pub fn verify_dir(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<Report> {
             failure,
             records,
             bytes,
+            leaves_past_log,
             ..
         } = c;
         drop(to_hasher);
@@ -454,6 +463,7 @@ pub fn verify_dir(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<Report> {
             tree_size: tree.size,
             root: tree.root.to_hex(),
             unhashed_tail: h.unhashed,
+            leaves_past_log,
             failure,
         })
     })
@@ -581,14 +591,22 @@ fn check_wal(
     let expect = prev.map_or(flushed + 1, |p| p + 1);
     let size = c.ledger.size();
     if expect <= size && expect > flushed {
-        c.fail(
-            expect,
-            &wdir,
-            format!(
-                "the ledger holds {size} leaves but the log ends at seq {}: records missing",
-                expect - 1
-            ),
-        );
+        // Recovery's rule: leaves were durable when a checkpoint or receipt signed them, so
+        // their records cannot have been lost to a crash; unsigned ones can (`throughput`).
+        let signed = c.ledger.signed_size();
+        if expect <= signed {
+            c.fail(
+                expect,
+                &wdir,
+                format!(
+                    "the ledger holds {size} leaves but the log ends at seq {}: records a \
+                     signed checkpoint or receipt covers (up to seq {signed}) are missing",
+                    expect - 1
+                ),
+            );
+        } else {
+            c.leaves_past_log = size - (expect - 1);
+        }
     }
     Ok(())
 }

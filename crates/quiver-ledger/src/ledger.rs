@@ -182,6 +182,7 @@ impl Ledger {
         let mut receipt_offsets = Vec::new();
         let mut receipt_by_first = BTreeMap::new();
         let mut receipt_max_span = 0;
+        let mut receipt_max_size = 0;
         let receipts = {
             let mut each = |off: u64, b: &[u8]| {
                 let r = Receipt::decode(&origin, alg, b)
@@ -189,6 +190,7 @@ impl Ledger {
                 receipt_offsets.push(off);
                 receipt_by_first.insert((r.first_seq, r.id), r.last_seq);
                 receipt_max_span = receipt_max_span.max(r.last_seq.saturating_sub(r.first_seq));
+                receipt_max_size = receipt_max_size.max(r.tree_size);
                 Ok(())
             };
             if read_only && !rc_path.exists() {
@@ -221,6 +223,7 @@ impl Ledger {
             receipt_offsets,
             receipt_by_first,
             receipt_max_span,
+            receipt_max_size,
             poisoned: false,
         };
         if !read_only {
@@ -413,6 +416,14 @@ impl Ledger {
                     kind: "checkpoint",
                 });
             }
+        }
+        // A receipt covers only records that were durable when it was signed.
+        if size < inner.receipt_max_size {
+            return Err(LedgerError::BelowSigned {
+                requested: size,
+                signed: inner.receipt_max_size,
+                kind: "receipt",
+            });
         }
         let levels = inner.store.level_count();
         for level in 0..levels {

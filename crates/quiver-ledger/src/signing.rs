@@ -123,6 +123,15 @@ impl Ledger {
         Ok(())
     }
 
+    /// The largest tree size any signed statement covers: the newest checkpoint or any
+    /// receipt. Leaves up to it were durable when signed, so they may never go missing;
+    /// leaves above it may, after a crash under `throughput`.
+    pub fn signed_size(&self) -> u64 {
+        let inner = self.inner.lock();
+        let cp = inner.latest.as_ref().map_or(0, |c| c.checkpoint.size);
+        cp.max(inner.receipt_max_size)
+    }
+
     /// The newest checkpoint, if any.
     pub fn latest_checkpoint(&self) -> Option<SignedCheckpoint> {
         self.inner.lock().latest.clone()
@@ -193,6 +202,7 @@ impl Ledger {
                     inner.receipt_offsets.push(off);
                     inner.receipt_by_first.insert((first_seq, r.id), last_seq);
                     inner.receipt_max_span = inner.receipt_max_span.max(last_seq - first_seq);
+                    inner.receipt_max_size = inner.receipt_max_size.max(tree_size);
                     (r, dup)
                 }
                 Err(e) => {

@@ -29,6 +29,8 @@ pub(crate) struct Inner {
     /// The widest receipt range (last_seq - first_seq): no receipt starting further below a
     /// seq can contain it.
     pub(crate) receipt_max_span: u64,
+    /// The largest tree size any receipt was signed over.
+    pub(crate) receipt_max_size: u64,
     pub(crate) poisoned: bool,
 }
 

@@ -36,7 +36,7 @@ pub fn run(a: VerifyArgs) -> anyhow::Result<std::process::ExitCode> {
         None => serde_json::json!({
             "ok": true, "records": report.records, "checkpoints": report.checkpoints,
             "root": report.root, "tree_size": report.tree_size, "bytes": report.bytes,
-            "unhashed_tail": report.unhashed_tail, "seconds": (secs * 1000.0).round() / 1000.0,
+            "unhashed_tail": report.unhashed_tail, "leaves_past_log": report.leaves_past_log, "seconds": (secs * 1000.0).round() / 1000.0,
         }),
         Some(f) => serde_json::json!({
             "ok": false, "first_bad_seq": f.first_bad_seq, "file": f.file.display().to_string(),

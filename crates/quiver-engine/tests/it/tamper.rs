@@ -545,3 +545,49 @@ fn a_flushed_seq_beyond_the_ledger_is_refused_at_open() {
     }
     assert!(!verify_dir(d.path(), &mut |_| {}).unwrap().ok());
 }
+
+/// Under `throughput` a power cut can keep hashed leaves whose WAL records never reached the
+/// disk. Recovery drops such leaves unless a signed checkpoint or receipt covers them, and
+/// `verify` follows the same rule: above the newest signed size they are a crash's tail
+/// (reported, not a failure); at or below it, missing records are a failure.
+#[test]
+fn leaves_past_the_log_are_a_crash_tail_unless_signed() {
+    for with_receipt in [false, true] {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = DbConfig::new(Preset::Throughput)
+            .memtable_bytes(1 << 20)
+            .flush_interval(Duration::from_secs(3600))
+            .checkpoint_every(1_000_000)
+            .checkpoint_interval(Duration::from_secs(3600));
+        let db = Database::open(d.path(), cfg).unwrap();
+        db.write_batch(&(0..100).map(ev).collect::<Vec<_>>())
+            .unwrap();
+        db.checkpoint().unwrap(); // signs size 100 (and syncs the WAL)
+        db.write_batch(&(100..140).map(ev).collect::<Vec<_>>())
+            .unwrap();
+        if with_receipt {
+            db.write_batch_with_receipt(&(140..150).map(ev).collect::<Vec<_>>())
+                .unwrap(); // signs size 150
+        } else {
+            db.write_batch(&(140..150).map(ev).collect::<Vec<_>>())
+                .unwrap();
+        }
+        db.stats().unwrap(); // every leaf is in the ledger
+        db.ledger().unwrap().sync().unwrap();
+        // The power cut: the process never closes, and the WAL loses seqs 121..=150.
+        std::mem::forget(db);
+        edit_wal(d.path(), 121, |fr| {
+            let i = pos(fr, 121);
+            fr.truncate(i);
+        });
+        let r = verify_dir(d.path(), &mut |_| {}).unwrap();
+        if with_receipt {
+            let f = r.failure.expect("a receipt covers seqs 121..=150");
+            assert_eq!(f.first_bad_seq, 121);
+            assert!(f.reason.contains("signed checkpoint or receipt"), "{}", f.reason);
+        } else {
+            assert!(r.ok(), "{:?}", r.failure);
+            assert_eq!((r.records, r.leaves_past_log), (120, 30));
+        }
+    }
+}

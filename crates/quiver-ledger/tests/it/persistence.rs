@@ -207,6 +207,23 @@ fn truncate_drops_unsigned_tail_but_refuses_below_checkpoint() {
     );
     l.truncate(40).expect("truncate to the checkpoint itself");
     assert!(l.verify_tree(&mut |_| {}).expect("verify").ok());
+    // A receipt signs a tree size too, and covers only records durable when it was signed.
+    common::append_range(&l, 41, 77);
+    let r = l.receipt_at(41, 60, 70).expect("receipt");
+    assert_eq!((r.tree_size, l.signed_size()), (70, 70));
+    assert!(matches!(
+        l.truncate(69),
+        Err(LedgerError::BelowSigned {
+            requested: 69,
+            signed: 70,
+            kind: "receipt"
+        })
+    ));
+    drop(l);
+    let l = common::open(dir.path(), HashAlg::Blake3);
+    assert_eq!(l.signed_size(), 70, "known again after a reopen");
+    assert!(l.truncate(69).is_err());
+    l.truncate(70).expect("truncate to the receipt's size");
 }
 
 #[test]
