@@ -584,7 +584,11 @@ fn leaves_past_the_log_are_a_crash_tail_unless_signed() {
         if with_receipt {
             let f = r.failure.expect("a receipt covers seqs 121..=150");
             assert_eq!(f.first_bad_seq, 121);
-            assert!(f.reason.contains("signed checkpoint or receipt"), "{}", f.reason);
+            assert!(
+                f.reason.contains("signed checkpoint or receipt"),
+                "{}",
+                f.reason
+            );
         } else {
             assert!(r.ok(), "{:?}", r.failure);
             assert_eq!((r.records, r.leaves_past_log), (120, 30));
