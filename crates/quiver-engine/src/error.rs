@@ -54,6 +54,16 @@ pub enum EngineError {
         /// What the last attempt found missing.
         reason: String,
     },
+    /// A read-only open found the same inconsistency on every try, so no writer was changing
+    /// the directory: a file the manifest or the log needs is missing, cut short or out of
+    /// place (e.g. a power cut under `throughput` before a sealed WAL file was synced).
+    #[error("{path} is inconsistent: {reason} (the same on all {attempts} reads, so not a concurrent flush)")]
+    Inconsistent {
+        path: PathBuf,
+        attempts: u32,
+        /// What every attempt found.
+        reason: String,
+    },
     /// The ledger is disabled in this database's configuration.
     #[error("the ledger is disabled for this database")]
     LedgerDisabled,

@@ -120,6 +120,8 @@ impl ReadOnlyDatabase {
         let dir = dir.as_ref().to_path_buf();
         std::fs::metadata(&dir).map_err(|e| EngineError::io(&dir, e))?;
         let mut last = Failure::Raced(String::new());
+        // Whether every attempt raced for the very same reason: then nothing was changing.
+        let mut same_every_time = true;
         for attempt in 0..READ_ONLY_OPEN_ATTEMPTS {
             if attempt > 0 {
                 std::thread::sleep(Duration::from_millis((1u64 << attempt).min(50)));
@@ -127,11 +129,22 @@ impl ReadOnlyDatabase {
             match Self::try_open(&dir) {
                 Ok(db) => return Ok(db),
                 Err(Failure::Fatal(e)) => return Err(e),
-                Err(f) => last = f,
+                Err(f) => {
+                    same_every_time &= match (&last, &f) {
+                        (Failure::Raced(a), Failure::Raced(b)) => attempt == 0 || a == b,
+                        _ => false,
+                    };
+                    last = f;
+                }
             }
         }
         Err(match last {
             Failure::Fatal(e) | Failure::Corrupt(e) => e,
+            Failure::Raced(reason) if same_every_time => EngineError::Inconsistent {
+                path: dir,
+                attempts: READ_ONLY_OPEN_ATTEMPTS,
+                reason,
+            },
             Failure::Raced(reason) => EngineError::ConcurrentChange {
                 path: dir,
                 attempts: READ_ONLY_OPEN_ATTEMPTS,

@@ -439,8 +439,8 @@ fn damage_and_foreign_directories_are_typed_errors_that_create_nothing() {
     );
     assert_untouched(&before, d.path());
 
-    // A segment the manifest names but which is gone for good: the retries give up with a
-    // typed error naming the race they kept losing.
+    // A segment the manifest names but which is gone for good: every retry finds the same
+    // thing missing, so it is no race but an inconsistent directory, named as such.
     let d = tempfile::tempdir().unwrap();
     populated(d.path());
     let seg = std::fs::read_dir(d.path().join("segments"))
@@ -449,10 +449,12 @@ fn damage_and_foreign_directories_are_typed_errors_that_create_nothing() {
         .unwrap()
         .unwrap()
         .path();
-    std::fs::remove_file(seg).unwrap();
+    std::fs::remove_file(&seg).unwrap();
     let err = ReadOnlyDatabase::open(d.path()).unwrap_err();
     assert!(
-        matches!(err, EngineError::ConcurrentChange { attempts, .. } if attempts == quiver_engine::READ_ONLY_OPEN_ATTEMPTS),
+        matches!(&err, EngineError::Inconsistent { attempts, reason, .. }
+            if *attempts == quiver_engine::READ_ONLY_OPEN_ATTEMPTS
+                && reason.contains(seg.file_name().unwrap().to_str().unwrap())),
         "{err}"
     );
 }
