@@ -774,12 +774,15 @@ fn wal_fields(b: &[u8]) -> Vec<Field> {
     f
 }
 
-fn wal_fix(b: &mut [u8]) {
-    if b.len() >= 40 {
-        let c = crc(&b[..32]);
-        put_u32(b, 32, c);
+/// Recomputes the checksums of a file of `[len u32][crc32c u32][body]` frames after a
+/// `header_len`-byte header whose own checksum covers its first `crc_over` bytes and sits
+/// right after them (the WAL and the ledger's framed logs).
+fn fix_frames(b: &mut [u8], crc_over: usize, header_len: usize) {
+    if b.len() >= header_len {
+        let c = crc(&b[..crc_over]);
+        put_u32(b, crc_over, c);
     }
-    let mut p = 40;
+    let mut p = header_len;
     while p + 8 <= b.len() {
         let len = get_u32(b, p).unwrap() as usize;
         if len == 0 {
@@ -791,6 +794,10 @@ fn wal_fix(b: &mut [u8]) {
         }
         p += 8 + len;
     }
+}
+
+fn wal_fix(b: &mut [u8]) {
+    fix_frames(b, 32, 40);
 }
 
 fn wal_exercise(files: &[(String, Vec<u8>)]) -> Result<bool, String> {
@@ -961,22 +968,7 @@ fn framed_fields(b: &[u8]) -> Vec<Field> {
 }
 
 fn framed_fix(b: &mut [u8]) {
-    if b.len() >= 16 {
-        let c = crc(&b[..12]);
-        put_u32(b, 12, c);
-    }
-    let mut p = 16;
-    while p + 8 <= b.len() {
-        let len = get_u32(b, p).unwrap() as usize;
-        if len == 0 {
-            break;
-        }
-        if p + 8 + len <= b.len() {
-            let c = crc(&b[p + 8..p + 8 + len]);
-            put_u32(b, p + 4, c);
-        }
-        p += 8 + len;
-    }
+    fix_frames(b, 12, 16);
 }
 
 fn node_fix(b: &mut [u8]) {
@@ -997,14 +989,10 @@ fn signing_key(data: &Path) -> ed25519_dalek::SigningKey {
     ed25519_dalek::SigningKey::from_bytes(&k[12..44].try_into().unwrap())
 }
 
-/// Rewrites the body of checkpoint records: mutates a line of the signed body and re-signs.
-fn resign_checkpoints(
-    rng: &mut StdRng,
-    b: &mut Vec<u8>,
-    key: &ed25519_dalek::SigningKey,
-) -> String {
+/// (offset, body length) of each whole frame after a `header_len`-byte header.
+fn whole_frames(b: &[u8], header_len: usize) -> Vec<(usize, usize)> {
     let mut recs = Vec::new();
-    let mut p = 16;
+    let mut p = header_len;
     while p + 8 <= b.len() {
         let len = get_u32(b, p).unwrap() as usize;
         if len == 0 || p + 8 + len > b.len() {
@@ -1013,6 +1001,16 @@ fn resign_checkpoints(
         recs.push((p, len));
         p += 8 + len;
     }
+    recs
+}
+
+/// Rewrites the body of checkpoint records: mutates a line of the signed body and re-signs.
+fn resign_checkpoints(
+    rng: &mut StdRng,
+    b: &mut Vec<u8>,
+    key: &ed25519_dalek::SigningKey,
+) -> String {
+    let recs = whole_frames(b, 16);
     if recs.is_empty() {
         return "no records".into();
     }
@@ -1271,16 +1269,7 @@ fn dropped_resign(
     origin: &str,
 ) -> String {
     use ed25519_dalek::Signer;
-    let mut recs = Vec::new();
-    let mut p = 16;
-    while p + 8 <= b.len() {
-        let len = get_u32(b, p).unwrap() as usize;
-        if len == 0 || p + 8 + len > b.len() {
-            break;
-        }
-        recs.push((p, len));
-        p += 8 + len;
-    }
+    let recs = whole_frames(b, 16);
     if recs.is_empty() {
         return "no records".into();
     }
