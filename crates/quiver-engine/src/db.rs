@@ -111,6 +111,44 @@ fn refuse_to_recreate(dir: &Path) -> Result<()> {
     })
 }
 
+/// WAL recovery removes files at the end that hold nothing but zeros or part of a header:
+/// creations a crash cut short, which never held records (a file's header is synced before its
+/// first record goes in). If the ledger holds leaves of seqs such a file was created for,
+/// records did go in and the file was emptied since: refused, not removed with them.
+fn refuse_emptied_wal_files(dir: &Path) -> Result<()> {
+    let leaves = quiver_ledger::stored_leaf_count(&dir.join("ledger"))?;
+    let wdir = wal_dir(dir);
+    let mut files: Vec<(SeqNo, PathBuf)> = match std::fs::read_dir(&wdir) {
+        Ok(it) => it
+            .flatten()
+            .filter_map(|e| {
+                let seq = quiver_wal::format::parse_file_name(e.file_name().to_str()?)?;
+                Some((seq, e.path()))
+            })
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(EngineError::io(&wdir, e)),
+    };
+    files.sort();
+    while let Some((first, path)) = files.pop() {
+        if !quiver_wal::file_is_torn_creation(&path).map_err(|e| EngineError::io(&path, e))? {
+            break;
+        }
+        if first <= leaves {
+            return Err(EngineError::Wal(quiver_wal::WalError::Corruption {
+                file: path.display().to_string(),
+                offset: 0,
+                reason: format!(
+                    "holds no records (empty, zeros or part of a header), but the ledger holds \
+                     {leaves} leaves, from seq {first} on hashed from this file: its records \
+                     are missing"
+                ),
+            }));
+        }
+    }
+    Ok(())
+}
+
 /// Removes segment files the manifest does not name: left by a flush or compaction that failed
 /// (or crashed) before its manifest swap, they are never read and would otherwise leak.
 fn remove_unreferenced_segments(dir: &Path, m: &Manifest) -> Result<()> {
@@ -208,6 +246,9 @@ impl Database {
             flush: flush_signal.clone(),
             failed: AtomicBool::new(false),
         });
+        if state.read().manifest.ledger_alg.is_some() {
+            refuse_emptied_wal_files(&dir)?;
+        }
         let storage = Arc::new(FsStorage::new(wal_dir(&dir))?);
         let wal = Wal::open(storage, config.wal.clone(), Some(applier.clone()))?;
         wal.set_next_seq_at_least(flushed_through + 1);

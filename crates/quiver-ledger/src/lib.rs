@@ -62,7 +62,7 @@ pub use note::{
 pub use proof::{ConsistencyProof, InclusionProof};
 pub use receipt::Receipt;
 pub use signing::verify_record;
-pub use store::create_dir_durable;
+pub use store::{create_dir_durable, stored_leaf_count};
 pub use trust::{key_fingerprint, KeyInfo, TrustOutcome, TrustStore};
 
 /// Compile-time check that [`Ledger`] can be shared between threads.

@@ -32,6 +32,17 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| LedgerError::io(dir, e))
 }
 
+/// How many leaf hashes the ledger in `dir` holds on disk (whole ones in `level-00.hashes`),
+/// without opening it: 0 where there is none yet.
+pub fn stored_leaf_count(dir: &Path) -> Result<u64> {
+    let path = dir.join(level_file_name(0));
+    match fs::metadata(&path) {
+        Ok(m) => Ok(m.len().saturating_sub(HEADER) / 32),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(LedgerError::io(&path, e)),
+    }
+}
+
 /// Creates `dir` and any missing parents, durably: the parent of every directory it created
 /// is fsynced, so a power loss cannot take back a directory whose files were then synced
 /// (POSIX makes a new entry durable only with its directory).

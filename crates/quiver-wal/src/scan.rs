@@ -176,6 +176,20 @@ pub(crate) fn log_files(storage: &dyn crate::storage::Storage) -> Result<Vec<(Se
     Ok(names)
 }
 
+/// [`is_torn_creation`] of the file at `path`, reading all of it only when its first header's
+/// worth of bytes leaves the question open (a preallocated file of zeros can be large).
+pub fn file_is_torn_creation(path: &std::path::Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(HEADER_LEN);
+    std::fs::File::open(path)?
+        .take(HEADER_LEN as u64)
+        .read_to_end(&mut head)?;
+    if head.len() == HEADER_LEN && head.iter().any(|&b| b != 0) {
+        return Ok(false);
+    }
+    Ok(is_torn_creation(&std::fs::read(path)?))
+}
+
 /// Whether a file's whole contents `data` are a creation cut short by a crash: zeros only, or
 /// fewer bytes than a header that begin the magic (WAL recovery rule 0). Such a file at the
 /// end of the log holds no records.

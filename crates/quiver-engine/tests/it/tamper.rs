@@ -595,3 +595,42 @@ fn leaves_past_the_log_are_a_crash_tail_unless_signed() {
         }
     }
 }
+
+/// A final WAL file emptied (or zeroed) after records went into it looks like a creation cut
+/// short, which recovery would remove; but the ledger holds leaves of its seqs, and a file's
+/// header is synced before its first record goes in. verify reports it, open refuses it.
+#[test]
+fn an_emptied_final_wal_file_with_hashed_records_is_damage() {
+    for contents in [Vec::new(), vec![0u8; 4096]] {
+        let d = tempfile::tempdir().unwrap();
+        let cfg = || {
+            DbConfig::new(Preset::Balanced)
+                .wal_file_size(4096)
+                .memtable_bytes(1 << 20)
+                .flush_interval(Duration::from_secs(3600))
+        };
+        let db = Database::open(d.path(), cfg()).unwrap();
+        for b in 0..30 {
+            db.write_batch(&(b * 10..b * 10 + 10).map(ev).collect::<Vec<_>>())
+                .unwrap();
+        }
+        db.close_without_flush().unwrap();
+        let files = wal_files(d.path());
+        assert!(files.len() > 2, "rotated");
+        let last = files.last().unwrap();
+        let first_seq = quiver_wal::format::parse_file_name(
+            last.file_name().unwrap().to_str().unwrap(),
+        )
+        .unwrap();
+        assert!(first_seq <= 300);
+        fs::write(last, &contents).unwrap();
+        assert_eq!(bad_seq(d.path()), first_seq, "{} bytes", contents.len());
+        match Database::open(d.path(), cfg()) {
+            Err(quiver_engine::EngineError::Wal(e)) => {
+                assert!(e.to_string().contains("holds no records"), "{e}")
+            }
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        assert_eq!(fs::read(last).unwrap(), contents, "left in place");
+    }
+}
