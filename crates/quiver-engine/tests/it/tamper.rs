@@ -618,10 +618,9 @@ fn an_emptied_final_wal_file_with_hashed_records_is_damage() {
         let files = wal_files(d.path());
         assert!(files.len() > 2, "rotated");
         let last = files.last().unwrap();
-        let first_seq = quiver_wal::format::parse_file_name(
-            last.file_name().unwrap().to_str().unwrap(),
-        )
-        .unwrap();
+        let first_seq =
+            quiver_wal::format::parse_file_name(last.file_name().unwrap().to_str().unwrap())
+                .unwrap();
         assert!(first_seq <= 300);
         fs::write(last, &contents).unwrap();
         assert_eq!(bad_seq(d.path()), first_seq, "{} bytes", contents.len());
