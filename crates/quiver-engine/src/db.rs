@@ -111,42 +111,58 @@ fn refuse_to_recreate(dir: &Path) -> Result<()> {
     })
 }
 
-/// WAL recovery removes files at the end that hold nothing but zeros or part of a header:
-/// creations a crash cut short, which never held records (a file's header is synced before its
-/// first record goes in). If the ledger holds leaves of seqs such a file was created for,
-/// records did go in and the file was emptied since: refused, not removed with them.
-fn refuse_emptied_wal_files(dir: &Path) -> Result<()> {
-    let leaves = quiver_ledger::stored_leaf_count(&dir.join("ledger"))?;
+/// The WAL files of `dir` with the first seq their names give, oldest first.
+pub(crate) fn wal_files(dir: &Path) -> Result<Vec<(SeqNo, PathBuf)>> {
     let wdir = wal_dir(dir);
-    let mut files: Vec<(SeqNo, PathBuf)> = match std::fs::read_dir(&wdir) {
-        Ok(it) => it
-            .flatten()
-            .filter_map(|e| {
-                let seq = quiver_wal::format::parse_file_name(e.file_name().to_str()?)?;
-                Some((seq, e.path()))
-            })
-            .collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(EngineError::io(&wdir, e)),
-    };
+    let mut files: Vec<(SeqNo, PathBuf)> = std::fs::read_dir(&wdir)
+        .map_err(|e| EngineError::io(&wdir, e))?
+        .flatten()
+        .filter_map(|e| {
+            let seq = quiver_wal::format::parse_file_name(e.file_name().to_str()?)?;
+            Some((seq, e.path()))
+        })
+        .collect();
     files.sort();
-    while let Some((first, path)) = files.pop() {
-        if !quiver_wal::file_is_torn_creation(&path).map_err(|e| EngineError::io(&path, e))? {
+    Ok(files)
+}
+
+/// WAL recovery (rule 0) removes files at the end that hold nothing but zeros or part of a
+/// header: creations a crash cut short, which never held records, as a file's header is
+/// synced before its first record goes in. This drops those from `files` (sorted) the same
+/// way, but stops at one whose seqs the ledger's `leaves` cover: records did go in and it was
+/// emptied since. That file is returned, as damage.
+pub(crate) fn drop_torn_creations(
+    files: &mut Vec<(SeqNo, PathBuf)>,
+    leaves: u64,
+) -> Result<Option<(SeqNo, PathBuf)>> {
+    while let Some((first, path)) = files.last() {
+        if !quiver_wal::file_is_torn_creation(path).map_err(|e| EngineError::io(path, e))? {
             break;
         }
-        if first <= leaves {
-            return Err(EngineError::Wal(quiver_wal::WalError::Corruption {
-                file: path.display().to_string(),
-                offset: 0,
-                reason: format!(
-                    "holds no records (empty, zeros or part of a header), but the ledger holds \
-                     {leaves} leaves, from seq {first} on hashed from this file: its records \
-                     are missing"
-                ),
-            }));
+        if *first <= leaves {
+            return Ok(Some((*first, path.clone())));
         }
+        files.pop();
     }
-    Ok(())
+    Ok(None)
+}
+
+/// Refuses to open over an emptied final WAL file whose records the ledger hashed (see
+/// [`drop_torn_creations`]), which WAL recovery would otherwise remove with them.
+fn refuse_emptied_wal_files(dir: &Path) -> Result<()> {
+    let leaves = quiver_ledger::stored_leaf_count(&dir.join("ledger"))?;
+    match drop_torn_creations(&mut wal_files(dir)?, leaves)? {
+        None => Ok(()),
+        Some((first, path)) => Err(EngineError::Wal(quiver_wal::WalError::Corruption {
+            file: path.display().to_string(),
+            offset: 0,
+            reason: format!(
+                "holds no records (empty, zeros or part of a header), but the ledger holds \
+                 {leaves} leaves, from seq {first} on hashed from this file: its records \
+                 are missing"
+            ),
+        })),
+    }
 }
 
 /// Removes segment files the manifest does not name: left by a flush or compaction that failed

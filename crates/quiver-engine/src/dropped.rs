@@ -99,15 +99,7 @@ fn records(buf: &[u8]) -> std::result::Result<Records<'_>, Damage> {
     // checksum matching) starts after it; otherwise its length was damaged, and cutting there
     // would throw signed records away.
     let followed = |off: usize| {
-        (off + 1..buf.len().saturating_sub(8)).find(|&p| {
-            let word =
-                |at: usize| u32::from_le_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
-            let n = word(p) as usize;
-            n > 0
-                && buf
-                    .get(p + 8..p + 8 + n)
-                    .is_some_and(|body| crc32c::crc32c(body) == word(p + 4))
-        })
+        quiver_ledger::intact_frame_in(&buf[off + 1..], usize::MAX).map(|p| off + 1 + p)
     };
     let torn = |off: usize| match followed(off) {
         None => Ok(()),

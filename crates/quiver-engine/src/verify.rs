@@ -476,34 +476,19 @@ fn check_wal(
     progress: &mut dyn FnMut(u64),
 ) -> Result<()> {
     let wdir = wal_dir(dir);
-    let mut files: Vec<(SeqNo, PathBuf)> = std::fs::read_dir(&wdir)
-        .map_err(|e| EngineError::io(&wdir, e))?
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            walfmt::parse_file_name(&name).map(|s| (s, e.path()))
-        })
-        .collect();
-    files.sort();
+    let mut files = crate::db::wal_files(dir)?;
     // Files at the end whose creation a crash cut short hold no records; recovery removes
-    // them (WAL recovery rule 0), so they are no damage here either. Unless the ledger holds
-    // leaves of seqs the file was created for: records went into it, and its header was
-    // synced before the first did, so it was emptied since (refused at open too).
-    while let Some((first, path)) = files.last() {
-        if !quiver_wal::file_is_torn_creation(path).map_err(|e| EngineError::io(path, e))? {
-            break;
-        }
-        if *first <= c.ledger.size() {
-            c.fail(
-                *first,
-                path,
-                "holds no records (empty, zeros or part of a header), but the ledger holds \
-                 leaves of its seqs: the records hashed from it are missing"
-                    .into(),
-            );
-            return Ok(());
-        }
-        files.pop();
+    // them, so they are no damage here either, unless the ledger hashed records from one
+    // (refused at open too).
+    if let Some((first, path)) = crate::db::drop_torn_creations(&mut files, c.ledger.size())? {
+        c.fail(
+            first,
+            &path,
+            "holds no records (empty, zeros or part of a header), but the ledger holds leaves \
+             of its seqs: the records hashed from it are missing"
+                .into(),
+        );
+        return Ok(());
     }
     // WAL records are consecutive across files. Records at or below the flushed seq may
     // linger in the oldest file; they are checked against their stored leaves too.

@@ -30,6 +30,21 @@ fn header(magic: &[u8; 8]) -> [u8; 16] {
     h
 }
 
+/// Offset of the first intact `len u32 | crc32c u32 | body` frame in `buf` (a length of 1 to
+/// `max_body` whose body fits and matches its checksum), if any. Used to tell a torn final
+/// record (nothing intact after it) from a damaged length (whole records after it), in these
+/// logs and in the engine's drop log, which frames its records the same way.
+pub fn intact_frame_in(buf: &[u8], max_body: usize) -> Option<usize> {
+    let word = |at: usize| u32::from_le_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
+    (0..buf.len().saturating_sub(8)).find(|&p| {
+        let n = word(p) as usize;
+        (1..=max_body).contains(&n)
+            && buf
+                .get(p + 8..p + 8 + n)
+                .is_some_and(|body| crc32c::crc32c(body) == word(p + 4))
+    })
+}
+
 /// One framed log file.
 pub(crate) struct FramedLog {
     path: PathBuf,
@@ -127,32 +142,23 @@ impl FramedLog {
     }
 
     /// A record at `off` that looks torn is the last one written only if no intact record
-    /// (a length in range whose checksum matches) starts after it: otherwise its length was
-    /// damaged, and cutting there would throw whole records away.
+    /// starts after it: otherwise its length was damaged, and cutting there would throw whole
+    /// records away.
     fn torn_unless_followed(&self, off: u64) -> Result<()> {
         let end = self.file_len()?;
         let mut rest = vec![0u8; end.saturating_sub(off + 1) as usize];
         self.read_at(&mut rest, off + 1)?;
-        for p in 0..rest.len().saturating_sub(8) {
-            let word = |at: usize| {
-                u32::from_le_bytes([rest[at], rest[at + 1], rest[at + 2], rest[at + 3]])
-            };
-            let n = word(p);
-            if n == 0 || n > MAX_BODY || p + 8 + n as usize > rest.len() {
-                continue;
-            }
-            if crc32c::crc32c(&rest[p + 8..p + 8 + n as usize]) == word(p + 4) {
-                return Err(LedgerError::corrupt(
-                    &self.path,
-                    off,
-                    format!(
-                        "the record here looks cut short, but an intact record follows at byte {}",
-                        off + 1 + p as u64
-                    ),
-                ));
-            }
+        match intact_frame_in(&rest, MAX_BODY as usize) {
+            None => Ok(()),
+            Some(p) => Err(LedgerError::corrupt(
+                &self.path,
+                off,
+                format!(
+                    "the record here looks cut short, but an intact record follows at byte {}",
+                    off + 1 + p as u64
+                ),
+            )),
         }
-        Ok(())
     }
 
     /// Reads every record; returns the end of the last whole record (0 for a file of zeros
