@@ -19,9 +19,11 @@ type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// inside the WAL's commit critical section).
 #[derive(Debug, Default)]
 struct IdMap {
-    ints: HashMap<u64, u32, NearbyIds>,
+    ints: IntMap,
     strs: Map<String, u32>,
 }
+
+type IntMap = HashMap<u64, u32, NearbyIds>;
 
 /// Hashing for integer ids that keeps nearby ids in nearby buckets.
 ///
@@ -142,17 +144,21 @@ struct MemRow {
 /// so an insert is a copy, not an allocation, and a scan walks memory in order.
 const CHUNK_BYTES: usize = 1 << 20;
 
-/// Arena chunks handed back by memtables that were dropped (flushed), for the memtables after
-/// them.
+/// Arena chunks — and the row list and integer id map — handed back by memtables that were
+/// dropped (flushed), for the memtables after them.
 ///
-/// A fresh chunk costs a page fault and a zeroed page per 4 KiB the first time it is written,
-/// and that first write happens inside the WAL's commit critical section. A recycled chunk's
+/// Fresh memory costs a page fault and a zeroed page per 4 KiB the first time it is written,
+/// and that first write happens inside the WAL's commit critical section. Recycled memory's
 /// pages are already mapped. The pool keeps at most `max_chunks` chunks (about one memtable's
-/// worth), so the memory it holds is bounded by what the next memtable would map anyway.
+/// worth) and one row list and id map, so the memory it holds is bounded by what the next
+/// memtable would map anyway. Only the first two memtables of a process (the active one and
+/// the first being flushed) start on fresh memory.
 #[derive(Debug)]
 pub struct ChunkPool {
     free: Mutex<Vec<Vec<u8>>>,
     max_chunks: usize,
+    /// The row list and integer id map of the last memtable dropped, emptied.
+    spare: Mutex<Option<(Vec<MemRow>, IntMap)>>,
 }
 
 impl ChunkPool {
@@ -161,6 +167,7 @@ impl ChunkPool {
         Arc::new(ChunkPool {
             free: Mutex::new(Vec::new()),
             max_chunks: max_bytes.div_ceil(CHUNK_BYTES),
+            spare: Mutex::new(None),
         })
     }
 
@@ -178,6 +185,24 @@ impl ChunkPool {
             c.clear();
             free.push(c);
         }
+    }
+
+    /// Keeps `rows` and `ints`, emptied, for the next memtable, unless a larger pair is kept.
+    fn give_lists(&self, mut rows: Vec<MemRow>, mut ints: IntMap) {
+        let mut spare = self.spare.lock().unwrap_or_else(|e| e.into_inner());
+        if spare
+            .as_ref()
+            .is_some_and(|(r, _)| r.capacity() >= rows.capacity())
+        {
+            return;
+        }
+        rows.clear();
+        ints.clear();
+        *spare = Some((rows, ints));
+    }
+
+    fn take_lists(&self) -> Option<(Vec<MemRow>, IntMap)> {
+        self.spare.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     /// Chunks waiting for reuse.
@@ -211,6 +236,10 @@ impl Drop for Memtable {
     fn drop(&mut self) {
         if let Some(pool) = &self.pool {
             pool.give(std::mem::take(&mut self.chunks));
+            pool.give_lists(
+                std::mem::take(&mut self.rows),
+                std::mem::take(&mut self.newest.ints),
+            );
         }
     }
 }
@@ -221,11 +250,14 @@ impl Memtable {
         Self::default()
     }
 
-    /// An empty memtable that takes its arena chunks from `pool` and returns them when dropped,
-    /// with room for `expected_rows` entries (typically the previous memtable's count), so its
+    /// An empty memtable that takes its arena chunks, row list and id map from `pool` and
+    /// returns them when dropped, with room for `expected_rows` entries (typically the previous memtable's count), so its
     /// row list and id map do not grow and rehash inside the commit critical section.
     pub fn with_pool(pool: Arc<ChunkPool>, expected_rows: usize) -> Self {
         let mut m = Self::default();
+        if let Some((rows, ints)) = pool.take_lists() {
+            (m.rows, m.newest.ints) = (rows, ints);
+        }
         m.pool = Some(pool);
         m.rows.reserve(expected_rows);
         m.newest.ints.reserve(expected_rows);

@@ -161,3 +161,38 @@ proptest! {
         flush_and_compare(&gen_rows(seed, n, 1, space), bb);
     }
 }
+
+#[test]
+fn pooled_row_lists_come_back_empty_and_keep_their_room() {
+    let pool = ChunkPool::new(2 << 20);
+    let mut m = Memtable::with_pool(pool.clone(), 0);
+    let first: Vec<Vec<u8>> = (1..=5000u64)
+        .map(|s| put(s, Id::U64(s), Some(s as i64), 40))
+        .collect();
+    for r in &first {
+        m.insert(r.clone()).unwrap();
+    }
+    drop(m);
+    // The next memtable reuses the lists: no entry of the first one is visible in it.
+    let mut m2 = Memtable::with_pool(pool.clone(), 0);
+    assert!(m2.is_empty());
+    assert_eq!(m2.iter().count(), 0);
+    assert_eq!(m2.get(&Id::U64(7)), None);
+    let rows: Vec<Vec<u8>> = (0..300u64)
+        .map(|i| put(9_000 + i, Id::U64(i % 100), Some(i as i64), 40))
+        .collect();
+    for r in &rows {
+        m2.insert(r.clone()).unwrap();
+    }
+    assert_eq!(m2.len(), 300);
+    assert_eq!(
+        m2.iter().collect::<Vec<_>>(),
+        rows.iter().map(|r| &r[..]).collect::<Vec<_>>()
+    );
+    // The newest version per id wins, and ids of the first memtable stay absent.
+    for i in 0..100u64 {
+        assert_eq!(m2.get(&Id::U64(i)), Some(&rows[200 + i as usize][..]));
+    }
+    assert_eq!(m2.get(&Id::U64(4000)), None);
+    assert_eq!(m2.scan_time_range(0, 1000).count(), 300);
+}
