@@ -60,21 +60,36 @@ fn flush_loop(inner: &Inner) {
         if inner.shutdown.load(Ordering::Acquire) {
             break;
         }
-        let (size, frozen) = {
+        let due = || {
             let st = inner.state.read();
-            let n = st.active.read().approx_bytes();
-            (n, st.frozen.len())
+            let size = st.active.read().approx_bytes();
+            size >= inner.config.memtable_bytes
+                || (size > 0 && last_flush.elapsed() >= inner.config.flush_interval)
+                || !st.frozen.is_empty()
         };
-        let due = size >= inner.config.memtable_bytes
-            || (size > 0 && last_flush.elapsed() >= inner.config.flush_interval)
-            || frozen > 0;
-        if due {
-            if let Err(e) = flush_all(inner) {
-                record_failure(inner, "flush", &e);
-                return;
+        if due() {
+            // Decided again under the manifest lock: a foreground `Database::flush` may have
+            // flushed everything while this thread waited for the lock, and flushing the
+            // records written since then would cut a segment nobody asked for.
+            let flushed = {
+                let _m = inner.manifest_lock.lock();
+                if due() {
+                    Some(flush_all_locked(inner))
+                } else {
+                    None
+                }
+            };
+            match flushed {
+                Some(Err(e)) => {
+                    record_failure(inner, "flush", &e);
+                    return;
+                }
+                Some(Ok(())) => {
+                    last_flush = Instant::now();
+                    inner.compact_signal.notify();
+                }
+                None => {}
             }
-            last_flush = Instant::now();
-            inner.compact_signal.notify();
         }
         if checkpoint_due(inner) {
             if let Some(_g) = inner.checkpoint_lock.try_lock() {
@@ -103,6 +118,11 @@ fn compact_loop(inner: &Inner) {
 /// Seals the active memtable (if not empty) and flushes every sealed memtable, oldest first.
 pub(crate) fn flush_all(inner: &Inner) -> Result<()> {
     let _m = inner.manifest_lock.lock();
+    flush_all_locked(inner)
+}
+
+/// [`flush_all`], for a caller that holds the manifest lock.
+fn flush_all_locked(inner: &Inner) -> Result<()> {
     {
         // Sized like the memtable it replaces; built before the state lock that writers wait on.
         let rows = inner.state.read().active.read().len();

@@ -645,3 +645,29 @@ fn unreferenced_segment_files_are_removed_at_open() {
     assert_eq!(n, 50);
     db.close().unwrap();
 }
+
+/// A foreground flush is not followed by a background one that cuts the records written
+/// just after it into a segment of their own. (The flush thread saw the foreground flush's
+/// frozen memtable, waited for the manifest lock, and then flushed whatever was new.)
+#[test]
+fn a_foreground_flush_leaves_later_records_in_the_memtable() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = DbConfig::new(Preset::Throughput)
+        .memtable_bytes(64 << 20)
+        .flush_interval(Duration::from_secs(3600))
+        .compaction_trigger(1 << 20);
+    let db = Database::open(d.path(), cfg).unwrap();
+    let rounds = 150u64;
+    for r in 0..rounds {
+        db.write_batch(&[ev(2 * r, 0)]).unwrap();
+        db.flush().unwrap();
+        // Nothing but this record until the next round's flush: it belongs in that segment.
+        db.write_batch(&[ev(2 * r + 1, 0)]).unwrap();
+        std::thread::sleep(Duration::from_micros(300));
+    }
+    assert_eq!(
+        db.stats().unwrap().segments as u64,
+        rounds,
+        "one segment per foreground flush, none from the background"
+    );
+}
