@@ -56,7 +56,7 @@ pub enum EngineError {
     },
     /// A read-only open found the same inconsistency on every try, so no writer was changing
     /// the directory: a file the manifest or the log needs is missing, cut short or out of
-    /// place (e.g. a power cut under `throughput` before a sealed WAL file was synced).
+    /// place (e.g. a WAL file removed or damaged by hand).
     #[error("{path} is inconsistent: {reason} (the same on all {attempts} reads, so not a concurrent flush)")]
     Inconsistent {
         path: PathBuf,

@@ -31,7 +31,7 @@
 use crate::batch::Batch;
 use crate::error::{Result, WalError};
 use crate::format::{MAX_BODY, MIN_BODY};
-use crate::wal::{Io, Pending, Queue, Wal};
+use crate::wal::{Io, Pending, Queue, Wal, WRITE_BEHIND_BYTES};
 use parking_lot::{Condvar, Mutex};
 use quiver_core::{SeqNo, SeqRange, SyncMode};
 use std::sync::atomic::Ordering;
@@ -473,7 +473,6 @@ impl Wal {
     /// shared buffer first), one fdatasync per the sync mode. Returns the group's apply
     /// ticket and each batch's range; [`Wal::apply`] runs the observer.
     fn write_group(&self, group: &mut [Pending]) -> Result<Written> {
-        self.check_seal_error()?;
         let mut io = self.io.lock();
         // Seqs of written groups may run ahead of `next_seq` (published once applied);
         // `set_next_seq_at_least` may have raised `next_seq` past them.
@@ -546,6 +545,15 @@ impl Wal {
             if !*active_dsync {
                 h.sync_data()
                     .map_err(|e| WalError::io("fdatasync", &meta.name, e))?;
+            }
+        } else {
+            // Write-behind: start write-back of every whole WRITE_BEHIND_BYTES chunk this write
+            // completed (see `Wal::rotate`). Only a hint: an error here is not a lost write,
+            // and the seal's fdatasync reports any real failure.
+            let done = |len: u64| len / WRITE_BEHIND_BYTES * WRITE_BEHIND_BYTES;
+            let (from, to) = (done(meta.len), done(meta.len + buf.len() as u64));
+            if to > from {
+                let _ = h.start_writeback(from, to - from);
             }
         }
         meta.len += buf.len() as u64;

@@ -18,8 +18,10 @@
 //!   whole 4 KiB blocks; `WalConfig::direct_io`).
 //!   With `preallocate`, the next file is zero-filled in the background (`next.spare`) so
 //!   appends + fdatasync never change file metadata and rotations do not stall writers.
-//!   A sealed file is fdatasynced at rotation (in `SyncMode::None` on a background thread, so
-//!   writers do not stall behind its dirty pages; [`Wal::sync`] waits for it).
+//!   A sealed file is fdatasynced at rotation, before the next file exists, in every mode (so
+//!   a power cut never leaves a durable new file after a short old one). In `SyncMode::None`
+//!   the active file's pages are handed to write-back every [`WRITE_BEHIND_BYTES`], so that
+//!   seal finds little left to write.
 //! - **Poisoning**: after a failed write or fdatasync every commit fails with
 //!   [`WalError::Poisoned`] until the log is reopened.
 //! - **Recovery** ([`Wal::open`]): a torn final write of the final file is cut off; anything
@@ -47,7 +49,7 @@ pub use read_only::{read_log, LogView};
 pub use scan::{file_is_torn_creation, is_torn_creation};
 pub use spare::SPARE;
 pub use storage::{FaultPlan, FaultyStorage, FsStorage, MemStorage, Storage, WalFile};
-pub use wal::{CommitObserver, ReplayVisitor, Wal, WalStats};
+pub use wal::{CommitObserver, ReplayVisitor, Wal, WalStats, WRITE_BEHIND_BYTES};
 
 #[cfg(test)]
 mod tests {

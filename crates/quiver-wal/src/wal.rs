@@ -10,6 +10,12 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// Under `SyncMode::None` the active file's pages are handed to the device for write-back
+/// every this many bytes ([`WalFile::start_writeback`]), so that the synchronous seal at
+/// rotation ([`Wal::rotate`]) finds only the last few MiB still to write. (With the kernel's
+/// own write-back a whole 64 MiB file could still be dirty at rotation.)
+pub const WRITE_BEHIND_BYTES: u64 = 4 << 20;
+
 /// Called by the group-commit leader inside the critical section that fixes on-disk order,
 /// after the group is durable per the sync mode and before any writer of the group is acked.
 pub trait CommitObserver: Send + Sync {
@@ -124,20 +130,12 @@ pub struct Wal {
     pub(crate) syncs: AtomicU64,
     pub(crate) records: AtomicU64,
     pub(crate) spares_used: AtomicU64,
-    /// In `SyncMode::None`, files sealed at rotation are fdatasynced on a background thread
-    /// (so a rotation does not stall writers behind 64 MiB of dirty pages); their handles.
-    pub(crate) seals: Mutex<Vec<std::thread::JoinHandle<()>>>,
-    /// The first failure of a background seal; poisons the log at the next group.
-    pub(crate) seal_error: Arc<Mutex<Option<String>>>,
     /// Background preparation of the next preallocated file (see `spare.rs`).
     pub(crate) spare: crate::spare::SpareSlot,
 }
 
 impl Drop for Wal {
     fn drop(&mut self) {
-        for h in self.seals.get_mut().drain(..) {
-            let _ = h.join();
-        }
         self.spare.join();
     }
 }
@@ -216,13 +214,13 @@ impl Wal {
             });
         }
         let next_seq = files.last().map_or(1, |f| f.next_seq()).max(1);
-        // What a previous run wrote without syncs (a `throughput` session that stopped before
-        // its background seals) may still sit in the page cache, and neither a direct append
-        // nor the fdatasync of a later group covers another file (or, with direct I/O, another
-        // part of this one). So every file but the active one is made durable here, whatever
-        // the mode: [`Wal::sync`] (what a signed checkpoint or receipt relies on under
-        // `throughput`) syncs only the active file and this session's seals. On files a clean
-        // shutdown left synced, each fdatasync finds nothing to write.
+        // What a previous run wrote without syncs may still sit in the page cache (the active
+        // file of a `throughput` session; sealed files too, from versions that sealed on a
+        // background thread), and neither a direct append nor the fdatasync of a later group
+        // covers another file (or, with direct I/O, another part of this one). So every file
+        // but the active one is made durable here, whatever the mode: [`Wal::sync`] (what a
+        // signed checkpoint or receipt relies on under `throughput`) syncs only the active
+        // file. On files already synced, each fdatasync finds nothing to write.
         for f in files.iter().take(files.len().saturating_sub(1)) {
             storage
                 .open_append(&f.name)?
@@ -272,8 +270,6 @@ impl Wal {
             syncs: AtomicU64::new(0),
             records: AtomicU64::new(0),
             spares_used: AtomicU64::new(0),
-            seals: Mutex::new(Vec::new()),
-            seal_error: Arc::new(Mutex::new(None)),
             spare: crate::spare::SpareSlot::default(),
         })
         .inspect(Wal::start_spare)
@@ -349,12 +345,12 @@ impl Wal {
         self.storage.sync_dir()
     }
 
-    /// `fdatasync`s the active file now (and waits for background syncs of files sealed at
-    /// rotation), so everything committed so far is durable. A failure poisons the log.
+    /// `fdatasync`s the active file now, so everything committed so far is durable (every
+    /// other file of this session was synced when it was sealed, and every file found at open
+    /// was synced then). A failure poisons the log.
     pub fn sync(&self) -> Result<()> {
         self.check_poisoned()?;
         let mut io = self.io.lock();
-        self.join_seals()?;
         let Io { files, active, .. } = &mut *io;
         if let (Some(h), Some(meta)) = (active.as_mut(), files.last()) {
             self.syncs.fetch_add(1, Ordering::Relaxed);
@@ -388,32 +384,6 @@ impl Wal {
         &self.config
     }
 
-    /// Waits for background seal syncs; their first failure poisons the log.
-    pub(crate) fn join_seals(&self) -> Result<()> {
-        let handles: Vec<_> = self.seals.lock().drain(..).collect();
-        for h in handles {
-            if h.join().is_err() {
-                self.seal_error
-                    .lock()
-                    .get_or_insert_with(|| "background fdatasync panicked".into());
-            }
-        }
-        self.check_seal_error()
-    }
-
-    /// Fails (and poisons) if a background seal sync failed.
-    pub(crate) fn check_seal_error(&self) -> Result<()> {
-        let failed = self.seal_error.lock().clone();
-        match failed {
-            Some(reason) => {
-                let err = WalError::Poisoned { reason };
-                self.poison(&err);
-                Err(err)
-            }
-            None => Ok(()),
-        }
-    }
-
     pub(crate) fn check_poisoned(&self) -> Result<()> {
         match &self.queue.lock().poisoned {
             Some(reason) => Err(WalError::Poisoned {
@@ -429,28 +399,18 @@ impl Wal {
     }
 
     /// Seals the active file (fdatasync) and starts a new one whose first record is `first_seq`.
+    ///
+    /// The seal completes before the new file exists, in every mode: a new file's header is
+    /// synced at once, so were the old file still syncing, a power cut could leave the new
+    /// file durable and the old one short — a log with a hole, which recovery must refuse
+    /// (it is also what a syncing preset's lost acknowledged data looks like). Under
+    /// `SyncMode::None` the active file's pages are already being written back every
+    /// [`WRITE_BEHIND_BYTES`] (see `write_buf`), so the seal waits for little more than that.
     pub(crate) fn rotate(&self, io: &mut Io, first_seq: SeqNo) -> Result<()> {
         if let (Some(mut old), Some(meta)) = (io.active.take(), io.files.last()) {
             self.syncs.fetch_add(1, Ordering::Relaxed);
-            if self.config.sync == SyncMode::None {
-                let (name, cell) = (meta.name.clone(), self.seal_error.clone());
-                let h = std::thread::Builder::new()
-                    .name("quiver-wal-seal".into())
-                    .spawn(move || {
-                        if let Err(e) = old.sync_data() {
-                            cell.lock().get_or_insert(format!(
-                                "background fdatasync of {name} failed: {e}"
-                            ));
-                        }
-                    })
-                    .map_err(|e| WalError::io("spawn seal thread", &meta.name, e))?;
-                let mut seals = self.seals.lock();
-                seals.retain(|h| !h.is_finished());
-                seals.push(h);
-            } else {
-                old.sync_data()
-                    .map_err(|e| WalError::io("fdatasync", &meta.name, e))?;
-            }
+            old.sync_data()
+                .map_err(|e| WalError::io("fdatasync", &meta.name, e))?;
         }
         let prev_seq = io.files.last().map_or(0, FileMeta::log_end);
         let name = file_name(first_seq);

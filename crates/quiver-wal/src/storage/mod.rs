@@ -66,4 +66,11 @@ pub trait WalFile: Send {
     /// written, so later overwrites followed by `fdatasync` need no metadata update.
     /// Durable after [`WalFile::sync_data`].
     fn preallocate(&mut self, len: u64) -> std::io::Result<()>;
+    /// Starts writing `len` bytes at `off` back to the device without waiting for them
+    /// (`sync_file_range(SYNC_FILE_RANGE_WRITE)` on Linux): a hint that keeps a later
+    /// [`WalFile::sync_data`] short. Makes nothing durable; the default does nothing.
+    fn start_writeback(&mut self, off: u64, len: u64) -> std::io::Result<()> {
+        let _ = (off, len);
+        Ok(())
+    }
 }

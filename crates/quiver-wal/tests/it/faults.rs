@@ -1,6 +1,6 @@
 //! Fault injection: the Nth write or fdatasync fails -> poisoned, nothing acked lost, reopen works.
 
-use crate::{body, cfg, mem, replay_all, stamped};
+use crate::{body, cfg, mem, replay_all, stamped, wal_files};
 use quiver_core::SyncMode;
 use quiver_wal::{FaultPlan, FaultyStorage, MemStorage, Storage, Wal, WalError};
 use std::sync::Arc;
@@ -176,8 +176,8 @@ fn concurrent_writers_all_see_poison() {
     }
 }
 
-/// Fails the second fdatasync of the first WAL file: in `SyncMode::None` that is the
-/// background seal at its rotation (the first is its header sync at creation).
+/// Fails the second fdatasync of the first WAL file: in `SyncMode::None` that is the seal at
+/// its rotation (the first is its header sync at creation).
 struct FailSeal(MemStorage);
 struct FailSealFile(Box<dyn quiver_wal::WalFile>, bool, u32);
 
@@ -220,7 +220,7 @@ impl Storage for FailSeal {
 }
 
 #[test]
-fn failed_background_seal_sync_poisons_in_no_sync_mode() {
+fn failed_seal_sync_fails_the_rotating_commit_and_poisons_in_no_sync_mode() {
     let (m, _) = mem();
     let wal = Wal::open(
         Arc::new(FailSeal(m.clone())),
@@ -229,26 +229,122 @@ fn failed_background_seal_sync_poisons_in_no_sync_mode() {
     )
     .unwrap();
     let mut acked = 0;
-    while wal.stats().files < 2 {
-        wal.commit(vec![body(acked, 40)]).unwrap();
-        acked += 1;
-    }
-    match wal.sync() {
-        Err(WalError::Poisoned { reason }) => {
-            assert!(
-                reason.contains("background fdatasync") && reason.contains("injected seal"),
-                "{reason}"
-            )
+    let reason = loop {
+        match wal.commit(vec![body(acked, 40)]) {
+            Ok(_) => acked += 1,
+            Err(WalError::Poisoned { reason }) => break reason,
+            Err(e) => panic!("{e:?}"),
         }
-        other => panic!("{other:?}"),
-    }
+        assert!(acked < 100, "the first file never rotated");
+    };
+    assert!(
+        reason.contains("fdatasync") && reason.contains("injected seal"),
+        "{reason}"
+    );
+    assert_eq!(wal.stats().files, 1, "no file after a seal that failed");
+    assert!(matches!(wal.sync(), Err(WalError::Poisoned { .. })));
     assert!(matches!(
         wal.commit(vec![body(0, 1)]),
         Err(WalError::Poisoned { .. })
     ));
     drop(wal);
     let wal = Wal::open(Arc::new(m), cfg(SyncMode::None, 512, false), None).unwrap();
-    assert_eq!(wal.last_seq(), acked, "a process crash loses nothing acked");
+    assert_eq!(
+        wal.last_seq(),
+        acked,
+        "a process crash loses nothing acked, and the failed commit wrote nothing"
+    );
+}
+
+/// A slow disk under `SyncMode::None`: every fdatasync of a record-bearing file takes 20 ms,
+/// and at each `sync_dir` (the last step of a rotation, once the new file's header is synced)
+/// the power-cut image of that moment is kept.
+struct SlowSyncs {
+    m: MemStorage,
+    images: Arc<parking_lot::Mutex<Vec<MemStorage>>>,
+}
+struct SlowSyncFile(Box<dyn quiver_wal::WalFile>, usize);
+
+impl quiver_wal::WalFile for SlowSyncFile {
+    fn write_all_at(&mut self, off: u64, buf: &[u8]) -> std::io::Result<()> {
+        self.1 = self.1.max(off as usize + buf.len());
+        self.0.write_all_at(off, buf)
+    }
+    fn sync_data(&mut self) -> std::io::Result<()> {
+        if self.1 > quiver_wal::format::HEADER_LEN {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        self.0.sync_data()
+    }
+    fn preallocate(&mut self, len: u64) -> std::io::Result<()> {
+        self.0.preallocate(len)
+    }
+}
+
+impl Storage for SlowSyncs {
+    fn list(&self) -> quiver_wal::Result<Vec<String>> {
+        self.m.list()
+    }
+    fn open_append(&self, name: &str) -> quiver_wal::Result<Box<dyn quiver_wal::WalFile>> {
+        Ok(Box::new(SlowSyncFile(self.m.open_append(name)?, 0)))
+    }
+    fn read_all(&self, name: &str) -> quiver_wal::Result<Vec<u8>> {
+        self.m.read_all(name)
+    }
+    fn remove(&self, name: &str) -> quiver_wal::Result<()> {
+        self.m.remove(name)
+    }
+    fn sync_dir(&self) -> quiver_wal::Result<()> {
+        self.m.sync_dir()?;
+        self.images.lock().push(self.m.crash_image());
+        Ok(())
+    }
+    fn truncate(&self, name: &str, len: u64) -> quiver_wal::Result<()> {
+        self.m.truncate(name, len)
+    }
+}
+
+/// A power cut just after a rotation under `SyncMode::None` leaves a log that opens, holding
+/// every record of the sealed files. (When the seal ran on a background thread, the new
+/// file's header could be durable while the sealed file was still short: a hole that the
+/// open refuses as a missing WAL file, `docs/format/wal.md`.)
+#[test]
+fn a_power_cut_after_a_no_sync_rotation_leaves_an_openable_log() {
+    let m = MemStorage::new();
+    let images = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let storage = Arc::new(SlowSyncs {
+        m: m.clone(),
+        images: images.clone(),
+    });
+    let c = cfg(SyncMode::None, 1024, false);
+    let wal = Wal::open(storage, c.clone(), None).unwrap();
+    let mut acked = Vec::new();
+    for i in 0..40u64 {
+        let b = body(i, 100);
+        let r = wal.commit(vec![b.clone()]).unwrap();
+        acked.push((r.first, b));
+    }
+    drop(wal);
+    let images = std::mem::take(&mut *images.lock());
+    assert!(images.len() >= 4, "rotated: {} images", images.len());
+    for (k, image) in images.into_iter().enumerate() {
+        let files = wal_files(&image);
+        let w = Wal::open(Arc::new(image), c.clone(), None)
+            .unwrap_or_else(|e| panic!("image {k} ({files:?}) does not open: {e}"));
+        let got = replay_all(&w, 0);
+        // A prefix of what was acknowledged, with every record of every sealed file.
+        let newest = files.last().expect("a file");
+        let first_of_newest: u64 = newest.trim_end_matches(".log").parse().unwrap();
+        assert!(
+            got.len() as u64 + 1 >= first_of_newest,
+            "image {k}: {} records, but the newest file starts at seq {first_of_newest}",
+            got.len()
+        );
+        for (i, (seq, b)) in got.iter().enumerate() {
+            assert_eq!(*seq, acked[i].0);
+            assert_eq!(b, &stamped(*seq, acked[i].1.clone()));
+        }
+    }
 }
 
 /// An observer that takes 100 ms over its first group, flagging when it has started.
@@ -304,4 +400,97 @@ fn a_written_group_is_still_acknowledged_when_a_later_write_fails() {
         .map(|(i, b)| (i as u64 + 1, stamped(i as u64 + 1, b)))
         .collect();
     assert_eq!(replay_all(&wal, 0), expected);
+}
+
+/// Records the ranges handed to `start_writeback`.
+struct Writebacks {
+    m: MemStorage,
+    ranges: Arc<parking_lot::Mutex<Vec<(u64, u64)>>>,
+}
+struct WritebackFile(
+    Box<dyn quiver_wal::WalFile>,
+    Arc<parking_lot::Mutex<Vec<(u64, u64)>>>,
+);
+
+impl quiver_wal::WalFile for WritebackFile {
+    fn write_all_at(&mut self, off: u64, buf: &[u8]) -> std::io::Result<()> {
+        self.0.write_all_at(off, buf)
+    }
+    fn sync_data(&mut self) -> std::io::Result<()> {
+        self.0.sync_data()
+    }
+    fn preallocate(&mut self, len: u64) -> std::io::Result<()> {
+        self.0.preallocate(len)
+    }
+    fn start_writeback(&mut self, off: u64, len: u64) -> std::io::Result<()> {
+        self.1.lock().push((off, len));
+        Ok(())
+    }
+}
+
+impl Storage for Writebacks {
+    fn list(&self) -> quiver_wal::Result<Vec<String>> {
+        self.m.list()
+    }
+    fn open_append(&self, name: &str) -> quiver_wal::Result<Box<dyn quiver_wal::WalFile>> {
+        Ok(Box::new(WritebackFile(
+            self.m.open_append(name)?,
+            self.ranges.clone(),
+        )))
+    }
+    fn read_all(&self, name: &str) -> quiver_wal::Result<Vec<u8>> {
+        self.m.read_all(name)
+    }
+    fn remove(&self, name: &str) -> quiver_wal::Result<()> {
+        self.m.remove(name)
+    }
+    fn sync_dir(&self) -> quiver_wal::Result<()> {
+        self.m.sync_dir()
+    }
+    fn truncate(&self, name: &str, len: u64) -> quiver_wal::Result<()> {
+        self.m.truncate(name, len)
+    }
+}
+
+/// Under `SyncMode::None` every whole `WRITE_BEHIND_BYTES` chunk of the active file is handed
+/// to write-back once, in order, as soon as a write completes it; a syncing log, whose groups
+/// are synced anyway, never asks.
+#[test]
+fn no_sync_logs_start_write_back_of_each_completed_chunk() {
+    use quiver_wal::WRITE_BEHIND_BYTES as W;
+    for sync in [SyncMode::None, SyncMode::PerGroup] {
+        let ranges = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let storage = Arc::new(Writebacks {
+            m: MemStorage::new(),
+            ranges: ranges.clone(),
+        });
+        let wal = Wal::open(storage, cfg(sync, 64 << 20, false), None).unwrap();
+        // 10.5 chunks' worth, in groups of ~300 KiB that straddle chunk boundaries.
+        let mut written = 0u64;
+        let mut tag = 0;
+        while written < W * 21 / 2 {
+            let batch: Vec<Vec<u8>> = (0..100)
+                .map(|_| {
+                    tag += 1;
+                    body(tag, 3000)
+                })
+                .collect();
+            wal.commit(batch).unwrap();
+            written = wal.stats().bytes;
+        }
+        let got = ranges.lock().clone();
+        if sync == SyncMode::None {
+            let want: Vec<(u64, u64)> = (0..written / W).map(|k| (k * W, W)).collect();
+            let merged: Vec<(u64, u64)> = got
+                .iter()
+                .flat_map(|&(off, len)| (0..len / W).map(move |k| (off + k * W, W)))
+                .collect();
+            assert!(got
+                .iter()
+                .all(|&(off, len)| off % W == 0 && len % W == 0 && len > 0));
+            assert_eq!(merged, want, "each whole chunk once, in order");
+        } else {
+            assert!(got.is_empty(), "{sync:?} asked for write-back: {got:?}");
+        }
+    }
 }
