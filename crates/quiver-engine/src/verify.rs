@@ -80,8 +80,19 @@ impl Report {
     }
 }
 
-/// Records are hashed in batches of this many, in parallel; comparisons stay in seq order.
+/// Records are hashed in batches of at most this many, in parallel; comparisons stay in seq
+/// order.
 const BATCH: usize = 16384;
+/// ... and of at most about this many bytes of records (one more record may pass it), so that
+/// the batches in flight (the one being read, those queued and the one being hashed) hold a
+/// bounded amount of memory however large the records are.
+const BATCH_BYTES: usize = 8 << 20;
+/// Records per hashing task: up to 256, fewer when they are large, so that a batch of a few
+/// large records is still hashed on every thread.
+fn records_per_task(records: usize, bytes: usize) -> usize {
+    const TASK_BYTES: usize = 1 << 20;
+    (TASK_BYTES.saturating_mul(records) / bytes.max(1)).clamp(1, 256)
+}
 
 struct Queued {
     seq: SeqNo,
@@ -181,7 +192,7 @@ impl Checker<'_> {
             start,
             end: b.buf.len(),
         });
-        if b.queue.len() >= BATCH {
+        if b.queue.len() >= BATCH || b.buf.len() >= BATCH_BYTES {
             self.drain();
         }
         Ok(self.failure.is_none())
@@ -255,14 +266,17 @@ impl Hasher<'_> {
     fn check(&mut self, b: &Batch) -> Result<()> {
         use rayon::prelude::*;
         let alg = self.ledger.alg();
-        // Chunks of 256 records per rayon task; inside one, BLAKE3 hashes 16 at a time.
+        // Chunks of up to 256 records per rayon task; inside one, BLAKE3 hashes 16 at a time.
         let chunk = |qs: &[Queued]| {
             let bodies: Vec<&[u8]> = qs.iter().map(|q| &b.buf[q.start..q.end]).collect();
             leaf_hashes(alg, &bodies)
         };
+        let per_task = records_per_task(b.queue.len(), b.buf.len());
         let hashes: Vec<Hash> = match &self.pool {
-            Some(pool) => pool.install(|| b.queue.par_chunks(256).flat_map_iter(chunk).collect()),
-            None => b.queue.chunks(256).flat_map(chunk).collect(),
+            Some(pool) => {
+                pool.install(|| b.queue.par_chunks(per_task).flat_map_iter(chunk).collect())
+            }
+            None => b.queue.chunks(per_task).flat_map(chunk).collect(),
         };
         for (q, got) in b.queue.iter().zip(hashes) {
             match self.stored_leaf(q.seq - 1)? {
