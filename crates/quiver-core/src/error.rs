@@ -18,7 +18,7 @@ pub enum CoreError {
     /// A vector has more components than any collection accepts.
     #[error("vector has {dim} components, over the maximum of {max}")]
     VectorTooLong { dim: usize, max: usize },
-    /// A string id is empty or too long.
+    /// A string id is empty, or a record has no id. (One too long is [`CoreError::TooLarge`].)
     #[error("invalid id: {reason}")]
     InvalidId { reason: String },
     /// A field is larger than the configured maximum.

@@ -46,18 +46,19 @@ impl<'de> Deserialize<'de> for Id {
 }
 
 impl Id {
-    /// Checks the id is acceptable to store.
+    /// Checks the id is acceptable to store: [`CoreError::InvalidId`](crate::CoreError::InvalidId)
+    /// for an empty string id, [`CoreError::TooLarge`](crate::CoreError::TooLarge) for one over
+    /// [`MAX_ID_BYTES`].
     pub fn validate(&self) -> crate::Result<()> {
         match self {
             Id::U64(_) => Ok(()),
             Id::Str(s) if s.is_empty() => Err(crate::CoreError::InvalidId {
                 reason: "empty string id".into(),
             }),
-            Id::Str(s) if s.len() > MAX_ID_BYTES => Err(crate::CoreError::InvalidId {
-                reason: format!(
-                    "string id is {} bytes, the maximum is {MAX_ID_BYTES}",
-                    s.len()
-                ),
+            Id::Str(s) if s.len() > MAX_ID_BYTES => Err(crate::CoreError::TooLarge {
+                field: "string id",
+                size: s.len(),
+                max: MAX_ID_BYTES,
             }),
             Id::Str(_) => Ok(()),
         }
@@ -93,7 +94,29 @@ impl fmt::Display for Id {
 
 #[cfg(test)]
 mod tests {
-    use super::Id;
+    use super::{Id, MAX_ID_BYTES};
+    use crate::CoreError;
+
+    #[test]
+    fn string_id_limits_are_typed_errors() {
+        assert!(Id::Str("a".repeat(MAX_ID_BYTES)).validate().is_ok());
+        assert!(Id::Str("é".repeat(MAX_ID_BYTES / 2)).validate().is_ok());
+        assert!(matches!(
+            Id::Str(String::new()).validate(),
+            Err(CoreError::InvalidId { .. })
+        ));
+        for over in [
+            "a".repeat(MAX_ID_BYTES + 1),
+            format!("{}é", "a".repeat(MAX_ID_BYTES - 1)),
+        ] {
+            match Id::Str(over.clone()).validate() {
+                Err(CoreError::TooLarge { field, size, max }) => {
+                    assert_eq!((field, size, max), ("string id", over.len(), MAX_ID_BYTES))
+                }
+                other => panic!("{} bytes: {other:?}", over.len()),
+            }
+        }
+    }
 
     #[test]
     fn ids_read_from_json_and_wrong_values_are_named() {
