@@ -941,3 +941,99 @@ fn scan_into_a_closed_pipe_is_no_error() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Every field at its limit goes in through `quiver ingest` and comes back byte for byte from
+/// `quiver scan`, and `quiver verify` accepts it; one byte (or component) more is a bad line
+/// that names its line and the limit, with every line before it kept.
+#[test]
+fn ingest_fields_at_and_over_their_limits() {
+    use quiver_core::{MAX_ID_BYTES, MAX_VECTOR_DIM};
+    let max_payload = DbConfig::default().max_payload_bytes;
+    let u16max = u16::MAX as usize;
+    let payload = |n: usize| format!("\"{}\"", "p".repeat(n - 2));
+    let vector = |n: usize| format!("[{}]", vec!["0.5"; n].join(","));
+    let at_limit = [
+        format!("{{\"id\":\"{}\",\"timestamp\":1}}", "i".repeat(MAX_ID_BYTES)),
+        format!(
+            "{{\"id\":2,\"timestamp\":2,\"type\":\"{}\",\"source\":\"{}\"}}",
+            "t".repeat(u16max),
+            "s".repeat(u16max)
+        ),
+        format!(
+            "{{\"id\":3,\"timestamp\":3,\"payload\":{}}}",
+            payload(max_payload)
+        ),
+        format!(
+            "{{\"id\":4,\"timestamp\":4,\"vector\":{}}}",
+            vector(MAX_VECTOR_DIM)
+        ),
+        format!(
+            "{{\"id\":\"{}\",\"timestamp\":5,\"type\":\"{}\",\"source\":\"{}\",\"payload\":{},\"vector\":{}}}",
+            "j".repeat(MAX_ID_BYTES),
+            "t".repeat(u16max),
+            "s".repeat(u16max),
+            payload(max_payload),
+            vector(MAX_VECTOR_DIM)
+        ),
+    ];
+    let over = [
+        (
+            format!("{{\"id\":\"{}\"}}", "i".repeat(MAX_ID_BYTES + 1)),
+            format!(
+                "string id is {} bytes, over the maximum of {MAX_ID_BYTES}",
+                MAX_ID_BYTES + 1
+            ),
+        ),
+        (
+            format!("{{\"id\":9,\"type\":\"{}\"}}", "t".repeat(u16max + 1)),
+            format!(
+                "event type is {} bytes, over the maximum of {u16max}",
+                u16max + 1
+            ),
+        ),
+        (
+            format!("{{\"id\":9,\"source\":\"{}\"}}", "s".repeat(u16max + 1)),
+            format!(
+                "event source is {} bytes, over the maximum of {u16max}",
+                u16max + 1
+            ),
+        ),
+        (
+            format!("{{\"id\":9,\"payload\":{}}}", payload(max_payload + 1)),
+            format!(
+                "payload is {} bytes, over the maximum of {max_payload}",
+                max_payload + 1
+            ),
+        ),
+        (
+            format!("{{\"id\":9,\"vector\":{}}}", vector(MAX_VECTOR_DIM + 1)),
+            format!(
+                "{} components, over the maximum of {MAX_VECTOR_DIM}",
+                MAX_VECTOR_DIM + 1
+            ),
+        ),
+    ];
+    let d = tempfile::tempdir().unwrap();
+    let input: String = at_limit.iter().map(|l| format!("{l}\n")).collect();
+    let (ok, out, err) = ingest(d.path(), &input);
+    assert!(ok, "{out} {err}");
+    let want = expected_rows(&at_limit);
+    assert_eq!(
+        scan(d.path()),
+        want,
+        "every field at its limit comes back whole"
+    );
+    let v: serde_json::Value = serde_json::from_str(run_ok(&["verify"], d.path()).trim()).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["records"], at_limit.len() as u64, "{v}");
+    for (bad, words) in &over {
+        let d = tempfile::tempdir().unwrap();
+        let input = format!("{}\n{}\n{bad}\n{{\"id\":77}}\n", at_limit[0], at_limit[1]);
+        let (ok, stdout, stderr) = ingest(d.path(), &input);
+        assert!(!ok, "{words}: must fail");
+        assert!(stderr.contains("line 3"), "{words}: {stderr}");
+        assert!(stdout.contains("\"line\":3"), "{words}: {stdout}");
+        assert!(stderr.contains(words.as_str()), "{words}: {stderr}");
+        assert_eq!(scan(d.path()), expected_rows(&at_limit[..2]), "{words}");
+    }
+}

@@ -2,6 +2,7 @@
 
 mod basic;
 mod ledger;
+mod limits;
 mod model;
 mod read_only;
 mod stress_ledger;
