@@ -18,6 +18,10 @@ pub struct IngestArgs {
     /// Records per write batch (at least 1).
     #[arg(long, default_value_t = 1000, value_parser = util::at_least_one)]
     pub batch: usize,
+    /// A batch is also written once its input lines add up to this many bytes, so that large
+    /// records do not pile up in memory (1000 records of 1 MiB would hold over 1 GiB).
+    #[arg(long, default_value_t = 64 << 20, value_parser = util::at_least_one)]
+    pub batch_bytes: usize,
     /// Longest accepted input line in bytes.
     #[arg(long, default_value_t = 4 << 20)]
     pub max_line_bytes: usize,
@@ -172,6 +176,7 @@ pub fn run(a: IngestArgs) -> anyhow::Result<()> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
     );
     let mut pending: Vec<Op> = Vec::with_capacity(batch.min(1 << 16));
+    let mut pending_bytes = 0usize;
     let mut buf = Vec::new();
     let mut line_no = 0u64;
     let mut failure: Option<(u64, String)> = None;
@@ -226,8 +231,10 @@ pub fn run(a: IngestArgs) -> anyhow::Result<()> {
                 break;
             }
         }
-        if pending.len() >= batch {
+        pending_bytes += line.len();
+        if pending.len() >= batch || pending_bytes >= a.batch_bytes {
             commit(&mut pending, &mut out)?;
+            pending_bytes = 0;
         }
     }
     // Every line before a bad one is kept.

@@ -1037,3 +1037,35 @@ fn ingest_fields_at_and_over_their_limits() {
         assert_eq!(scan(d.path()), expected_rows(&at_limit[..2]), "{words}");
     }
 }
+
+/// `--batch-bytes` cuts a batch once its lines add up to that many bytes, before `--batch`
+/// records: 10 lines of ~1 KB with a 2500-byte budget are acknowledged three at a time.
+#[test]
+fn ingest_batch_bytes_bounds_each_batch() {
+    let d = tempfile::tempdir().unwrap();
+    let input: String = (0..10u64)
+        .map(|i| format!("{{\"id\":{i},\"payload\":\"{}\"}}\n", "x".repeat(1000)))
+        .collect();
+    let (ok, out) = ingest_with(
+        d.path(),
+        &["--batch", "1000", "--batch-bytes", "2500"],
+        input.as_bytes(),
+    );
+    assert!(ok, "{out}");
+    let counts: Vec<u64> = out
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["count"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(counts, vec![3, 3, 3, 1], "{out}");
+    // Without the budget the same input is one batch.
+    let d = tempfile::tempdir().unwrap();
+    let (ok, out) = ingest_with(d.path(), &["--batch", "1000"], input.as_bytes());
+    assert!(ok, "{out}");
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let (ok, _) = ingest_with(d.path(), &["--batch-bytes", "0"], b"");
+    assert!(!ok, "--batch-bytes 0 is refused");
+}
