@@ -7,6 +7,7 @@
 //!   always be recomputed from whatever copy of the entry survives.
 //! - [`config`]: database configuration and the three durability presets.
 //! - [`Metric`]: vector distance metrics.
+//! - [`json_syntax`]: the allocation-free JSON syntax check behind payload validation.
 //!
 //! This crate knows nothing of files or threads.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
@@ -15,6 +16,7 @@ pub mod codec;
 pub mod config;
 mod error;
 mod id;
+pub mod json_syntax;
 mod metric;
 mod record;
 

@@ -176,12 +176,20 @@ impl Record {
                 });
             }
             // The payload field is public text: make sure it is one JSON value before it is
-            // stored (a parse that builds nothing).
-            serde_json::from_str::<serde::de::IgnoredAny>(p).map_err(|e| {
-                CoreError::InvalidJson {
+            // stored. The fast check answers yes or no with the same rules as serde_json's
+            // ignore path; only a no asks serde_json, so the reason is its message.
+            let serde_check = || serde_json::from_str::<serde::de::IgnoredAny>(p);
+            let valid = crate::json_syntax::is_valid(p);
+            debug_assert_eq!(
+                valid,
+                serde_check().is_ok(),
+                "json_syntax disagrees on {p:?}"
+            );
+            if !valid {
+                serde_check().map_err(|e| CoreError::InvalidJson {
                     reason: e.to_string(),
-                }
-            })?;
+                })?;
+            }
         }
         Ok(())
     }

@@ -1,0 +1,3 @@
+//! quiver-core's integration tests, one module per suite.
+
+mod json_syntax;
