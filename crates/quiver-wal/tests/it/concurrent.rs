@@ -2,7 +2,7 @@
 
 use crate::{body, cfg, mem, replay_all, stamped};
 use quiver_core::{SeqRange, SyncMode};
-use quiver_wal::{MemStorage, Storage, Wal, WalFile};
+use quiver_wal::{MemStorage, Storage, Wal};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -169,47 +169,19 @@ fn no_sync_mode_concurrent() {
     );
 }
 
-/// Storage whose fdatasync takes a while, like a real disk.
-struct SlowSync(MemStorage);
-struct SlowFile(Box<dyn WalFile>);
+/// An fdatasync takes a while, like a real disk's.
+struct SlowSync;
 
-impl WalFile for SlowFile {
-    fn write_all_at(&mut self, off: u64, buf: &[u8]) -> std::io::Result<()> {
-        self.0.write_all_at(off, buf)
-    }
-    fn sync_data(&mut self) -> std::io::Result<()> {
+impl crate::Hooks for SlowSync {
+    fn sync(&self, _name: &str, _extent: u64) -> std::io::Result<()> {
         std::thread::sleep(Duration::from_millis(3));
-        self.0.sync_data()
-    }
-    fn preallocate(&mut self, len: u64) -> std::io::Result<()> {
-        self.0.preallocate(len)
-    }
-}
-
-impl Storage for SlowSync {
-    fn list(&self) -> quiver_wal::Result<Vec<String>> {
-        self.0.list()
-    }
-    fn open_append(&self, name: &str) -> quiver_wal::Result<Box<dyn WalFile>> {
-        Ok(Box::new(SlowFile(self.0.open_append(name)?)))
-    }
-    fn read_all(&self, name: &str) -> quiver_wal::Result<Vec<u8>> {
-        self.0.read_all(name)
-    }
-    fn remove(&self, name: &str) -> quiver_wal::Result<()> {
-        self.0.remove(name)
-    }
-    fn sync_dir(&self) -> quiver_wal::Result<()> {
-        self.0.sync_dir()
-    }
-    fn truncate(&self, name: &str, len: u64) -> quiver_wal::Result<()> {
-        self.0.truncate(name, len)
+        Ok(())
     }
 }
 
 #[test]
 fn per_write_writers_share_fdatasyncs() {
-    let s: Arc<dyn Storage> = Arc::new(SlowSync(MemStorage::new()));
+    let s: Arc<dyn Storage> = crate::Hooked::new(MemStorage::new(), SlowSync);
     let wal = Wal::open(s, cfg(SyncMode::PerWrite, 1 << 20, true), None).unwrap();
     let threads = 8;
     let commits = 25;

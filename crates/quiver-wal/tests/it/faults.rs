@@ -1,7 +1,8 @@
 //! Fault injection: the Nth write or fdatasync fails -> poisoned, nothing acked lost, reopen works.
 
-use crate::{body, cfg, mem, replay_all, stamped, wal_files};
+use crate::{body, cfg, mem, replay_all, stamped, wal_files, Hooked};
 use quiver_core::SyncMode;
+use quiver_wal::format::HEADER_LEN;
 use quiver_wal::{FaultPlan, FaultyStorage, MemStorage, Storage, Wal, WalError};
 use std::sync::Arc;
 
@@ -176,46 +177,16 @@ fn concurrent_writers_all_see_poison() {
     }
 }
 
-/// Fails the second fdatasync of the first WAL file: in `SyncMode::None` that is the seal at
-/// its rotation (the first is its header sync at creation).
-struct FailSeal(MemStorage);
-struct FailSealFile(Box<dyn quiver_wal::WalFile>, bool, u32);
+/// Fails the seal of the first WAL file: its first fdatasync once records went in (the one
+/// before that is its header's, at creation).
+struct FailSeal;
 
-impl quiver_wal::WalFile for FailSealFile {
-    fn write_all_at(&mut self, off: u64, buf: &[u8]) -> std::io::Result<()> {
-        self.0.write_all_at(off, buf)
-    }
-    fn sync_data(&mut self) -> std::io::Result<()> {
-        self.2 += 1;
-        if self.1 && self.2 == 2 {
+impl crate::Hooks for FailSeal {
+    fn sync(&self, name: &str, extent: u64) -> std::io::Result<()> {
+        if name == quiver_wal::format::file_name(1) && extent > HEADER_LEN as u64 {
             return Err(std::io::Error::other("injected seal failure"));
         }
-        self.0.sync_data()
-    }
-    fn preallocate(&mut self, len: u64) -> std::io::Result<()> {
-        self.0.preallocate(len)
-    }
-}
-
-impl Storage for FailSeal {
-    fn list(&self) -> quiver_wal::Result<Vec<String>> {
-        self.0.list()
-    }
-    fn open_append(&self, name: &str) -> quiver_wal::Result<Box<dyn quiver_wal::WalFile>> {
-        let first = name == quiver_wal::format::file_name(1);
-        Ok(Box::new(FailSealFile(self.0.open_append(name)?, first, 0)))
-    }
-    fn read_all(&self, name: &str) -> quiver_wal::Result<Vec<u8>> {
-        self.0.read_all(name)
-    }
-    fn remove(&self, name: &str) -> quiver_wal::Result<()> {
-        self.0.remove(name)
-    }
-    fn sync_dir(&self) -> quiver_wal::Result<()> {
-        self.0.sync_dir()
-    }
-    fn truncate(&self, name: &str, len: u64) -> quiver_wal::Result<()> {
-        self.0.truncate(name, len)
+        Ok(())
     }
 }
 
@@ -223,7 +194,7 @@ impl Storage for FailSeal {
 fn failed_seal_sync_fails_the_rotating_commit_and_poisons_in_no_sync_mode() {
     let (m, _) = mem();
     let wal = Wal::open(
-        Arc::new(FailSeal(m.clone())),
+        Hooked::new(m.clone(), FailSeal),
         cfg(SyncMode::None, 512, false),
         None,
     )
@@ -257,50 +228,22 @@ fn failed_seal_sync_fails_the_rotating_commit_and_poisons_in_no_sync_mode() {
 }
 
 /// A slow disk under `SyncMode::None`: every fdatasync of a record-bearing file takes 20 ms,
-/// and at each `sync_dir` (the last step of a rotation, once the new file's header is synced)
-/// the power-cut image of that moment is kept.
+/// and at each directory sync (the last step of a rotation, once the new file's header is
+/// synced) the power-cut image of that moment is kept.
+#[derive(Default)]
 struct SlowSyncs {
-    m: MemStorage,
-    images: Arc<parking_lot::Mutex<Vec<MemStorage>>>,
+    images: parking_lot::Mutex<Vec<MemStorage>>,
 }
-struct SlowSyncFile(Box<dyn quiver_wal::WalFile>, usize);
 
-impl quiver_wal::WalFile for SlowSyncFile {
-    fn write_all_at(&mut self, off: u64, buf: &[u8]) -> std::io::Result<()> {
-        self.1 = self.1.max(off as usize + buf.len());
-        self.0.write_all_at(off, buf)
-    }
-    fn sync_data(&mut self) -> std::io::Result<()> {
-        if self.1 > quiver_wal::format::HEADER_LEN {
+impl crate::Hooks for SlowSyncs {
+    fn sync(&self, _name: &str, extent: u64) -> std::io::Result<()> {
+        if extent > HEADER_LEN as u64 {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        self.0.sync_data()
-    }
-    fn preallocate(&mut self, len: u64) -> std::io::Result<()> {
-        self.0.preallocate(len)
-    }
-}
-
-impl Storage for SlowSyncs {
-    fn list(&self) -> quiver_wal::Result<Vec<String>> {
-        self.m.list()
-    }
-    fn open_append(&self, name: &str) -> quiver_wal::Result<Box<dyn quiver_wal::WalFile>> {
-        Ok(Box::new(SlowSyncFile(self.m.open_append(name)?, 0)))
-    }
-    fn read_all(&self, name: &str) -> quiver_wal::Result<Vec<u8>> {
-        self.m.read_all(name)
-    }
-    fn remove(&self, name: &str) -> quiver_wal::Result<()> {
-        self.m.remove(name)
-    }
-    fn sync_dir(&self) -> quiver_wal::Result<()> {
-        self.m.sync_dir()?;
-        self.images.lock().push(self.m.crash_image());
         Ok(())
     }
-    fn truncate(&self, name: &str, len: u64) -> quiver_wal::Result<()> {
-        self.m.truncate(name, len)
+    fn synced_dir(&self, m: &MemStorage) {
+        self.images.lock().push(m.crash_image());
     }
 }
 
@@ -310,14 +253,9 @@ impl Storage for SlowSyncs {
 /// open refuses as a missing WAL file, `docs/format/wal.md`.)
 #[test]
 fn a_power_cut_after_a_no_sync_rotation_leaves_an_openable_log() {
-    let m = MemStorage::new();
-    let images = Arc::new(parking_lot::Mutex::new(Vec::new()));
-    let storage = Arc::new(SlowSyncs {
-        m: m.clone(),
-        images: images.clone(),
-    });
+    let storage = Hooked::new(MemStorage::new(), SlowSyncs::default());
     let c = cfg(SyncMode::None, 1024, false);
-    let wal = Wal::open(storage, c.clone(), None).unwrap();
+    let wal = Wal::open(storage.clone(), c.clone(), None).unwrap();
     let mut acked = Vec::new();
     for i in 0..40u64 {
         let b = body(i, 100);
@@ -325,7 +263,7 @@ fn a_power_cut_after_a_no_sync_rotation_leaves_an_openable_log() {
         acked.push((r.first, b));
     }
     drop(wal);
-    let images = std::mem::take(&mut *images.lock());
+    let images = std::mem::take(&mut *storage.hooks.images.lock());
     assert!(images.len() >= 4, "rotated: {} images", images.len());
     for (k, image) in images.into_iter().enumerate() {
         let files = wal_files(&image);
@@ -403,52 +341,12 @@ fn a_written_group_is_still_acknowledged_when_a_later_write_fails() {
 }
 
 /// Records the ranges handed to `start_writeback`.
-struct Writebacks {
-    m: MemStorage,
-    ranges: Arc<parking_lot::Mutex<Vec<(u64, u64)>>>,
-}
-struct WritebackFile(
-    Box<dyn quiver_wal::WalFile>,
-    Arc<parking_lot::Mutex<Vec<(u64, u64)>>>,
-);
+#[derive(Default)]
+struct Writebacks(parking_lot::Mutex<Vec<(u64, u64)>>);
 
-impl quiver_wal::WalFile for WritebackFile {
-    fn write_all_at(&mut self, off: u64, buf: &[u8]) -> std::io::Result<()> {
-        self.0.write_all_at(off, buf)
-    }
-    fn sync_data(&mut self) -> std::io::Result<()> {
-        self.0.sync_data()
-    }
-    fn preallocate(&mut self, len: u64) -> std::io::Result<()> {
-        self.0.preallocate(len)
-    }
-    fn start_writeback(&mut self, off: u64, len: u64) -> std::io::Result<()> {
-        self.1.lock().push((off, len));
-        Ok(())
-    }
-}
-
-impl Storage for Writebacks {
-    fn list(&self) -> quiver_wal::Result<Vec<String>> {
-        self.m.list()
-    }
-    fn open_append(&self, name: &str) -> quiver_wal::Result<Box<dyn quiver_wal::WalFile>> {
-        Ok(Box::new(WritebackFile(
-            self.m.open_append(name)?,
-            self.ranges.clone(),
-        )))
-    }
-    fn read_all(&self, name: &str) -> quiver_wal::Result<Vec<u8>> {
-        self.m.read_all(name)
-    }
-    fn remove(&self, name: &str) -> quiver_wal::Result<()> {
-        self.m.remove(name)
-    }
-    fn sync_dir(&self) -> quiver_wal::Result<()> {
-        self.m.sync_dir()
-    }
-    fn truncate(&self, name: &str, len: u64) -> quiver_wal::Result<()> {
-        self.m.truncate(name, len)
+impl crate::Hooks for Writebacks {
+    fn writeback(&self, _name: &str, off: u64, len: u64) {
+        self.0.lock().push((off, len));
     }
 }
 
@@ -459,12 +357,8 @@ impl Storage for Writebacks {
 fn no_sync_logs_start_write_back_of_each_completed_chunk() {
     use quiver_wal::WRITE_BEHIND_BYTES as W;
     for sync in [SyncMode::None, SyncMode::PerGroup] {
-        let ranges = Arc::new(parking_lot::Mutex::new(Vec::new()));
-        let storage = Arc::new(Writebacks {
-            m: MemStorage::new(),
-            ranges: ranges.clone(),
-        });
-        let wal = Wal::open(storage, cfg(sync, 64 << 20, false), None).unwrap();
+        let storage = Hooked::new(MemStorage::new(), Writebacks::default());
+        let wal = Wal::open(storage.clone(), cfg(sync, 64 << 20, false), None).unwrap();
         // 10.5 chunks' worth, in groups of ~300 KiB that straddle chunk boundaries.
         let mut written = 0u64;
         let mut tag = 0;
@@ -478,7 +372,7 @@ fn no_sync_logs_start_write_back_of_each_completed_chunk() {
             wal.commit(batch).unwrap();
             written = wal.stats().bytes;
         }
-        let got = ranges.lock().clone();
+        let got = storage.hooks.0.lock().clone();
         if sync == SyncMode::None {
             let want: Vec<(u64, u64)> = (0..written / W).map(|k| (k * W, W)).collect();
             let merged: Vec<(u64, u64)> = got

@@ -82,3 +82,88 @@ pub fn wal_files(s: &dyn Storage) -> Vec<String> {
     v.sort();
     v
 }
+
+/// What a [`Hooked`] storage does around file operations; every hook defaults to nothing.
+pub trait Hooks: Send + Sync + 'static {
+    /// Before `len` bytes are written at `off` in `name`.
+    fn write(&self, _name: &str, _off: u64, _len: usize) {}
+    /// Before an fdatasync of `name` through a handle that has written up to `extent` bytes
+    /// (so a header-only file has `extent` = the header length); an error fails the sync.
+    fn sync(&self, _name: &str, _extent: u64) -> std::io::Result<()> {
+        Ok(())
+    }
+    /// A write-back hint (`WalFile::start_writeback`).
+    fn writeback(&self, _name: &str, _off: u64, _len: u64) {}
+    /// After each directory sync.
+    fn synced_dir(&self, _m: &MemStorage) {}
+}
+
+/// A [`MemStorage`] whose file operations pass through `hooks`: for tests that slow down,
+/// fail or watch them.
+pub struct Hooked<H> {
+    pub m: MemStorage,
+    pub hooks: Arc<H>,
+}
+
+impl<H: Hooks> Hooked<H> {
+    pub fn new(m: MemStorage, hooks: H) -> Arc<Self> {
+        Arc::new(Hooked {
+            m,
+            hooks: Arc::new(hooks),
+        })
+    }
+}
+
+struct HookedFile<H> {
+    inner: Box<dyn quiver_wal::WalFile>,
+    name: String,
+    extent: u64,
+    hooks: Arc<H>,
+}
+
+impl<H: Hooks> quiver_wal::WalFile for HookedFile<H> {
+    fn write_all_at(&mut self, off: u64, buf: &[u8]) -> std::io::Result<()> {
+        self.hooks.write(&self.name, off, buf.len());
+        self.extent = self.extent.max(off + buf.len() as u64);
+        self.inner.write_all_at(off, buf)
+    }
+    fn sync_data(&mut self) -> std::io::Result<()> {
+        self.hooks.sync(&self.name, self.extent)?;
+        self.inner.sync_data()
+    }
+    fn preallocate(&mut self, len: u64) -> std::io::Result<()> {
+        self.inner.preallocate(len)
+    }
+    fn start_writeback(&mut self, off: u64, len: u64) -> std::io::Result<()> {
+        self.hooks.writeback(&self.name, off, len);
+        self.inner.start_writeback(off, len)
+    }
+}
+
+impl<H: Hooks> Storage for Hooked<H> {
+    fn list(&self) -> quiver_wal::Result<Vec<String>> {
+        self.m.list()
+    }
+    fn open_append(&self, name: &str) -> quiver_wal::Result<Box<dyn quiver_wal::WalFile>> {
+        Ok(Box::new(HookedFile {
+            inner: self.m.open_append(name)?,
+            name: name.to_string(),
+            extent: 0,
+            hooks: self.hooks.clone(),
+        }))
+    }
+    fn read_all(&self, name: &str) -> quiver_wal::Result<Vec<u8>> {
+        self.m.read_all(name)
+    }
+    fn remove(&self, name: &str) -> quiver_wal::Result<()> {
+        self.m.remove(name)
+    }
+    fn sync_dir(&self) -> quiver_wal::Result<()> {
+        self.m.sync_dir()?;
+        self.hooks.synced_dir(&self.m);
+        Ok(())
+    }
+    fn truncate(&self, name: &str, len: u64) -> quiver_wal::Result<()> {
+        self.m.truncate(name, len)
+    }
+}

@@ -101,55 +101,17 @@ fn observer_failure_poisons_and_records_survive_reopen() {
     );
 }
 
-/// Storage that counts writes issued while the observer is applying an earlier group.
+/// Counts writes issued while the observer is applying an earlier group.
 struct OverlapProbe {
-    inner: quiver_wal::MemStorage,
-    applying: Arc<AtomicBool>,
-    overlaps: Arc<std::sync::atomic::AtomicUsize>,
-}
-struct ProbeFile {
-    inner: Box<dyn quiver_wal::WalFile>,
     applying: Arc<AtomicBool>,
     overlaps: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-impl quiver_wal::WalFile for ProbeFile {
-    fn write_all_at(&mut self, off: u64, buf: &[u8]) -> std::io::Result<()> {
+impl crate::Hooks for OverlapProbe {
+    fn write(&self, _name: &str, _off: u64, _len: usize) {
         if self.applying.load(Ordering::SeqCst) {
             self.overlaps.fetch_add(1, Ordering::SeqCst);
         }
-        self.inner.write_all_at(off, buf)
-    }
-    fn sync_data(&mut self) -> std::io::Result<()> {
-        self.inner.sync_data()
-    }
-    fn preallocate(&mut self, len: u64) -> std::io::Result<()> {
-        self.inner.preallocate(len)
-    }
-}
-
-impl quiver_wal::Storage for OverlapProbe {
-    fn list(&self) -> quiver_wal::Result<Vec<String>> {
-        self.inner.list()
-    }
-    fn open_append(&self, name: &str) -> quiver_wal::Result<Box<dyn quiver_wal::WalFile>> {
-        Ok(Box::new(ProbeFile {
-            inner: self.inner.open_append(name)?,
-            applying: self.applying.clone(),
-            overlaps: self.overlaps.clone(),
-        }))
-    }
-    fn read_all(&self, name: &str) -> quiver_wal::Result<Vec<u8>> {
-        self.inner.read_all(name)
-    }
-    fn remove(&self, name: &str) -> quiver_wal::Result<()> {
-        self.inner.remove(name)
-    }
-    fn sync_dir(&self) -> quiver_wal::Result<()> {
-        self.inner.sync_dir()
-    }
-    fn truncate(&self, name: &str, len: u64) -> quiver_wal::Result<()> {
-        self.inner.truncate(name, len)
     }
 }
 
@@ -180,11 +142,13 @@ impl CommitObserver for SlowApply {
 fn large_groups_are_written_while_the_previous_one_is_applied() {
     let applying = Arc::new(AtomicBool::new(false));
     let overlaps = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let s: Arc<dyn quiver_wal::Storage> = Arc::new(OverlapProbe {
-        inner: quiver_wal::MemStorage::new(),
-        applying: applying.clone(),
-        overlaps: overlaps.clone(),
-    });
+    let s: Arc<dyn quiver_wal::Storage> = crate::Hooked::new(
+        quiver_wal::MemStorage::new(),
+        OverlapProbe {
+            applying: applying.clone(),
+            overlaps: overlaps.clone(),
+        },
+    );
     let obs = Arc::new(SlowApply {
         rec: Recorder::default(),
         applying,
