@@ -216,6 +216,14 @@ fn alg_name(a: HashAlg) -> &'static str {
     }
 }
 
+/// The ledger hash a new database gets from its configuration.
+fn configured_alg(config: &DbConfig) -> HashAlg {
+    match config.ledger_hash {
+        quiver_core::LedgerHash::Sha256 => HashAlg::Sha256,
+        quiver_core::LedgerHash::Blake3 => HashAlg::Blake3,
+    }
+}
+
 impl Database {
     /// Opens (creating if needed) the data directory `dir`, recovering from the WAL.
     pub fn open(dir: impl AsRef<Path>, config: DbConfig) -> Result<Database> {
@@ -232,9 +240,17 @@ impl Database {
             Some(m) => m,
             None => {
                 refuse_to_recreate(&dir)?;
+                // The ledger's hash and origin are in the first manifest already, so that a
+                // creation cut short before the ledger's files exist still says it has one.
                 let m = Manifest {
                     version: 1,
                     next_segment_id: 1,
+                    ledger_alg: config
+                        .ledger
+                        .then(|| alg_name(configured_alg(&config)).to_owned()),
+                    db_id: config
+                        .ledger
+                        .then(|| format!("{:016x}", rand::random::<u64>())),
                     ..Default::default()
                 };
                 manifest::store(&dir, &m)?;
@@ -674,10 +690,7 @@ fn open_ledger(
                 reason: format!("unknown ledger hash {other:?}"),
             })
         }
-        None => match config.ledger_hash {
-            quiver_core::LedgerHash::Sha256 => HashAlg::Sha256,
-            quiver_core::LedgerHash::Blake3 => HashAlg::Blake3,
-        },
+        None => configured_alg(config),
     };
     if m.ledger_alg.is_none() || m.db_id.is_none() {
         m.ledger_alg = Some(alg_name(alg).to_owned());

@@ -67,6 +67,14 @@ pub enum EngineError {
     /// The ledger is disabled in this database's configuration.
     #[error("the ledger is disabled for this database")]
     LedgerDisabled,
+    /// The database's creation was cut short (a crash or power cut during the first open)
+    /// before any record was written: part of its files are missing. Nothing was lost;
+    /// opening it for writing completes it.
+    #[error(
+        "{path}: its creation was cut short before any record was written ({reason}); \
+         nothing was lost, and opening it for writing (e.g. `quiver ingest`) completes it"
+    )]
+    IncompleteCreation { path: PathBuf, reason: String },
     /// The configuration asks for the ledger on a database that holds records without one,
     /// or for none on a database that keeps one. Whether a database keeps a ledger is fixed
     /// when it is created: leaves cannot be added for records written without them, and

@@ -302,6 +302,29 @@ impl Hasher<'_> {
     }
 }
 
+/// Whether the directory holds no record anywhere: no segment, nothing flushed, no drop log
+/// and no WAL file with anything but its header (and zeros). Only then can missing ledger
+/// files be a creation cut short rather than damage.
+fn holds_no_records(dir: &Path, m: &manifest::Manifest) -> Result<bool> {
+    if !m.segments.is_empty() || m.flushed_through > 0 || crate::dropped::path(dir).exists() {
+        return Ok(false);
+    }
+    let files = match crate::db::wal_files(dir) {
+        Ok(f) => f,
+        Err(EngineError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(true)
+        }
+        Err(e) => return Err(e),
+    };
+    for (_, path) in files {
+        let data = std::fs::read(&path).map_err(|e| EngineError::io(&path, e))?;
+        if data.iter().skip(walfmt::HEADER_LEN).any(|&b| b != 0) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Verifies the data directory `dir`. `progress` receives the records checked so far, then
 /// the ledger's own progress.
 pub fn verify_dir(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<Report> {
@@ -315,7 +338,16 @@ pub fn verify_dir(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<Report> {
     if m.ledger_alg.is_none() {
         return Err(EngineError::LedgerDisabled);
     }
-    let ledger = Ledger::open_read_only(&dir.join("ledger"), &dir.join("keys"))?;
+    let ledger = match Ledger::open_read_only(&dir.join("ledger"), &dir.join("keys")) {
+        Ok(l) => l,
+        Err(e) if holds_no_records(dir, &m)? => {
+            return Err(EngineError::IncompleteCreation {
+                path: dir.to_path_buf(),
+                reason: e.to_string(),
+            })
+        }
+        Err(e) => return Err(e.into()),
+    };
     let (dropped, drop_damage) =
         match crate::dropped::read(dir, &ledger.public_key(), ledger.origin())? {
             Ok(set) => (set, None),

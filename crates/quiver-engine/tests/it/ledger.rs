@@ -163,3 +163,40 @@ fn after_a_failed_leaf_append_writes_are_refused_uncommitted() {
     }
     assert_eq!(db.last_seq(), last, "refused writes were not committed");
 }
+
+/// A creation cut short before any record (here: the node key cannot be written) leaves a
+/// directory `verify` calls an incomplete creation — not a database without a ledger, and not
+/// damage — and the next writable open completes it. With records in it, missing ledger files
+/// stay damage.
+#[test]
+fn a_creation_cut_short_is_reported_as_such_and_completed_by_the_next_open() {
+    use quiver_engine::{verify::verify_dir, EngineError};
+    let d = tempfile::tempdir().unwrap();
+    let blocker = d.path().join("keys/node.ed25519");
+    std::fs::create_dir_all(&blocker).unwrap();
+    assert!(
+        Database::open(d.path(), cfg()).is_err(),
+        "the key cannot be created"
+    );
+    match verify_dir(d.path(), &mut |_| {}) {
+        Err(EngineError::IncompleteCreation { reason, .. }) => assert!(!reason.is_empty()),
+        other => panic!("{other:?}"),
+    }
+    std::fs::remove_dir(&blocker).unwrap();
+    let db = Database::open(d.path(), cfg()).unwrap();
+    db.close().unwrap();
+    let r = verify_dir(d.path(), &mut |_| {}).unwrap();
+    assert!(r.ok(), "{:?}", r.failure);
+    assert_eq!(r.records, 0);
+
+    // The same missing file in a database that holds records is not a creation cut short.
+    let db = Database::open(d.path(), cfg()).unwrap();
+    db.write_batch(&[ev(1)]).unwrap();
+    db.close().unwrap();
+    std::fs::remove_file(d.path().join("ledger/ledger.meta")).unwrap();
+    match verify_dir(d.path(), &mut |_| {}) {
+        Err(EngineError::IncompleteCreation { .. }) => panic!("records are there"),
+        Err(_) => {}
+        Ok(r) => assert!(!r.ok()),
+    }
+}
