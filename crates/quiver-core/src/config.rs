@@ -174,6 +174,11 @@ pub const MAX_PAYLOAD_LIMIT: usize = 64 << 20;
 /// checks its own limit equals this at compile time).
 pub const MAX_BLOCK_BYTES: usize = 256 << 20;
 
+/// Largest `wal.file_size`: a WAL file is read whole when the log is opened, replayed or
+/// verified, so its size bounds that memory (a single group larger than it still goes whole
+/// into a file of its own).
+pub const MAX_WAL_FILE_SIZE: u64 = 1 << 30;
+
 /// Largest `bloom_bits_per_key`.
 pub const MAX_BLOOM_BITS_PER_KEY: u32 = 64;
 
@@ -328,8 +333,8 @@ impl DbConfig {
         if self.flush_interval.is_zero() {
             return bad("flush_interval", "must be longer than zero");
         }
-        if self.wal.file_size < 4096 {
-            return bad("wal.file_size", "must be at least 4096");
+        if !(4096..=MAX_WAL_FILE_SIZE).contains(&self.wal.file_size) {
+            return bad("wal.file_size", "must be between 4096 and 1 GiB");
         }
         if self.wal.max_group_entries == 0 {
             return bad("wal.max_group_entries", "must be at least 1");

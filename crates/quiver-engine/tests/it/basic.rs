@@ -521,7 +521,7 @@ fn a_time_range_open_at_the_top_includes_the_last_timestamp() {
 #[test]
 fn values_the_layers_below_cannot_take_are_refused_at_open() {
     // Each once passed `open` and then failed every flush, hung writers or spun a core.
-    let cases: [(DbConfig, &str); 5] = [
+    let cases: [(DbConfig, &str); 6] = [
         (
             DbConfig::default().bloom_bits_per_key(65),
             "bloom_bits_per_key",
@@ -536,6 +536,8 @@ fn values_the_layers_below_cannot_take_are_refused_at_open() {
             "flush_interval",
         ),
         (DbConfig::default().block_bytes(100), "block_bytes"),
+        // A WAL file is read whole at open: a 64 GiB one would not fit in memory.
+        (DbConfig::default().wal_file_size(64 << 30), "wal.file_size"),
     ];
     for (cfg, key) in cases {
         let d = tempfile::tempdir().unwrap();
@@ -551,7 +553,8 @@ fn values_the_layers_below_cannot_take_are_refused_at_open() {
     let d = tempfile::tempdir().unwrap();
     let cfg = DbConfig::new(Preset::Balanced)
         .bloom_bits_per_key(64)
-        .gather_delay(Duration::from_secs(1));
+        .gather_delay(Duration::from_secs(1))
+        .wal_file_size(quiver_core::config::MAX_WAL_FILE_SIZE);
     let db = Database::open(d.path(), cfg).unwrap();
     db.write_batch(&[ev(1, 1)]).unwrap();
     db.flush().unwrap();
