@@ -7,7 +7,9 @@
 //! - the same size with another root is a [`LedgerError::Fork`];
 //! - a larger checkpoint is trusted only through a consistency bundle that starts exactly at the
 //!   trusted checkpoint ([`LedgerError::Unproven`] otherwise, [`LedgerError::Fork`] when the
-//!   proof's old checkpoint has the trusted size but another root).
+//!   proof's old checkpoint has the trusted size but another root);
+//! - a trust file holds one log: a checkpoint of another origin (another log signed by the same
+//!   key) is refused ([`LedgerError::Malformed`]), even where its tree agrees with the trusted one.
 //!
 //! Concurrency and durability: several verifiers (processes or threads) may share one trust file.
 //! A check that changes nothing reads the file without a lock (the file is only ever replaced
@@ -243,6 +245,23 @@ impl TrustStore {
         }
     }
 
+    /// The trusted checkpoint must be of the log `origin`: a trust file holds one log's state,
+    /// and another log signed by the same key (whose tree may well agree with it, e.g. both
+    /// empty) neither satisfies nor replaces it.
+    fn check_origin(&self, state: &State, origin: &str) -> Result<()> {
+        match &state.trusted {
+            Some((t, _)) if t.origin != origin => Err(LedgerError::Malformed {
+                what: "trust file",
+                reason: format!(
+                    "{} trusts the log {:?}, not {origin:?}; use a different --trust-file",
+                    self.path.display(),
+                    t.origin
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// With [`TrustStore::require_key_name`], checks that every note is a checkpoint signed
     /// under that name and key id.
     fn check_name(&self, key: &VerifyingKey, notes: &[&str]) -> Result<()> {
@@ -260,18 +279,21 @@ impl TrustStore {
         Ok(())
     }
 
-    /// Applies `decide` to the current trusted state and persists an advance. A decision that
-    /// writes nothing is taken on a lock-free read; one that advances is taken again under the
-    /// lock on a fresh read, so concurrent checks never lose an advance or roll the file back.
+    /// Applies `decide` to the current trusted state of the log `origin` and persists an
+    /// advance. A decision that writes nothing is taken on a lock-free read; one that advances
+    /// is taken again under the lock on a fresh read, so concurrent checks never lose an advance
+    /// or roll the file back.
     fn apply(
         &mut self,
         key: &VerifyingKey,
+        origin: &str,
         decide: impl Fn(Option<&Checkpoint>) -> Result<Decision>,
     ) -> Result<TrustOutcome> {
         let mut locked = None;
         loop {
             let state = read_state(&self.path)?;
             self.check_key(&state, key)?;
+            self.check_origin(&state, origin)?;
             let d = decide(state.trusted.as_ref().map(|(c, _)| c));
             self.state = state;
             match d? {
@@ -323,7 +345,7 @@ impl TrustStore {
     ) -> Result<TrustOutcome> {
         let cp = b.verify(key)?;
         self.check_name(key, &[&b.checkpoint])?;
-        self.apply(key, |trusted| {
+        self.apply(key, &cp.origin, |trusted| {
             let Some(t) = trusted else {
                 return Ok(Decision::Advance {
                     cp: cp.clone(),
@@ -349,7 +371,7 @@ impl TrustStore {
     ) -> Result<TrustOutcome> {
         let (old, new) = b.verify(key)?;
         self.check_name(key, &[&b.old_checkpoint, &b.new_checkpoint])?;
-        self.apply(key, |trusted| {
+        self.apply(key, &new.origin, |trusted| {
             let Some(t) = trusted else {
                 return Ok(Decision::Advance {
                     cp: new.clone(),

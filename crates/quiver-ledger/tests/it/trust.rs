@@ -168,3 +168,98 @@ fn trust_file_for_another_key_is_refused() {
         Err(LedgerError::Malformed { .. })
     ));
 }
+
+/// A ledger of origin `origin` signed with the key of `key_from` (when given), leaves
+/// `common::body(1..=n)`, a checkpoint at each size in `sizes`.
+fn ledger_of(root: &Path, origin: &str, key_from: Option<&Path>, sizes: &[u64]) -> Ledger {
+    if let Some(k) = key_from {
+        fs::create_dir_all(root.join("keys")).expect("mkdir");
+        fs::copy(k.join("keys/node.ed25519"), root.join("keys/node.ed25519")).expect("copy key");
+    }
+    let mut cfg = common::cfg(HashAlg::Sha256);
+    cfg.origin = origin.to_string();
+    cfg.checkpoint_every = u64::MAX;
+    let (l, k) = common::dirs(root);
+    let l = Ledger::open(&l, &k, cfg).expect("open ledger");
+    for &s in sizes {
+        if s > l.size() {
+            common::append_range(&l, l.size() + 1, s);
+        }
+        l.checkpoint().expect("checkpoint");
+    }
+    l
+}
+
+/// Two logs (origins) signed with one key share the default trust file (it is named after the
+/// key). A checkpoint of one log must never satisfy or replace the other's trusted checkpoint,
+/// even where the two trees agree (same records, or both empty).
+#[test]
+fn another_origins_checkpoint_never_satisfies_or_replaces_the_trusted_one() {
+    let a_dir = tempfile::tempdir().expect("a");
+    let b_dir = tempfile::tempdir().expect("b");
+    let t_dir = tempfile::tempdir().expect("t");
+    let a = ledger_of(a_dir.path(), "a.quiver/db", None, &[10, 20]);
+    let b = ledger_of(b_dir.path(), "b.quiver/db", Some(a_dir.path()), &[10, 20]);
+    let pk = a.public_key();
+    assert_eq!(b.public_key(), pk);
+
+    let path = t_dir.path().join("same-origin.json");
+    let mut ts = TrustStore::open(&path).expect("open");
+    ts.check_inclusion(&pk, &a.inclusion_bundle(3, Some(10)).expect("a inc"))
+        .expect("first use: a@10");
+    // b@10 has a's root (same records) but is another log's checkpoint.
+    let e = ts.check_inclusion(&pk, &b.inclusion_bundle(3, Some(10)).expect("b inc"));
+    assert!(
+        matches!(
+            e,
+            Err(LedgerError::Malformed {
+                what: "trust file",
+                ..
+            })
+        ),
+        "{e:?}"
+    );
+    let e = ts.check_consistency(&pk, &b.consistency_bundle(10, Some(20)).expect("b con"));
+    assert!(
+        matches!(
+            e,
+            Err(LedgerError::Malformed {
+                what: "trust file",
+                ..
+            })
+        ),
+        "{e:?}"
+    );
+    let ts = TrustStore::open(&path).expect("reopen");
+    assert_eq!(
+        ts.trusted().map(|c| (c.origin.as_str(), c.size)),
+        Some(("a.quiver/db", 10))
+    );
+
+    // An empty log's checkpoint: every empty tree has the same root, and every tree is
+    // consistent with it, so another log's proof from its own empty checkpoint verifies.
+    let e_dir = tempfile::tempdir().expect("e");
+    let empty = ledger_of(e_dir.path(), "empty.quiver/db", Some(a_dir.path()), &[0]);
+    let path = t_dir.path().join("empty.json");
+    let mut ts = TrustStore::open(&path).expect("open");
+    ts.check_consistency(&pk, &empty.consistency_bundle(0, Some(0)).expect("e con"))
+        .expect("first use: empty@0");
+    let b0_dir = tempfile::tempdir().expect("b0");
+    let b0 = ledger_of(b0_dir.path(), "b.quiver/db", Some(a_dir.path()), &[0, 20]);
+    let e = ts.check_consistency(&pk, &b0.consistency_bundle(0, Some(20)).expect("b0 con"));
+    assert!(
+        matches!(
+            e,
+            Err(LedgerError::Malformed {
+                what: "trust file",
+                ..
+            })
+        ),
+        "{e:?}"
+    );
+    let ts = TrustStore::open(&path).expect("reopen");
+    assert_eq!(
+        ts.trusted().map(|c| (c.origin.as_str(), c.size)),
+        Some(("empty.quiver/db", 0))
+    );
+}
