@@ -134,12 +134,15 @@ fn read_state(path: &Path) -> Result<State> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::default()),
         Err(e) => return Err(LedgerError::io(path, e)),
     };
-    let tf: TrustFile = serde_json::from_str(&text).map_err(|e| LedgerError::Malformed {
+    // Every failure names the trust file: an edited or damaged one must not read as a bad
+    // bundle (nor ever be taken for "nothing trusted yet").
+    let bad = |e: &dyn std::fmt::Display| LedgerError::Malformed {
         what: "trust file",
         reason: format!("{}: {e}", path.display()),
-    })?;
-    let key = crate::note::parse_public_key(&tf.public_key)?;
-    let cp = verify_checkpoint(&key, &tf.checkpoint)?;
+    };
+    let tf: TrustFile = serde_json::from_str(&text).map_err(|e| bad(&e))?;
+    let key = crate::note::parse_public_key(&tf.public_key).map_err(|e| bad(&e))?;
+    let cp = verify_checkpoint(&key, &tf.checkpoint).map_err(|e| bad(&e))?;
     Ok(State {
         trusted: Some((cp, tf.checkpoint)),
         key_hex: Some(hex::encode(key.as_bytes())),

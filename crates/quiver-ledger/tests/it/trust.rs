@@ -263,3 +263,51 @@ fn another_origins_checkpoint_never_satisfies_or_replaces_the_trusted_one() {
         Some(("empty.quiver/db", 0))
     );
 }
+
+/// A trust file whose checkpoint or key was edited is refused as a damaged trust file (naming
+/// it), not reported as if the presented bundle were badly signed.
+#[test]
+fn an_edited_trust_file_is_reported_as_the_trust_file() {
+    let a_dir = tempfile::tempdir().expect("a");
+    let t_dir = tempfile::tempdir().expect("t");
+    let a = ledger_of(a_dir.path(), "a.quiver/db", None, &[10]);
+    let pk = a.public_key();
+    let path = t_dir.path().join("t.json");
+    let bundle = a.inclusion_bundle(3, Some(10)).expect("inc");
+    TrustStore::open(&path)
+        .expect("open")
+        .check_inclusion(&pk, &bundle)
+        .expect("first use");
+    let good: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&path).expect("read")).expect("json");
+    let note = good["checkpoint"].as_str().expect("note");
+    let key = good["public_key"].as_str().expect("key");
+    for (name, key, note) in [
+        (
+            "size edited",
+            key.to_string(),
+            note.replacen("\n10\n", "\n11\n", 1),
+        ),
+        (
+            "signature removed",
+            key.to_string(),
+            format!("{}\n\n", note.split("\n\n").next().unwrap_or("")),
+        ),
+        ("empty note", key.to_string(), String::new()),
+        ("empty key", String::new(), note.to_string()),
+        ("other key", "11".repeat(32), note.to_string()),
+    ] {
+        let text = serde_json::json!({"public_key": key, "checkpoint": note}).to_string();
+        fs::write(&path, &text).expect("write");
+        let e = TrustStore::open(&path);
+        assert!(
+            matches!(&e, Err(LedgerError::Malformed { what: "trust file", reason }) if reason.contains("t.json")),
+            "{name}: {e:?}"
+        );
+        assert_eq!(
+            fs::read_to_string(&path).expect("read"),
+            text,
+            "{name}: file left as is"
+        );
+    }
+}
