@@ -269,3 +269,335 @@ fn proof_check_checks_the_vkey_name_and_key_id() {
         assert_eq!(trusted_size(&trust), 40);
     }
 }
+
+/// Runs `quiver` with `args` (plus `--data data`), expects exit code 1 without a panic.
+fn run_fails(args: &[&str], data: &Path) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+    assert!(out.stdout.is_empty(), "{args:?} printed a bundle");
+    err
+}
+
+/// The proof commands at the edges: first and last leaves against trees whose sizes are powers
+/// of two and one more, consistency between every pair of signed sizes; a tree size that is
+/// not signed, seq 0, a seq past the tree, `--from` above `--to`, `--from 0` and `u64::MAX` are
+/// refused (exit 1, no bundle).
+#[test]
+fn proof_commands_at_the_edges() {
+    let d = tempfile::tempdir().expect("tmp");
+    let data = d.path().join("db");
+    for (from, to) in [(0, 8), (8, 9), (9, 16), (16, 17)] {
+        ingest(&data, from, to);
+    }
+    let key: serde_json::Value =
+        serde_json::from_str(run_ok(&["key", "show"], &data).trim()).expect("key show");
+    let pubkey = key["vkey"].as_str().expect("vkey").to_owned();
+    let sizes = [8u64, 9, 16, 17];
+    let mut n = 0;
+    let mut check_ok = |bundle: &Path, trust: Option<&Path>| {
+        n += 1;
+        let fresh = d.path().join(format!("fresh-{n}.json"));
+        let out = check_cmd(&pubkey, trust.unwrap_or(&fresh), bundle)
+            .output()
+            .expect("check");
+        assert!(out.status.success(), "{}", json_of(&out));
+        json_of(&out)
+    };
+    for &t in &sizes {
+        let ts = t.to_string();
+        for seq in [1, 2, t / 2, t / 2 + 1, t - 1, t] {
+            let s = seq.to_string();
+            let args = ["proof", "inclusion", "--seq", &s, "--tree-size", &ts];
+            let b = write_bundle(d.path(), &format!("inc-{seq}-{t}.json"), &args, &data);
+            let v = check_ok(&b, None);
+            assert_eq!(v["trusted"]["size"], t, "{v}");
+        }
+        for &to in sizes.iter().filter(|&&to| to >= t) {
+            let tos = to.to_string();
+            let args = ["proof", "consistency", "--from", &ts, "--to", &tos];
+            let b = write_bundle(d.path(), &format!("con-{t}-{to}.json"), &args, &data);
+            let v = check_ok(&b, None);
+            assert_eq!(v["trusted"]["size"], to, "{v}");
+        }
+    }
+    // One trust file walked up through every signed size, then every older inclusion is a
+    // rollback and the newest still checks.
+    let trust = d.path().join("walk.json");
+    check_ok(&d.path().join("inc-1-8.json"), Some(&trust));
+    for (a, b) in [(8, 9), (9, 16), (16, 17)] {
+        let v = check_ok(&d.path().join(format!("con-{a}-{b}.json")), Some(&trust));
+        assert_eq!(v["advanced"], true, "{v}");
+    }
+    for old in ["inc-8-8.json", "inc-9-9.json", "inc-16-16.json"] {
+        let out = check_cmd(&pubkey, &trust, &d.path().join(old))
+            .output()
+            .expect("check");
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(json_of(&out)["error"]["code"], "rollback");
+    }
+    check_ok(&d.path().join("inc-17-17.json"), Some(&trust));
+    assert_eq!(trusted_size(&trust), 17);
+
+    let max = u64::MAX.to_string();
+    for args in [
+        &["proof", "inclusion", "--seq", "3", "--tree-size", "10"][..],
+        &["proof", "inclusion", "--seq", "3", "--tree-size", "0"],
+        &["proof", "inclusion", "--seq", "0"],
+        &["proof", "inclusion", "--seq", "0", "--tree-size", "8"],
+        &["proof", "inclusion", "--seq", "18"],
+        &["proof", "inclusion", "--seq", "9", "--tree-size", "8"],
+        &["proof", "inclusion", "--seq", &max, "--tree-size", &max],
+        &["proof", "inclusion", "--seq", &max],
+        &["proof", "consistency", "--from", "9", "--to", "8"],
+        &["proof", "consistency", "--from", "0", "--to", "8"],
+        &["proof", "consistency", "--from", "10", "--to", "17"],
+        &["proof", "consistency", "--from", "8", "--to", "10"],
+        &["proof", "consistency", "--from", &max],
+        &["proof", "consistency", "--from", "8", "--to", &max],
+    ] {
+        run_fails(args, &data);
+    }
+}
+
+/// `quiver proof check` on damaged bundles: every one is refused with exit code 1, a JSON
+/// error with a stable code, and no trust created; never a panic, never "ok".
+#[test]
+fn proof_check_refuses_damaged_bundles() {
+    let d = tempfile::tempdir().expect("tmp");
+    let data = d.path().join("db");
+    database(&data, 2);
+    let other = d.path().join("other");
+    database(&other, 1);
+    let key: serde_json::Value =
+        serde_json::from_str(run_ok(&["key", "show"], &data).trim()).expect("key show");
+    let pubkey = key["vkey"].as_str().expect("vkey").to_owned();
+    let read = |p: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p).expect("read")).expect("json")
+    };
+    let inc_args = ["proof", "inclusion", "--seq", "9", "--tree-size", "20"];
+    let inc = read(&write_bundle(d.path(), "inc.json", &inc_args, &data));
+    let other_inc = read(&write_bundle(d.path(), "other.json", &inc_args, &other));
+    let con = read(&write_bundle(
+        d.path(),
+        "con.json",
+        &["proof", "consistency", "--from", "20", "--to", "40"],
+        &data,
+    ));
+    let note = inc["checkpoint"].as_str().expect("note").to_owned();
+    let (body, sigs) = note.split_once("\n\n").expect("signed note");
+    let lines: Vec<String> = body.lines().map(str::to_string).collect();
+    let renote = |l: &[String]| serde_json::json!(format!("{}\n\n{sigs}", l.join("\n")));
+
+    let with = |base: &serde_json::Value, edits: &[(&str, serde_json::Value)]| {
+        let mut b = base.clone();
+        for (field, v) in edits {
+            b[*field] = v.clone();
+        }
+        b.to_string()
+    };
+    let without = |base: &serde_json::Value, field: &str| {
+        let mut b = base.clone();
+        b.as_object_mut().expect("object").remove(field);
+        b.to_string()
+    };
+    let hex = |c: &str, n: usize| serde_json::json!(c.repeat(n));
+    let max = serde_json::json!(u64::MAX);
+    let mut origin_changed = lines.clone();
+    origin_changed[0] = format!("x{}", lines[0]);
+    let mut extra_line = lines.clone();
+    extra_line.push("extra 1".into());
+    let mut reordered = lines.clone();
+    reordered.swap(3, 4);
+    let cases: Vec<(String, &str)> = vec![
+        (String::new(), "malformed_input"),
+        ("{".into(), "malformed_input"),
+        ("null".into(), "malformed_input"),
+        ("[]".into(), "malformed_input"),
+        (format!("{inc}garbage"), "malformed_input"),
+        (with(&inc, &[("type", "nope".into())]), "malformed_input"),
+        (with(&inc, &[("seq", "9".into())]), "malformed_input"),
+        (with(&inc, &[("seq", (-1).into())]), "malformed_input"),
+        (with(&inc, &[("seq", 1.5.into())]), "malformed_input"),
+        (
+            with(&inc, &[("seq", 7.into())]).replace("\"seq\":7", "\"seq\":18446744073709551616"),
+            "malformed_input",
+        ),
+        (
+            with(&inc, &[("leaf_hash", hex("ab", 31))]),
+            "malformed_input",
+        ),
+        (
+            with(&inc, &[("leaf_hash", hex("ab", 33))]),
+            "malformed_input",
+        ),
+        (
+            with(&inc, &[("leaf_hash", hex("zz", 32))]),
+            "malformed_input",
+        ),
+        (with(&inc, &[("proof", "ab".into())]), "malformed_input"),
+        (with(&inc, &[("alg", "md5".into())]), "malformed_input"),
+        (without(&inc, "checkpoint"), "malformed_input"),
+        (without(&inc, "root"), "malformed_input"),
+        (without(&con, "proof"), "malformed_input"),
+        (with(&inc, &[("root", hex("00", 32))]), "invalid_proof"),
+        (with(&inc, &[("leaf_hash", hex("00", 32))]), "invalid_proof"),
+        (
+            with(&inc, &[("proof", serde_json::json!([]))]),
+            "invalid_proof",
+        ),
+        (with(&inc, &[("alg", "sha256".into())]), "invalid_proof"),
+        (with(&inc, &[("tree_size", 0.into())]), "invalid_proof"),
+        (with(&inc, &[("tree_size", max.clone())]), "invalid_proof"),
+        (with(&inc, &[("seq", 0.into())]), "invalid_proof"),
+        (with(&inc, &[("seq", max.clone())]), "invalid_proof"),
+        (with(&inc, &[("leaf_index", max.clone())]), "invalid_proof"),
+        (
+            with(&inc, &[("seq", 21.into()), ("leaf_index", 20.into())]),
+            "invalid_proof",
+        ),
+        (
+            with(&inc, &[("checkpoint", "".into())]),
+            "malformed_checkpoint",
+        ),
+        // Signed by another key (another database's checkpoint of the same size).
+        (
+            with(&inc, &[("checkpoint", other_inc["checkpoint"].clone())]),
+            "bad_signature",
+        ),
+        // Origin line changed: the signature line (the old name) is not of the new origin.
+        (
+            with(&inc, &[("checkpoint", renote(&origin_changed))]),
+            "bad_signature",
+        ),
+        // An extra or reordered note line breaks the signature.
+        (
+            with(&inc, &[("checkpoint", renote(&extra_line))]),
+            "bad_signature",
+        ),
+        (
+            with(&inc, &[("checkpoint", renote(&reordered))]),
+            "bad_signature",
+        ),
+        // The signature line under another key name.
+        (
+            with(
+                &inc,
+                &[(
+                    "checkpoint",
+                    note.replacen(
+                        &format!("\u{2014} {} ", lines[0]),
+                        "\u{2014} other.name ",
+                        1,
+                    )
+                    .into(),
+                )],
+            ),
+            "bad_signature",
+        ),
+        (with(&con, &[("from", 0.into())]), "invalid_proof"),
+        (with(&con, &[("to", 20.into())]), "invalid_proof"),
+        (with(&con, &[("from", max.clone())]), "invalid_proof"),
+        (
+            with(&con, &[("proof", serde_json::json!([]))]),
+            "invalid_proof",
+        ),
+        (
+            with(&con, &[("new_checkpoint", con["old_checkpoint"].clone())]),
+            "invalid_proof",
+        ),
+        // Checkpoints swapped: the new one is older than the old one.
+        (
+            with(
+                &con,
+                &[
+                    ("from", 40.into()),
+                    ("to", 20.into()),
+                    ("old_checkpoint", con["new_checkpoint"].clone()),
+                    ("new_checkpoint", con["old_checkpoint"].clone()),
+                ],
+            ),
+            "invalid_proof",
+        ),
+    ];
+    for (i, (text, code)) in cases.iter().enumerate() {
+        let b = d.path().join(format!("bad-{i}.json"));
+        std::fs::write(&b, text).expect("write");
+        let trust = d.path().join(format!("t-{i}.json"));
+        let out = check_cmd(&pubkey, &trust, &b).output().expect("check");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "case {i} {text}: {err}");
+        assert!(!err.contains("panicked"), "case {i}: {err}");
+        let v = json_of(&out);
+        assert_eq!(v["ok"], false, "case {i}: {v}");
+        assert_eq!(v["error"]["code"], *code, "case {i} {text}: {v}");
+        assert!(!trust.exists(), "case {i}: a refused check created trust");
+    }
+}
+
+/// A trust file that is empty, truncated, not JSON or edited is refused naming the trust file
+/// (exit 1, `malformed_input`) and left as it is: never reset to "nothing trusted yet".
+#[test]
+fn proof_check_refuses_a_damaged_trust_file() {
+    let d = tempfile::tempdir().expect("tmp");
+    let data = d.path().join("db");
+    database(&data, 1);
+    let key: serde_json::Value =
+        serde_json::from_str(run_ok(&["key", "show"], &data).trim()).expect("key show");
+    let pubkey = key["vkey"].as_str().expect("vkey").to_owned();
+    let inc = write_bundle(
+        d.path(),
+        "inc.json",
+        &["proof", "inclusion", "--seq", "1"],
+        &data,
+    );
+    let good_path = d.path().join("good.json");
+    assert!(check_cmd(&pubkey, &good_path, &inc)
+        .output()
+        .expect("check")
+        .status
+        .success());
+    let good = std::fs::read_to_string(&good_path).expect("read");
+    let v: serde_json::Value = serde_json::from_str(&good).expect("json");
+    let (pk, note) = (
+        v["public_key"].as_str().expect("key"),
+        v["checkpoint"].as_str().expect("note"),
+    );
+    let tf = |k: &str, n: &str| serde_json::json!({"public_key": k, "checkpoint": n}).to_string();
+    for (i, text) in [
+        String::new(),
+        "   \n".into(),
+        good[..good.len() / 2].to_string(),
+        "{}".into(),
+        "\0\0\0".into(),
+        tf(pk, &note.replacen("\n20\n", "\n21\n", 1)),
+        tf(pk, ""),
+        tf("", note),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let trust = d.path().join(format!("t-{i}.json"));
+        std::fs::write(&trust, text).expect("write");
+        let out = check_cmd(&pubkey, &trust, &inc).output().expect("check");
+        assert_eq!(out.status.code(), Some(1), "case {i}");
+        let v = json_of(&out);
+        assert_eq!(v["error"]["code"], "malformed_input", "case {i}: {v}");
+        let msg = v["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            msg.contains("trust file") && msg.contains(&format!("t-{i}.json")),
+            "case {i}: {msg}"
+        );
+        assert_eq!(
+            &std::fs::read_to_string(&trust).expect("read"),
+            text,
+            "case {i}"
+        );
+    }
+}
