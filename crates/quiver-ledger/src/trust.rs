@@ -208,11 +208,19 @@ fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 impl TrustStore {
-    /// Opens the trust file at `path` (a missing file means nothing is trusted yet).
+    /// Opens the trust file at `path` (a missing file means nothing is trusted yet). A symbolic
+    /// link is followed: the file it names is the one locked and replaced, so checks through
+    /// the link and through the file share one trusted state.
     pub fn open(path: &Path) -> Result<TrustStore> {
+        let is_link = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+        let path = if is_link {
+            fs::canonicalize(path).map_err(|e| LedgerError::io(path, e))?
+        } else {
+            path.to_path_buf()
+        };
         Ok(TrustStore {
-            path: path.to_path_buf(),
-            state: read_state(path)?,
+            state: read_state(&path)?,
+            path,
             key_name: None,
         })
     }

@@ -311,3 +311,32 @@ fn an_edited_trust_file_is_reported_as_the_trust_file() {
         );
     }
 }
+
+/// A trust file reached through a symbolic link: an advance through the link updates the file
+/// it names (the rename used to replace the link with a file of its own, leaving the real trust
+/// file behind at the older checkpoint, where a fork of the newer one would still pass).
+#[cfg(unix)]
+#[test]
+fn a_symlinked_trust_file_is_advanced_in_place() {
+    let a_dir = tempfile::tempdir().expect("a");
+    let t_dir = tempfile::tempdir().expect("t");
+    let a = ledger_of(a_dir.path(), "a.quiver/db", None, &[10, 20]);
+    let pk = a.public_key();
+    let real = t_dir.path().join("real.json");
+    let link = t_dir.path().join("link.json");
+    TrustStore::open(&real)
+        .expect("open")
+        .check_inclusion(&pk, &a.inclusion_bundle(3, Some(10)).expect("inc"))
+        .expect("first use");
+    std::os::unix::fs::symlink("real.json", &link).expect("symlink");
+    TrustStore::open(&link)
+        .expect("open link")
+        .check_consistency(&pk, &a.consistency_bundle(10, Some(20)).expect("con"))
+        .expect("10 -> 20");
+    assert!(fs::symlink_metadata(&link)
+        .expect("link")
+        .file_type()
+        .is_symlink());
+    let ts = TrustStore::open(&real).expect("reopen");
+    assert_eq!(ts.trusted().map(|c| c.size), Some(20));
+}
