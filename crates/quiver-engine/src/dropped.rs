@@ -133,7 +133,8 @@ fn records(buf: &[u8]) -> std::result::Result<Records<'_>, Damage> {
             return Err(damage(off, "zero-length drop-log record"));
         }
         if crc32c::crc32c(body) != crc {
-            if off + 8 + len == buf.len() || zeros_from(off + 8 + len - 1) {
+            let zeros_start = buf.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+            if quiver_ledger::zero_filled_torn((off + 8 + len) as u64, zeros_start as u64) {
                 torn(off)?;
                 break; // a torn final record whose length arrived
             }

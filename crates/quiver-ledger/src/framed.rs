@@ -4,8 +4,9 @@
 //! 0..12. Each record: `len u32 | crc32c(body) u32 | body`, never empty. A torn write is cut off
 //! when the file is opened for writing: a final record that runs past the end of the file, and
 //! a zero-filled tail (what a power loss leaves where a file's size reached the disk but its
-//! data did not): a zero-length record, or a record failing its checksum, whose last byte and
-//! everything after it are zero; a file of zeros only is a creation cut short. None of these
+//! data did not): a zero-length record with only zeros after it, or a record failing its
+//! checksum whose bytes are zero from a sector boundary to the end of the file
+//! ([`zero_filled_torn`]); a file of zeros only is a creation cut short. None of these
 //! is torn if an intact record starts at any later byte (a damaged length, not a crash). Any
 //! other mismatch is a typed corruption error naming the file and offset.
 
@@ -28,6 +29,20 @@ fn header(magic: &[u8; 8]) -> [u8; 16] {
     let crc = crc32c::crc32c(&h[..12]);
     h[12..16].copy_from_slice(&crc.to_le_bytes());
     h
+}
+
+/// Disks write whole sectors of (at least) this many bytes, and the page cache writes back whole
+/// pages, which are multiples of it.
+const SECTOR: u64 = 512;
+
+/// Whether a record ending at `record_end` (exclusive) that fails its checksum is a
+/// zero-filled torn write, given `zeros_start`, where the run of zeros that ends the file
+/// starts: its last byte must be zero, and the zeros must start at a sector boundary, since a
+/// write that did not reach the disk leaves whole sectors unwritten. (Without the second rule
+/// a damaged record whose last byte merely happens to be zero would be cut as torn: one in
+/// sixteen receipts ends in a zero byte, the top byte of its signature's scalar.)
+pub fn zero_filled_torn(record_end: u64, zeros_start: u64) -> bool {
+    zeros_start < record_end && zeros_start.is_multiple_of(SECTOR)
 }
 
 /// Offset of the first intact `len u32 | crc32c u32 | body` frame in `buf` (a length of 1 to
@@ -125,6 +140,22 @@ impl FramedLog {
         &self.path
     }
 
+    /// Where the run of zero bytes that ends the file starts (the file's length if its last
+    /// byte is not zero).
+    fn zeros_start(&self) -> Result<u64> {
+        let mut end = self.file_len()?;
+        let mut buf = vec![0u8; 64 * 1024];
+        while end > 0 {
+            let n = end.min(buf.len() as u64) as usize;
+            self.read_at(&mut buf[..n], end - n as u64)?;
+            if let Some(i) = buf[..n].iter().rposition(|&b| b != 0) {
+                return Ok(end - n as u64 + i as u64 + 1);
+            }
+            end -= n as u64;
+        }
+        Ok(0)
+    }
+
     /// Whether every byte from `from` to the end of the file is zero.
     fn zeros_from(&self, from: u64) -> Result<bool> {
         let end = self.file_len()?;
@@ -215,7 +246,7 @@ impl FramedLog {
             self.read_at(&mut body, off + 8)?;
             let got = crc32c::crc32c(&body);
             if got != crc {
-                if self.zeros_from(off + 8 + u64::from(n) - 1)? {
+                if zero_filled_torn(off + 8 + u64::from(n), self.zeros_start()?) {
                     self.torn_unless_followed(off)?;
                     break; // a final record whose tail never reached the disk
                 }
@@ -382,12 +413,16 @@ mod tests {
         assert_eq!(count(&p, true).expect("read-only"), 1);
         assert_eq!(count(&p, false).expect("writable"), 1);
         assert_eq!(std::fs::read(&p).expect("read"), whole, "the tail was cut");
-        // A record whose header arrived but whose body reads as zeros.
+        // A record whose first sector arrived but whose next one reads as zeros.
+        let body: Vec<u8> = (0..700u32).map(|i| (i % 251) as u8 + 1).collect();
         let mut torn = whole.clone();
-        torn.extend_from_slice(&9u32.to_le_bytes());
-        torn.extend_from_slice(&crc32c::crc32c(b"123456789").to_le_bytes());
-        torn.extend_from_slice(&[0u8; 9]);
+        torn.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        torn.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+        let body_at = torn.len();
+        torn.extend_from_slice(&body);
+        torn[512..].fill(0);
         std::fs::write(&p, &torn).expect("write");
+        assert_eq!(count(&p, true).expect("read-only"), 1);
         assert_eq!(count(&p, false).expect("writable"), 1);
         assert_eq!(std::fs::read(&p).expect("read"), whole);
         // A body whose last byte arrived is not a torn write.
@@ -398,6 +433,23 @@ mod tests {
             count(&p, false),
             Err(LedgerError::Checksum { .. })
         ));
+        // Nor is a damaged record whose last bytes are zero but whose zeros do not start at a
+        // sector boundary: what a flipped byte in a receipt whose signature ends in a zero
+        // byte looks like. Nothing is cut.
+        let mut damaged = whole.clone();
+        damaged.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        let mut zero_end = body.clone();
+        zero_end[690..].fill(0);
+        damaged.extend_from_slice(&crc32c::crc32c(&zero_end).to_le_bytes());
+        damaged.extend_from_slice(&zero_end);
+        damaged[body_at + 3] ^= 0x40;
+        assert_ne!((body_at + 690) % 512, 0);
+        std::fs::write(&p, &damaged).expect("write");
+        assert!(matches!(
+            count(&p, false),
+            Err(LedgerError::Checksum { .. })
+        ));
+        assert_eq!(std::fs::read(&p).expect("read"), damaged, "nothing cut");
         // A zero-length record with data after it is damage.
         let mut mid = whole.clone();
         mid.extend_from_slice(&[0u8; 8]);

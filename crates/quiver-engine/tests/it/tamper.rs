@@ -465,6 +465,8 @@ fn a_torn_drop_log_record_is_cut_off_not_buried() {
     cut.extend_from_slice(&0u32.to_le_bytes());
     cut.extend_from_slice(&100u64.to_le_bytes());
     cut.extend_from_slice(&201u64.to_le_bytes());
+    // Its first bytes arrived, the rest from a sector boundary on reads as zeros (the non-zero
+    // part is sized to the log's length below).
     let mut zero_body = 872u32.to_le_bytes().to_vec();
     zero_body.extend_from_slice(&0x1234u32.to_le_bytes());
     zero_body.extend_from_slice(&[0u8; 872]);
@@ -489,7 +491,12 @@ fn a_torn_drop_log_record_is_cut_off_not_buried() {
         let log = d.path().join(quiver_engine::dropped::FILE);
         if append {
             let mut b = fs::read(&log).unwrap();
+            let at = b.len();
             b.extend_from_slice(&bytes);
+            if what == "record whose body reads as zeros" {
+                let sector = (at + 8).next_multiple_of(512);
+                b[at + 8..sector].fill(0xab);
+            }
             fs::write(&log, b).unwrap();
         } else {
             fs::write(&log, &bytes).unwrap();
