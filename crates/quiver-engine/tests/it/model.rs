@@ -1,4 +1,5 @@
-//! Model test: random write/delete/get/scan/flush/compact/reopen against a BTreeMap oracle.
+//! Model test: random write/delete/get/scan/time-range scan/flush/compact/reopen against a
+//! BTreeMap oracle.
 
 use proptest::prelude::*;
 use quiver_core::{DbConfig, Id, Op, Preset, Record};
@@ -11,6 +12,8 @@ enum Step {
     Delete(u8),
     Get(u8),
     Scan,
+    /// `[from, to)`; `None` for `to` is the open top (`i64::MAX`).
+    TimeScan(u16, Option<u16>),
     Flush,
     Compact,
     Reopen,
@@ -22,6 +25,8 @@ fn step() -> impl Strategy<Value = Step> {
         2 => (0u8..40).prop_map(Step::Delete),
         3 => (0u8..40).prop_map(Step::Get),
         1 => Just(Step::Scan),
+        2 => (any::<u16>(), proptest::option::weighted(0.8, any::<u16>()))
+            .prop_map(|(a, b)| Step::TimeScan(a, b)),
         1 => Just(Step::Flush),
         1 => Just(Step::Compact),
         1 => Just(Step::Reopen),
@@ -44,6 +49,17 @@ fn cfg() -> DbConfig {
         .wal_file_size(8192)
 }
 
+/// A put of value `v`: an event at timestamp `v`, except every fifth value, a plain record
+/// (no timestamp, never in a time-range scan).
+fn put(k: u8, v: u16) -> Op {
+    let r = Record::new(id(k)).with_payload(&serde_json::json!({"v": v}));
+    Op::Put(if v % 5 == 0 {
+        r
+    } else {
+        r.with_timestamp(v as i64)
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
     #[test]
@@ -55,9 +71,7 @@ proptest! {
         for s in steps {
             match s {
                 Step::Put(kvs) => {
-                    let ops: Vec<Op> = kvs.iter().map(|(k, v)| {
-                        Op::Put(Record::new(id(*k)).with_timestamp(*v as i64).with_payload(&serde_json::json!({"v": v})))
-                    }).collect();
+                    let ops: Vec<Op> = kvs.iter().map(|(k, v)| put(*k, *v)).collect();
                     let r = db.write_batch(&ops).unwrap();
                     for (i, (k, v)) in kvs.iter().enumerate() {
                         oracle.insert(id(*k), (*v, r.first + i as u64));
@@ -79,6 +93,26 @@ proptest! {
                     let mut want: Vec<(Id, u64)> = oracle.iter().map(|(k, (_, s))| (k.clone(), *s)).collect();
                     want.sort_by_key(|x| x.1);
                     prop_assert_eq!(got, want);
+                }
+                Step::TimeScan(a, b) => {
+                    let from = a as i64;
+                    let to = b.map_or(i64::MAX, |b| b as i64);
+                    let mut got: Vec<(Id, u64)> = Vec::new();
+                    db.scan_time_range(from, to, &mut |e| {
+                        got.push((e.op.id().unwrap().clone(), e.seq));
+                        Ok(true)
+                    })
+                    .unwrap();
+                    let mut want: Vec<(Id, u64)> = oracle
+                        .iter()
+                        .filter(|(_, (v, _))| {
+                            let ts = *v as i64;
+                            v % 5 != 0 && from <= ts && (ts < to || to == i64::MAX)
+                        })
+                        .map(|(k, (_, s))| (k.clone(), *s))
+                        .collect();
+                    want.sort_by_key(|x| x.1);
+                    prop_assert_eq!(got, want, "[{}, {})", from, to);
                 }
                 Step::Flush => db.flush().unwrap(),
                 Step::Compact => db.compact().unwrap(),
