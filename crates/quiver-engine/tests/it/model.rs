@@ -53,7 +53,7 @@ fn cfg() -> DbConfig {
 /// (no timestamp, never in a time-range scan).
 fn put(k: u8, v: u16) -> Op {
     let r = Record::new(id(k)).with_payload(&serde_json::json!({"v": v}));
-    Op::Put(if v % 5 == 0 {
+    Op::Put(if v.is_multiple_of(5) {
         r
     } else {
         r.with_timestamp(v as i64)
@@ -107,7 +107,7 @@ proptest! {
                         .iter()
                         .filter(|(_, (v, _))| {
                             let ts = *v as i64;
-                            v % 5 != 0 && from <= ts && (ts < to || to == i64::MAX)
+                            !v.is_multiple_of(5) && from <= ts && (ts < to || to == i64::MAX)
                         })
                         .map(|(k, (_, s))| (k.clone(), *s))
                         .collect();
