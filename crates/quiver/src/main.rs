@@ -70,8 +70,19 @@ enum BenchCommand {
     Search(bench_search::BenchSearchArgs),
 }
 
-fn main() -> anyhow::Result<std::process::ExitCode> {
-    let cli = Cli::parse();
+/// Runs the command; an error is printed as one line, `error: ` and its causes (`{:#}`), with
+/// exit code 1 — never a Rust backtrace, whatever `RUST_BACKTRACE` says.
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     let ok = std::process::ExitCode::SUCCESS;
     match cli.command {
         Command::Ingest(a) => cmd_ingest::run(a).map(|_| ok),

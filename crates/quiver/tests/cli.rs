@@ -1069,3 +1069,21 @@ fn ingest_batch_bytes_bounds_each_batch() {
     let (ok, _) = ingest_with(d.path(), &["--batch-bytes", "0"], b"");
     assert!(!ok, "--batch-bytes 0 is refused");
 }
+
+/// A failing command prints one `error: ...` line with its causes and exits 1 — no Rust
+/// backtrace, even with `RUST_BACKTRACE` set.
+#[test]
+fn errors_are_one_line_without_a_backtrace() {
+    let d = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["proof", "inclusion", "--seq", "1", "--data"])
+        .arg(d.path().join("missing"))
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(!stderr.contains("backtrace"), "{stderr}");
+}
