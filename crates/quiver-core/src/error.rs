@@ -21,6 +21,9 @@ pub enum CoreError {
     /// A string id is empty, or a record has no id. (One too long is [`CoreError::TooLarge`].)
     #[error("invalid id: {reason}")]
     InvalidId { reason: String },
+    /// A write batch holds no operation (it would have no sequence range to acknowledge).
+    #[error("a write batch needs at least one operation")]
+    EmptyBatch,
     /// A field is larger than the configured maximum.
     #[error("{field} is {size} bytes, over the maximum of {max} bytes")]
     TooLarge {

@@ -367,11 +367,7 @@ impl Database {
     /// range once the batch is durable per the preset. Nothing of an invalid batch is written.
     pub fn write_batch(&self, ops: &[Op]) -> Result<SeqRange> {
         if ops.is_empty() {
-            return Err(quiver_core::CoreError::InvalidConfig {
-                key: "batch",
-                reason: "a write batch needs at least one operation".into(),
-            }
-            .into());
+            return Err(quiver_core::CoreError::EmptyBatch.into());
         }
         let max = self.inner.config.max_payload_bytes;
         // A group leader may wait (up to the gather delay) for this writer while it encodes;

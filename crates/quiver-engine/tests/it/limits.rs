@@ -629,12 +629,7 @@ fn single_key_segments_with_bloom_off_and_at_maximum() {
 fn an_empty_batch_is_refused_and_writes_nothing() {
     let d = tempfile::tempdir().unwrap();
     let db = Database::open(d.path(), tiny(Preset::Durable)).unwrap();
-    let empty = |e: &EngineError| {
-        matches!(
-            e,
-            EngineError::Invalid(CoreError::InvalidConfig { key: "batch", .. })
-        )
-    };
+    let empty = |e: &EngineError| matches!(e, EngineError::Invalid(CoreError::EmptyBatch));
     refused(&db, &[], empty);
     db.write_batch(&[Op::Put(Record::new(1u64))]).unwrap();
     refused(&db, &[], empty);
