@@ -16,7 +16,7 @@
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
@@ -348,7 +348,7 @@ pub fn open_note<'a>(key: &VerifyingKey, name: &str, note: &'a str) -> Result<&'
             reason: format!("malformed Ed25519 signature: {e}"),
         })?;
         return key
-            .verify(text.as_bytes(), &sig)
+            .verify_strict(text.as_bytes(), &sig)
             .map(|()| text)
             .map_err(|e| LedgerError::BadSignature {
                 what: "checkpoint",

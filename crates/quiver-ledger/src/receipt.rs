@@ -16,7 +16,7 @@
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{LedgerError, Result};
@@ -150,7 +150,7 @@ pub fn verify_receipt(key: &VerifyingKey, r: &Receipt) -> Result<()> {
         });
     }
     let sig = Signature::from_bytes(&r.signature);
-    key.verify(r.signed_message().as_bytes(), &sig)
+    key.verify_strict(r.signed_message().as_bytes(), &sig)
         .map_err(|e| LedgerError::BadSignature {
             what: "receipt",
             reason: format!("signature does not verify: {e}"),
@@ -187,5 +187,35 @@ mod tests {
         let json = serde_json::to_string(&r).unwrap_or_default();
         let parsed: Option<Receipt> = serde_json::from_str(&json).ok();
         assert_eq!(parsed, Some(r));
+    }
+
+    /// With a small-order public key (here the identity point), the signature R = identity,
+    /// S = 0 passes plain Ed25519 verification of any message; strict verification, which
+    /// every signature check here uses, refuses it.
+    #[test]
+    fn a_weak_key_forgery_is_refused() {
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let weak = VerifyingKey::from_bytes(&identity).expect("a curve point");
+        let mut signature = [0u8; 64];
+        signature[0] = 1;
+        let r = Receipt {
+            id: 1,
+            origin: "db".into(),
+            alg: HashAlg::Blake3,
+            first_seq: 1,
+            last_seq: 1,
+            tree_size: 1,
+            root: Hash([7; 32]),
+            timestamp_ms: 1,
+            signature,
+        };
+        let sig = Signature::from_bytes(&r.signature);
+        use ed25519_dalek::Verifier;
+        assert!(
+            weak.verify(r.signed_message().as_bytes(), &sig).is_ok(),
+            "the forgery the strict check exists for"
+        );
+        assert!(verify_receipt(&weak, &r).is_err());
     }
 }
