@@ -295,13 +295,18 @@ pub(crate) fn parse_body(text: &str) -> Result<Checkpoint> {
         if ext.is_empty() {
             return Err(LedgerError::note("empty line inside the body"));
         }
+        // Each extension once: a second line would leave readers to pick one.
         if let Some(v) = ext.strip_prefix("hash ") {
-            alg = Some(
-                v.parse::<HashAlg>()
-                    .map_err(|e| LedgerError::note(e.to_string()))?,
-            );
+            let a = v
+                .parse::<HashAlg>()
+                .map_err(|e| LedgerError::note(e.to_string()))?;
+            if alg.replace(a).is_some() {
+                return Err(LedgerError::note("two `hash` extension lines"));
+            }
         } else if let Some(v) = ext.strip_prefix("timestamp ") {
-            ts = Some(parse_decimal(v)?);
+            if ts.replace(parse_decimal(v)?).is_some() {
+                return Err(LedgerError::note("two `timestamp` extension lines"));
+            }
         }
     }
     Ok(Checkpoint {
@@ -412,6 +417,21 @@ mod tests {
             verify_checkpoint(&k.verifying_key(), &tampered),
             Err(LedgerError::BadSignature { .. })
         ));
+    }
+
+    /// A body that names its hash or timestamp twice is malformed, whichever value comes
+    /// last.
+    #[test]
+    fn duplicated_extension_lines_are_refused() {
+        let body = "quiver.example/db1\n42\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n";
+        assert!(parse_body(&format!("{body}hash blake3\ntimestamp 5\n")).is_ok());
+        for ext in [
+            "hash blake3\nhash sha256\ntimestamp 5\n",
+            "hash blake3\ntimestamp 5\ntimestamp 6\n",
+            "hash sha256\nhash sha256\ntimestamp 5\n",
+        ] {
+            assert!(parse_body(&format!("{body}{ext}")).is_err(), "{ext:?}");
+        }
     }
 
     #[test]
