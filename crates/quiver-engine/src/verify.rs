@@ -330,10 +330,25 @@ fn holds_no_records(dir: &Path, m: &manifest::Manifest) -> Result<bool> {
 pub fn verify_dir(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<Report> {
     // A missing directory is an I/O error on it, not a damaged manifest inside it.
     std::fs::metadata(dir).map_err(|e| EngineError::io(dir, e))?;
-    let m = manifest::load(dir)?.ok_or_else(|| EngineError::Manifest {
-        path: dir.join("CURRENT"),
-        reason: "not a quiver data directory (no CURRENT)".into(),
-    })?;
+    let Some(m) = manifest::load(dir)? else {
+        // `open` takes `LOCK` before it writes the first manifest and `CURRENT`: with `LOCK`
+        // there and no record anywhere, the first open was cut short.
+        let no_segments = std::fs::read_dir(crate::db::segments_dir(dir))
+            .map_or(true, |mut it| it.next().is_none());
+        if dir.join("LOCK").exists()
+            && no_segments
+            && holds_no_records(dir, &manifest::Manifest::default())?
+        {
+            return Err(EngineError::IncompleteCreation {
+                path: dir.to_path_buf(),
+                reason: "no CURRENT".into(),
+            });
+        }
+        return Err(EngineError::Manifest {
+            path: dir.join("CURRENT"),
+            reason: "not a quiver data directory (no CURRENT)".into(),
+        });
+    };
     // A database created without a ledger has nothing to prove its records against.
     if m.ledger_alg.is_none() {
         return Err(EngineError::LedgerDisabled);

@@ -171,6 +171,22 @@ fn after_a_failed_leaf_append_writes_are_refused_uncommitted() {
 #[test]
 fn a_creation_cut_short_is_reported_as_such_and_completed_by_the_next_open() {
     use quiver_engine::{verify::verify_dir, EngineError};
+    // Cut short before `CURRENT`: only the lock file and empty directories exist.
+    let d = tempfile::tempdir().unwrap();
+    assert!(
+        matches!(
+            verify_dir(d.path(), &mut |_| {}),
+            Err(EngineError::Manifest { .. })
+        ),
+        "an empty directory is no database at all"
+    );
+    std::fs::write(d.path().join("LOCK"), b"").unwrap();
+    std::fs::create_dir_all(d.path().join("wal")).unwrap();
+    match verify_dir(d.path(), &mut |_| {}) {
+        Err(EngineError::IncompleteCreation { reason, .. }) => assert!(reason.contains("CURRENT")),
+        other => panic!("{other:?}"),
+    }
+
     let d = tempfile::tempdir().unwrap();
     let blocker = d.path().join("keys/node.ed25519");
     std::fs::create_dir_all(&blocker).unwrap();
