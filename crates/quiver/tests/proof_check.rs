@@ -54,6 +54,13 @@ fn run_ok(args: &[&str], dir: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The database's public key as a signed-note vkey (`quiver key show`).
+fn vkey_of(data: &Path) -> String {
+    let key: serde_json::Value =
+        serde_json::from_str(run_ok(&["key", "show"], data).trim()).expect("key show");
+    key["vkey"].as_str().expect("vkey").to_owned()
+}
+
 /// A database with signed checkpoints at 20, 40, ..., 20 * `n`.
 fn database(dir: &Path, n: u64) {
     for s in 0..n {
@@ -107,9 +114,7 @@ fn concurrent_proof_checks_never_roll_back_the_trust_file() {
     let d = tempfile::tempdir().expect("tmp");
     let data = d.path().join("db");
     database(&data, 6);
-    let key: serde_json::Value =
-        serde_json::from_str(run_ok(&["key", "show"], &data).trim()).expect("key show");
-    let pubkey = key["vkey"].as_str().expect("vkey").to_owned();
+    let pubkey = vkey_of(&data);
     let inc = write_bundle(
         d.path(),
         "inc.json",
@@ -190,9 +195,7 @@ fn proof_check_checks_the_vkey_name_and_key_id() {
     let d = tempfile::tempdir().expect("tmp");
     let data = d.path().join("db");
     database(&data, 2);
-    let key: serde_json::Value =
-        serde_json::from_str(run_ok(&["key", "show"], &data).trim()).expect("key show");
-    let genuine = key["vkey"].as_str().expect("vkey").to_owned();
+    let genuine = vkey_of(&data);
     let origin = key["origin"].as_str().expect("origin").to_owned();
     let key_id = key["key_id"].as_str().expect("key_id").to_owned();
     // The vkey's name is the checkpoint origin.
@@ -296,9 +299,7 @@ fn proof_commands_at_the_edges() {
     for (from, to) in [(0, 8), (8, 9), (9, 16), (16, 17)] {
         ingest(&data, from, to);
     }
-    let key: serde_json::Value =
-        serde_json::from_str(run_ok(&["key", "show"], &data).trim()).expect("key show");
-    let pubkey = key["vkey"].as_str().expect("vkey").to_owned();
+    let pubkey = vkey_of(&data);
     let sizes = [8u64, 9, 16, 17];
     let mut n = 0;
     let mut check_ok = |bundle: &Path, trust: Option<&Path>| {
@@ -375,9 +376,7 @@ fn proof_check_refuses_damaged_bundles() {
     database(&data, 2);
     let other = d.path().join("other");
     database(&other, 1);
-    let key: serde_json::Value =
-        serde_json::from_str(run_ok(&["key", "show"], &data).trim()).expect("key show");
-    let pubkey = key["vkey"].as_str().expect("vkey").to_owned();
+    let pubkey = vkey_of(&data);
     let read = |p: &Path| -> serde_json::Value {
         serde_json::from_str(&std::fs::read_to_string(p).expect("read")).expect("json")
     };
@@ -548,9 +547,7 @@ fn proof_check_refuses_a_damaged_trust_file() {
     let d = tempfile::tempdir().expect("tmp");
     let data = d.path().join("db");
     database(&data, 1);
-    let key: serde_json::Value =
-        serde_json::from_str(run_ok(&["key", "show"], &data).trim()).expect("key show");
-    let pubkey = key["vkey"].as_str().expect("vkey").to_owned();
+    let pubkey = vkey_of(&data);
     let inc = write_bundle(
         d.path(),
         "inc.json",
