@@ -195,7 +195,9 @@ fn proof_check_checks_the_vkey_name_and_key_id() {
     let d = tempfile::tempdir().expect("tmp");
     let data = d.path().join("db");
     database(&data, 2);
-    let genuine = vkey_of(&data);
+    let key: serde_json::Value =
+        serde_json::from_str(run_ok(&["key", "show"], &data).trim()).expect("key show");
+    let genuine = key["vkey"].as_str().expect("vkey").to_owned();
     let origin = key["origin"].as_str().expect("origin").to_owned();
     let key_id = key["key_id"].as_str().expect("key_id").to_owned();
     // The vkey's name is the checkpoint origin.
