@@ -70,16 +70,31 @@ enum BenchCommand {
     Search(bench_search::BenchSearchArgs),
 }
 
-/// Runs the command; an error is printed as one line, `error: ` and its causes (`{:#}`), with
-/// exit code 1 — never a Rust backtrace, whatever `RUST_BACKTRACE` says.
+/// Runs the command; an error is printed as one line, `error: ` and its causes, with exit
+/// code 1 — never a Rust backtrace, whatever `RUST_BACKTRACE` says.
 fn main() -> std::process::ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             std::process::ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes, `: `-separated, leaving out a cause whose text the message
+/// already holds (our error types name their source in their own text, so `{:#}` would
+/// print "… No such file or directory (os error 2): No such file or directory (os error 2)").
+fn one_line(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !msg.contains(&c) {
+            msg.push_str(": ");
+            msg.push_str(&c);
+        }
+    }
+    msg
 }
 
 fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {

@@ -1086,4 +1086,9 @@ fn errors_are_one_line_without_a_backtrace() {
     assert!(stderr.starts_with("error: "), "{stderr}");
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     assert!(!stderr.contains("backtrace"), "{stderr}");
+    assert_eq!(
+        stderr.matches("os error").count(),
+        1,
+        "each cause once: {stderr}"
+    );
 }
