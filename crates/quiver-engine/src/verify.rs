@@ -302,24 +302,43 @@ impl Hasher<'_> {
     }
 }
 
-/// Whether the directory holds no record anywhere: no segment, nothing flushed, no drop log
-/// and no WAL file with anything but its header (and zeros). Only then can missing ledger
-/// files be a creation cut short rather than damage.
+/// Whether the directory holds no record anywhere: no segment, nothing flushed, no drop log,
+/// no WAL file with anything but its header (and zeros), and no ledger file (leaf hashes,
+/// checkpoints, receipts) with anything past its header. Only then can missing ledger files
+/// be a creation cut short rather than damage: a creation cut short never hashed or signed
+/// anything.
 fn holds_no_records(dir: &Path, m: &manifest::Manifest) -> Result<bool> {
     if !m.segments.is_empty() || m.flushed_through > 0 || crate::dropped::path(dir).exists() {
         return Ok(false);
     }
+    // Bytes past `skip` that are not zero, in `path`.
+    let data_past = |path: &Path, skip: usize| -> Result<bool> {
+        let data = std::fs::read(path).map_err(|e| EngineError::io(path, e))?;
+        Ok(data.iter().skip(skip).any(|&b| b != 0))
+    };
     let files = match crate::db::wal_files(dir) {
         Ok(f) => f,
         Err(EngineError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(true)
+            Vec::new()
         }
         Err(e) => return Err(e),
     };
     for (_, path) in files {
-        let data = std::fs::read(&path).map_err(|e| EngineError::io(&path, e))?;
-        if data.iter().skip(walfmt::HEADER_LEN).any(|&b| b != 0) {
+        if data_past(&path, walfmt::HEADER_LEN)? {
             return Ok(false);
+        }
+    }
+    // Every ledger file's header is at most 32 bytes, and its first record (a leaf hash, a
+    // checkpoint or a receipt) reaches past that. `ledger.meta` (and its temporary file) is
+    // written at creation.
+    let ledger = dir.join("ledger");
+    if let Ok(entries) = std::fs::read_dir(&ledger) {
+        for e in entries.flatten() {
+            let path = e.path();
+            let meta = e.file_name().to_string_lossy().starts_with("ledger.meta");
+            if !meta && path.is_file() && data_past(&path, 32)? {
+                return Ok(false);
+            }
         }
     }
     Ok(true)

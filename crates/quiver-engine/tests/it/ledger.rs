@@ -205,6 +205,22 @@ fn a_creation_cut_short_is_reported_as_such_and_completed_by_the_next_open() {
     assert!(r.ok(), "{:?}", r.failure);
     assert_eq!(r.records, 0);
 
+    // Records only in the WAL, whose files are then removed with ledger.meta: the leaf hashes
+    // and the signed checkpoint still show records existed, so this is damage.
+    let d2 = tempfile::tempdir().unwrap();
+    let db = Database::open(d2.path(), cfg()).unwrap();
+    db.write_batch(&[ev(1), ev(2)]).unwrap();
+    db.close_without_flush().unwrap();
+    for e in std::fs::read_dir(d2.path().join("wal")).unwrap() {
+        std::fs::remove_file(e.unwrap().path()).unwrap();
+    }
+    std::fs::remove_file(d2.path().join("ledger/ledger.meta")).unwrap();
+    match verify_dir(d2.path(), &mut |_| {}) {
+        Err(EngineError::IncompleteCreation { .. }) => panic!("leaves and a checkpoint are there"),
+        Err(_) => {}
+        Ok(r) => assert!(!r.ok()),
+    }
+
     // The same missing file in a database that holds records is not a creation cut short.
     let db = Database::open(d.path(), cfg()).unwrap();
     db.write_batch(&[ev(1)]).unwrap();
