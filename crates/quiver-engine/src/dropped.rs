@@ -322,4 +322,20 @@ mod tests {
         assert_eq!(first_not_dropped(&d, 13, 12), None);
         assert_eq!(first_not_dropped(&RoaringTreemap::new(), 1, 1), Some(1));
     }
+
+    /// A drop record whose first sector arrived and whose second did not, where the last bytes
+    /// that arrived are zero (a u64's high bytes): a torn write, which `repair` cuts.
+    #[test]
+    fn a_torn_record_ending_in_zero_bytes_before_the_sector_boundary_is_torn() {
+        let mut body: Vec<u8> = (0..900u32).map(|i| (i % 200) as u8 + 1).collect();
+        let mut buf = header().to_vec();
+        let body_at = buf.len() + 8;
+        body[508 - body_at..=511 - body_at].fill(0);
+        buf.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        buf.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+        buf.extend_from_slice(&body);
+        buf[512..].fill(0);
+        let end = records(&buf).map(|(_, end)| end);
+        assert_eq!(end.ok(), Some(header().len()), "torn, cut after the header");
+    }
 }

@@ -37,12 +37,13 @@ const SECTOR: u64 = 512;
 
 /// Whether a record ending at `record_end` (exclusive) that fails its checksum is a
 /// zero-filled torn write, given `zeros_start`, where the run of zeros that ends the file
-/// starts: its last byte must be zero, and the zeros must start at a sector boundary, since a
-/// write that did not reach the disk leaves whole sectors unwritten. (Without the second rule
-/// a damaged record whose last byte merely happens to be zero would be cut as torn: one in
-/// sixteen receipts ends in a zero byte, the top byte of its signature's scalar.)
+/// starts: a sector boundary must lie inside both the zero run and the record, since a write
+/// that did not reach the disk leaves whole sectors unwritten. (The zeros may start before
+/// that boundary: the last bytes that did arrive can be zero, such as a length's high bytes.
+/// Merely ending in zeros is not enough: one receipt in sixteen ends in a zero byte, the top
+/// byte of its signature's scalar, and a damaged one must not be cut as torn.)
 pub fn zero_filled_torn(record_end: u64, zeros_start: u64) -> bool {
-    zeros_start < record_end && zeros_start.is_multiple_of(SECTOR)
+    zeros_start.next_multiple_of(SECTOR) < record_end
 }
 
 /// Offset of the first intact `len u32 | crc32c u32 | body` frame in `buf` (a length of 1 to
@@ -478,5 +479,57 @@ mod tests {
             .append(b"again")
             .expect("append");
         assert_eq!(count(&p, true).expect("read-only"), 1);
+    }
+
+    /// Torn writes whose first sector arrived where the last bytes that arrived are zero
+    /// (a u64's high bytes; a length's high bytes): still torn, cut on a writable open.
+    #[test]
+    fn torn_writes_ending_in_zero_bytes_before_the_sector_boundary() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let open_writable = |p: &Path| -> Result<usize> {
+            let mut n = 0;
+            let mut c = |_: u64, _: &[u8]| {
+                n += 1;
+                Ok(())
+            };
+            drop(FramedLog::open(p, b"QVTEST01", false, &mut c)?);
+            Ok(n)
+        };
+        let mut none = |_: u64, _: &[u8]| Ok(());
+        // Zeros from byte 507 of the file, the second sector (from 512) never arrived.
+        let p = dir.path().join("a.log");
+        {
+            let mut l = FramedLog::open(&p, b"QVTEST01", false, &mut none).expect("open");
+            l.append(b"hello").expect("append");
+        }
+        let whole = std::fs::read(&p).expect("read");
+        let mut body: Vec<u8> = (0..700u32).map(|i| (i % 251) as u8 + 1).collect();
+        let body_at = whole.len() + 8;
+        body[507 - body_at..=511 - body_at].fill(0);
+        let mut torn = whole.clone();
+        torn.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        torn.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+        torn.extend_from_slice(&body);
+        torn[512..].fill(0);
+        std::fs::write(&p, &torn).expect("write");
+        assert_eq!(open_writable(&p).expect("torn, not damage"), 1);
+        assert_eq!(
+            std::fs::read(&p).expect("read"),
+            whole,
+            "the torn record was cut"
+        );
+        // The boundary right after a record's length field: the checksum and body never came.
+        let p = dir.path().join("b.log");
+        {
+            let mut l = FramedLog::open(&p, b"QVTEST01", false, &mut none).expect("open");
+            l.append(&[7u8; 508 - 16 - 8]).expect("append");
+        }
+        let mut torn = std::fs::read(&p).expect("read");
+        assert_eq!(torn.len(), 508);
+        torn.extend_from_slice(&300u32.to_le_bytes());
+        torn.extend_from_slice(&[0u8; 4 + 300]);
+        std::fs::write(&p, &torn).expect("write");
+        assert_eq!(open_writable(&p).expect("torn, not damage"), 1);
+        assert_eq!(std::fs::read(&p).expect("read").len(), 508);
     }
 }
