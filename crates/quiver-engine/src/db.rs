@@ -79,6 +79,23 @@ pub(crate) fn segment_path(d: &Path, id: u64) -> PathBuf {
 /// itself writes `LOCK` and a first `MANIFEST-*` before `CURRENT`, and everything else after
 /// it: segment, WAL or ledger files or a drop log mean data is there.
 fn refuse_to_recreate(dir: &Path) -> Result<()> {
+    let found = data_found(dir)?;
+    if found.is_empty() {
+        return Ok(());
+    }
+    Err(EngineError::Manifest {
+        path: dir.join("CURRENT"),
+        reason: format!(
+            "missing, but the directory holds {}: refusing to create a new database over \
+             them (restore CURRENT, naming the newest MANIFEST-* file)",
+            found.join(", ")
+        ),
+    })
+}
+
+/// What in `dir` shows a database was created there beyond its first manifest: segment, WAL
+/// or ledger files, or a drop log (see [`refuse_to_recreate`]).
+pub(crate) fn data_found(dir: &Path) -> Result<Vec<&'static str>> {
     let holds_files = |d: PathBuf| -> Result<bool> {
         match std::fs::read_dir(&d) {
             Ok(mut it) => Ok(it.next().is_some()),
@@ -98,17 +115,7 @@ fn refuse_to_recreate(dir: &Path) -> Result<()> {
     .flatten()
     .chain(crate::dropped::path(dir).exists().then_some("a drop log"))
     .collect::<Vec<_>>();
-    if found.is_empty() {
-        return Ok(());
-    }
-    Err(EngineError::Manifest {
-        path: dir.join("CURRENT"),
-        reason: format!(
-            "missing, but the directory holds {}: refusing to create a new database over \
-             them (restore CURRENT, naming the newest MANIFEST-* file)",
-            found.join(", ")
-        ),
-    })
+    Ok(found)
 }
 
 /// The WAL files of `dir` with the first seq their names give, oldest first.

@@ -350,14 +350,10 @@ pub fn verify_dir(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<Report> {
     // A missing directory is an I/O error on it, not a damaged manifest inside it.
     std::fs::metadata(dir).map_err(|e| EngineError::io(dir, e))?;
     let Some(m) = manifest::load(dir)? else {
-        // `open` takes `LOCK` before it writes the first manifest and `CURRENT`: with `LOCK`
-        // there and no record anywhere, the first open was cut short.
-        let no_segments = std::fs::read_dir(crate::db::segments_dir(dir))
-            .map_or(true, |mut it| it.next().is_none());
-        if dir.join("LOCK").exists()
-            && no_segments
-            && holds_no_records(dir, &manifest::Manifest::default())?
-        {
+        // `open` takes `LOCK` before it writes the first manifest and `CURRENT`, and creates
+        // everything else after: with `LOCK` there and nothing else, the first open was cut
+        // short, and the next one completes it (the same rule as `Database::open` applies).
+        if dir.join("LOCK").exists() && crate::db::data_found(dir)?.is_empty() {
             return Err(EngineError::IncompleteCreation {
                 path: dir.to_path_buf(),
                 reason: "no CURRENT".into(),

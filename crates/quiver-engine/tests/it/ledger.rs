@@ -187,6 +187,18 @@ fn a_creation_cut_short_is_reported_as_such_and_completed_by_the_next_open() {
         other => panic!("{other:?}"),
     }
 
+    // A database whose CURRENT was lost is not a creation cut short, even an empty one:
+    // the open refuses to create one over its files, and verify must not say it would.
+    let lost = tempfile::tempdir().unwrap();
+    Database::open(lost.path(), cfg()).unwrap().close().unwrap();
+    std::fs::remove_file(lost.path().join("CURRENT")).unwrap();
+    let v = verify_dir(lost.path(), &mut |_| {});
+    assert!(
+        !matches!(v, Err(EngineError::IncompleteCreation { .. })),
+        "{v:?}"
+    );
+    assert!(Database::open(lost.path(), cfg()).is_err());
+
     let d = tempfile::tempdir().unwrap();
     let blocker = d.path().join("keys/node.ed25519");
     std::fs::create_dir_all(&blocker).unwrap();
