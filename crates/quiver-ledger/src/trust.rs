@@ -210,14 +210,22 @@ fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
 impl TrustStore {
     /// Opens the trust file at `path` (a missing file means nothing is trusted yet). A symbolic
     /// link is followed: the file it names is the one locked and replaced, so checks through
-    /// the link and through the file share one trusted state.
+    /// the link and through the file share one trusted state. A link whose file does not exist
+    /// yet names where the first trusted checkpoint goes.
     pub fn open(path: &Path) -> Result<TrustStore> {
-        let is_link = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
-        let path = if is_link {
-            fs::canonicalize(path).map_err(|e| LedgerError::io(path, e))?
-        } else {
-            path.to_path_buf()
-        };
+        let mut path = path.to_path_buf();
+        // A chain of links, followed one at a time (at most 40, as the kernel does).
+        for _ in 0..40 {
+            let is_link = fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
+            if !is_link {
+                break;
+            }
+            let target = fs::read_link(&path).map_err(|e| LedgerError::io(&path, e))?;
+            path = match path.parent() {
+                Some(dir) if target.is_relative() => dir.join(target),
+                _ => target,
+            };
+        }
         Ok(TrustStore {
             state: read_state(&path)?,
             path,

@@ -339,4 +339,28 @@ fn a_symlinked_trust_file_is_advanced_in_place() {
         .is_symlink());
     let ts = TrustStore::open(&real).expect("reopen");
     assert_eq!(ts.trusted().map(|c| c.size), Some(20));
+
+    // A link to a file that does not exist yet: nothing trusted, and the first check writes
+    // the file it names, through a chain of two links.
+    let first = t_dir.path().join("first.json");
+    let hop = t_dir.path().join("hop.json");
+    let link2 = t_dir.path().join("link2.json");
+    std::os::unix::fs::symlink("first.json", &hop).expect("symlink");
+    std::os::unix::fs::symlink(&hop, &link2).expect("symlink");
+    let mut ts = TrustStore::open(&link2).expect("a dangling link is nothing trusted yet");
+    assert!(ts.trusted().is_none());
+    ts.check_inclusion(&pk, &a.inclusion_bundle(3, Some(10)).expect("inc"))
+        .expect("first use");
+    assert!(first.is_file(), "the named file was written");
+    assert!(fs::symlink_metadata(&link2)
+        .expect("link")
+        .file_type()
+        .is_symlink());
+    assert_eq!(
+        TrustStore::open(&first)
+            .expect("open")
+            .trusted()
+            .map(|c| c.size),
+        Some(10)
+    );
 }
