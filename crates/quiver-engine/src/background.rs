@@ -53,7 +53,6 @@ fn record_failure(inner: &Inner, what: &str, e: &EngineError) {
 }
 
 fn flush_loop(inner: &Inner) {
-    let mut last_flush = Instant::now();
     let tick = inner.config.flush_interval.min(Duration::from_millis(100));
     while !inner.shutdown.load(Ordering::Acquire) {
         inner.flush_signal.wait(tick);
@@ -64,7 +63,7 @@ fn flush_loop(inner: &Inner) {
             let st = inner.state.read();
             let size = st.active.read().approx_bytes();
             size >= inner.config.memtable_bytes
-                || (size > 0 && last_flush.elapsed() >= inner.config.flush_interval)
+                || (size > 0 && inner.last_flush.lock().elapsed() >= inner.config.flush_interval)
                 || !st.frozen.is_empty()
         };
         if due() {
@@ -84,10 +83,7 @@ fn flush_loop(inner: &Inner) {
                     record_failure(inner, "flush", &e);
                     return;
                 }
-                Some(Ok(())) => {
-                    last_flush = Instant::now();
-                    inner.compact_signal.notify();
-                }
+                Some(Ok(())) => inner.compact_signal.notify(),
                 None => {}
             }
         }
@@ -135,7 +131,10 @@ fn flush_all_locked(inner: &Inner) -> Result<()> {
     }
     loop {
         let next = inner.state.read().frozen.first().cloned();
-        let Some(mt) = next else { return Ok(()) };
+        let Some(mt) = next else {
+            *inner.last_flush.lock() = Instant::now();
+            return Ok(());
+        };
         flush_one(inner, &mt)?;
     }
 }

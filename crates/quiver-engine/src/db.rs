@@ -41,6 +41,9 @@ pub(crate) struct Inner {
     pub(crate) compact_signal: Signal,
     /// Serialises manifest edits (flush and compaction).
     pub(crate) manifest_lock: Mutex<()>,
+    /// When the last flush (background or `Database::flush`) ended: the flush interval runs
+    /// from there.
+    pub(crate) last_flush: Mutex<std::time::Instant>,
     pub(crate) checkpoint_lock: Mutex<()>,
     /// One compaction at a time (background or asked for).
     pub(crate) compaction_lock: Mutex<()>,
@@ -331,6 +334,7 @@ impl Database {
             flush_signal,
             compact_signal: Signal::default(),
             manifest_lock: Mutex::new(()),
+            last_flush: Mutex::new(std::time::Instant::now()),
             checkpoint_lock: Mutex::new(()),
             compaction_lock: Mutex::new(()),
             shutdown: AtomicBool::new(false),

@@ -674,3 +674,41 @@ fn a_foreground_flush_leaves_later_records_in_the_memtable() {
         "one segment per foreground flush, none from the background"
     );
 }
+
+/// The flush interval runs from the last flush, foreground ones included: a record written
+/// just after `Database::flush` is not flushed on the background thread's older clock, and
+/// is flushed once an interval has passed since.
+#[test]
+fn the_flush_interval_runs_from_a_foreground_flush() {
+    let d = tempfile::tempdir().unwrap();
+    let interval = Duration::from_secs(2);
+    let cfg = DbConfig::new(Preset::Throughput)
+        .memtable_bytes(64 << 20)
+        .flush_interval(interval)
+        .compaction_trigger(1 << 20);
+    let db = Database::open(d.path(), cfg).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    db.write_batch(&[ev(1, 0)]).unwrap();
+    db.flush().unwrap();
+    let flushed_at = std::time::Instant::now();
+    db.write_batch(&[ev(2, 0)]).unwrap();
+    // Past the interval since open, well within it since the foreground flush.
+    std::thread::sleep(Duration::from_millis(800));
+    let segments = db.stats().unwrap().segments;
+    if flushed_at.elapsed() < interval {
+        assert_eq!(segments, 1, "flushed on the clock of the flush before");
+    }
+    // And the interval still takes effect.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while db.stats().unwrap().segments < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never flushed by interval"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        flushed_at.elapsed() >= interval,
+        "flushed before its interval"
+    );
+}
