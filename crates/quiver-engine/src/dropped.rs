@@ -94,7 +94,8 @@ fn records(buf: &[u8]) -> std::result::Result<Records<'_>, Damage> {
         offset: offset as u64,
         reason: reason.into(),
     };
-    let zeros_from = |at: usize| buf.get(at..).is_none_or(|t| t.iter().all(|&b| b == 0));
+    // Everything from here to the end of the log is zero.
+    let zeros = buf.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
     // A record that looks torn is the last one written only if no intact record (non-empty,
     // checksum matching) starts after it; otherwise its length was damaged, and cutting there
     // would throw signed records away.
@@ -108,7 +109,7 @@ fn records(buf: &[u8]) -> std::result::Result<Records<'_>, Damage> {
             &format!("drop-log record looks cut short, but an intact record follows at byte {p}"),
         )),
     };
-    if (buf.len() < HEADER_LEN && header().starts_with(buf)) || zeros_from(0) {
+    if (buf.len() < HEADER_LEN && header().starts_with(buf)) || zeros == 0 {
         return Ok((Vec::new(), 0));
     }
     if buf.len() < HEADER_LEN || buf[..HEADER_LEN] != header() {
@@ -127,14 +128,13 @@ fn records(buf: &[u8]) -> std::result::Result<Records<'_>, Damage> {
             break; // torn final record
         };
         if len == 0 {
-            if zeros_from(off) {
+            if zeros <= off {
                 break; // a zero-filled tail
             }
             return Err(damage(off, "zero-length drop-log record"));
         }
         if crc32c::crc32c(body) != crc {
-            let zeros_start = buf.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-            if quiver_ledger::zero_filled_torn((off + 8 + len) as u64, zeros_start as u64) {
+            if quiver_ledger::zero_filled_torn((off + 8 + len) as u64, zeros as u64) {
                 torn(off)?;
                 break; // a torn final record whose length arrived
             }

@@ -157,22 +157,6 @@ impl FramedLog {
         Ok(0)
     }
 
-    /// Whether every byte from `from` to the end of the file is zero.
-    fn zeros_from(&self, from: u64) -> Result<bool> {
-        let end = self.file_len()?;
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut at = from;
-        while at < end {
-            let n = (end - at).min(buf.len() as u64) as usize;
-            self.read_at(&mut buf[..n], at)?;
-            if buf[..n].iter().any(|&b| b != 0) {
-                return Ok(false);
-            }
-            at += n as u64;
-        }
-        Ok(true)
-    }
-
     /// A record at `off` that looks torn is the last one written only if no intact record
     /// starts after it: otherwise its length was damaged, and cutting there would throw whole
     /// records away.
@@ -198,7 +182,9 @@ impl FramedLog {
     pub(crate) fn scan(&self, each: &mut dyn FnMut(u64, &[u8]) -> Result<()>) -> Result<u64> {
         let file_len = self.file_len()?;
         let mut h = [0u8; 16];
-        if self.zeros_from(0)? {
+        // Everything from here to the end of the file is zero.
+        let zeros = self.zeros_start()?;
+        if zeros == 0 {
             return Ok(0);
         }
         if file_len < HEADER {
@@ -238,7 +224,7 @@ impl FramedLog {
                 break; // torn final record
             }
             if n == 0 {
-                if self.zeros_from(off)? {
+                if zeros <= off {
                     break; // a zero-filled tail
                 }
                 return Err(LedgerError::corrupt(&self.path, off, "zero-length record"));
@@ -247,7 +233,7 @@ impl FramedLog {
             self.read_at(&mut body, off + 8)?;
             let got = crc32c::crc32c(&body);
             if got != crc {
-                if zero_filled_torn(off + 8 + u64::from(n), self.zeros_start()?) {
+                if zero_filled_torn(off + 8 + u64::from(n), zeros) {
                     self.torn_unless_followed(off)?;
                     break; // a final record whose tail never reached the disk
                 }
