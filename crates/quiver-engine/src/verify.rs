@@ -596,48 +596,27 @@ fn check_wal(
                 c.fail(expect(prev), path, format!("bad WAL header: {e}"));
                 break 'file true;
             }
-            let mut off = walfmt::HEADER_LEN;
-            while off + walfmt::FRAME_HEADER_LEN <= buf.len() {
-                let word = |at: usize| {
-                    u32::from_le_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]])
+            // Frames of intact groups, seqs unchecked by the walk: checked here, to name the
+            // first bad one.
+            let mut stopped = false;
+            let mut failure: Option<EngineError> = None;
+            let mut visit = |off: usize, body: &[u8]| -> quiver_wal::Result<()> {
+                let halt = || quiver_wal::WalError::Replay {
+                    seq: 0,
+                    reason: "stopped".into(),
                 };
-                let len = word(off) as usize;
-                if len == 0 {
-                    break;
-                }
-                let crc = word(off + 4);
                 let start = off + walfmt::FRAME_HEADER_LEN;
-                let Some(body) = buf.get(start..start + len) else {
-                    if fi + 1 == nfiles {
-                        break; // a torn final record: never acknowledged
-                    }
-                    c.fail(
-                        expect(prev),
-                        path,
-                        format!("frame at byte {off} runs past the end of the file"),
-                    );
-                    break 'file true;
-                };
-                if crc32c::crc32c(body) != crc {
-                    if fi + 1 == nfiles && buf[start + len..].iter().all(|&b| b == 0) {
-                        break; // a torn final record
-                    }
-                    c.fail(
-                        expect(prev),
-                        path,
-                        format!("frame at byte {off}: checksum mismatch"),
-                    );
-                    break 'file true;
-                }
                 let seq = codec::peek_seq(body).unwrap_or(0);
                 match prev {
                     Some(p) if seq != p + 1 => {
                         c.fail((p + 1).min(seq.max(1)), path, format!("frame at byte {off} holds seq {seq} after seq {p}: records missing, reordered or inserted"));
-                        break 'file true;
+                        stopped = true;
+                        return Err(halt());
                     }
                     None if seq > flushed + 1 => {
                         c.fail(flushed + 1, path, format!("the log starts at seq {seq} but only seqs up to {flushed} are flushed: records missing"));
-                        break 'file true;
+                        stopped = true;
+                        return Err(halt());
                     }
                     _ => {}
                 }
@@ -648,14 +627,58 @@ fn check_wal(
                     copies.push(FlushedCopy {
                         seq,
                         offset: off,
-                        body: start..start + len,
+                        body: start..start + body.len(),
                     });
-                } else if !c.record(body, path, off as u64)? {
-                    break 'file true;
+                } else {
+                    match c.record(body, path, off as u64) {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            stopped = true;
+                            return Err(halt());
+                        }
+                        Err(e) => {
+                            failure = Some(e);
+                            return Err(halt());
+                        }
+                    }
                 }
-                off = start + len;
                 if c.records.is_multiple_of(65536) {
                     progress(c.records);
+                }
+                Ok(())
+            };
+            let walked = quiver_wal::walk_groups(&name, &buf, None, &mut visit);
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            if stopped {
+                break 'file true;
+            }
+            let damage = match walked {
+                Ok(w) => w.damage.map(|d| {
+                    let verdict = quiver_wal::torn_verdict(&buf, &d);
+                    (d.at, d.reason, verdict)
+                }),
+                Err(quiver_wal::WalError::Corruption { offset, reason, .. }) => {
+                    Some((offset as usize, reason, Err(String::new())))
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if let Some((at, reason, verdict)) = damage {
+                // A torn final group was never acknowledged: recovery cuts it, and so it is no
+                // damage here.
+                if fi + 1 != nfiles || verdict.is_err() {
+                    let why = verdict.err().filter(|w| !w.is_empty());
+                    let reason = match why {
+                        Some(w) => format!("{reason}, {w}"),
+                        None => reason,
+                    };
+                    c.fail(
+                        expect(prev),
+                        path,
+                        format!("WAL damaged at byte {at}: {reason}"),
+                    );
+                    break 'file true;
                 }
             }
             false

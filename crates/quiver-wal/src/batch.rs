@@ -1,21 +1,24 @@
 //! A write batch laid out as the log will hold it.
 //!
 //! The bodies of a batch sit back to back in one buffer, each behind the room for its frame
-//! header (`len`, `crc`; see [`crate::format`]). A writer encodes its records straight into
+//! header (`len`, `crc`; see [`crate::format`]), the whole behind the room for a commit group's
+//! header. A writer encodes its records straight into
 //! that buffer, outside any lock; inside the commit critical section the leader only stamps
 //! each record's seq and fills in its frame header, and a group of one batch is written with
 //! no copy at all. One allocation per batch instead of one per record, on the writer's side
 //! and again on whichever thread drops the batch after the commit (the ledger's hashing
 //! thread, when the ledger is on).
 
-use crate::format::{frame_header, FRAME_HEADER_LEN};
+use crate::format::{frame_header, FRAME_HEADER_LEN, GROUP_HEADER_LEN};
 use quiver_core::codec::stamp_seq;
 use quiver_core::SeqNo;
 
 /// Bodies framed back to back, ready for the log once stamped (see the module docs).
 #[derive(Debug, Default, Clone)]
 pub struct Batch {
-    /// Frames: `[len u32][crc u32][body]`, headers filled in by [`Batch::seal`].
+    /// Room for a group header, then frames `[len u32][crc u32][body]` (frame headers filled in
+    /// by [`Batch::seal`], the group header by the commit leader when the batch is a group on
+    /// its own). Empty until the first body.
     buf: Vec<u8>,
     /// Offset in `buf` of each frame.
     starts: Vec<usize>,
@@ -30,7 +33,7 @@ impl Batch {
     /// An empty batch with room for `records` bodies of `body_bytes` bytes in all.
     pub fn with_capacity(records: usize, body_bytes: usize) -> Self {
         Batch {
-            buf: Vec::with_capacity(body_bytes + records * FRAME_HEADER_LEN),
+            buf: Vec::with_capacity(GROUP_HEADER_LEN + body_bytes + records * FRAME_HEADER_LEN),
             starts: Vec::with_capacity(records),
         }
     }
@@ -49,6 +52,7 @@ impl Batch {
     ) -> Result<(), E> {
         let start = self.buf.len();
         self.open_frame();
+        // (A failed first body takes the group header's room with it: the batch is empty.)
         match encode(&mut self.buf) {
             Ok(()) => Ok(()),
             Err(e) => {
@@ -60,6 +64,9 @@ impl Batch {
     }
 
     fn open_frame(&mut self) {
+        if self.buf.is_empty() {
+            self.buf.extend_from_slice(&[0u8; GROUP_HEADER_LEN]);
+        }
         self.starts.push(self.buf.len());
         self.buf.extend_from_slice(&[0u8; FRAME_HEADER_LEN]);
     }
@@ -102,9 +109,15 @@ impl Batch {
         }
     }
 
-    /// The framed bytes (meaningful once sealed).
+    /// The framed bytes (meaningful once sealed), without the group header's room.
     pub(crate) fn frames(&self) -> &[u8] {
-        &self.buf
+        self.buf.get(GROUP_HEADER_LEN..).unwrap_or_default()
+    }
+
+    /// The group header's room followed by the framed bytes: what the log appends when the
+    /// batch is a group on its own, once its group header is filled in.
+    pub(crate) fn group_mut(&mut self) -> &mut [u8] {
+        &mut self.buf
     }
 }
 
@@ -140,6 +153,16 @@ mod tests {
         }
         assert_eq!(batch.frames(), &want[..]);
         assert_eq!(batch.bodies().count(), 5);
+        let group = batch.group_mut();
+        assert_eq!(group.len(), GROUP_HEADER_LEN + want.len());
+        assert_eq!(&group[GROUP_HEADER_LEN..], &want[..]);
+        // A first body that fails to encode leaves nothing behind, not even the group's room.
+        let mut empty = Batch::new();
+        let r: Result<(), ()> = empty.push_with(|buf| {
+            buf.push(1);
+            Err(())
+        });
+        assert!(r.is_err() && empty.is_empty() && empty.group_mut().is_empty());
     }
 
     #[test]

@@ -30,7 +30,7 @@
 
 use crate::batch::Batch;
 use crate::error::{Result, WalError};
-use crate::format::{MAX_BODY, MIN_BODY};
+use crate::format::{GroupHeader, GROUP_HEADER_LEN, MAX_BODY, MIN_BODY};
 use crate::wal::{Io, Pending, Queue, Wal, WRITE_BEHIND_BYTES};
 use parking_lot::{Condvar, Mutex};
 use quiver_core::{SeqNo, SeqRange, SyncMode};
@@ -489,15 +489,16 @@ impl Wal {
             seq += n;
         }
         let last = seq - 1;
-        if let [one] = &*group {
-            self.write_buf(&mut io, first, last, one.batch.frames())?;
+        if let [one] = &mut *group {
+            self.write_buf(&mut io, first, last, one.batch.group_mut())?;
         } else {
             let mut buf = std::mem::take(&mut io.buf);
             buf.clear();
+            buf.resize(GROUP_HEADER_LEN, 0);
             for p in group.iter() {
                 buf.extend_from_slice(p.batch.frames());
             }
-            let result = self.write_buf(&mut io, first, last, &buf);
+            let result = self.write_buf(&mut io, first, last, &mut buf);
             buf.clear();
             if buf.capacity() > 64 << 20 {
                 buf.shrink_to(1 << 20);
@@ -516,7 +517,8 @@ impl Wal {
         })
     }
 
-    fn write_buf(&self, io: &mut Io, first: SeqNo, last: SeqNo, buf: &[u8]) -> Result<()> {
+    /// Appends one group: `buf` is the room for its header followed by its sealed frames.
+    fn write_buf(&self, io: &mut Io, first: SeqNo, last: SeqNo, buf: &mut [u8]) -> Result<()> {
         let needs_new = match (io.files.last(), io.active.is_some()) {
             (Some(f), true) => {
                 f.next_seq() != first
@@ -538,6 +540,19 @@ impl Wal {
                 reason: "no active WAL file after rotation".into(),
             });
         };
+        let frames = u32::try_from(last - first + 1).map_err(|_| WalError::Poisoned {
+            reason: format!(
+                "a group of {} records is over the format's limit",
+                last - first + 1
+            ),
+        })?;
+        let header = GroupHeader {
+            frames,
+            first_seq: first,
+            bytes: (buf.len() - GROUP_HEADER_LEN) as u64,
+            durable: meta.synced,
+        };
+        buf[..GROUP_HEADER_LEN].copy_from_slice(&header.encode());
         h.write_all_at(meta.len, buf)
             .map_err(|e| WalError::io("write", &meta.name, e))?;
         if self.config.sync != SyncMode::None {
@@ -558,6 +573,9 @@ impl Wal {
         }
         meta.len += buf.len() as u64;
         meta.last_seq = Some(last);
+        if self.config.sync != SyncMode::None {
+            meta.synced = meta.len;
+        }
         Ok(())
     }
 }

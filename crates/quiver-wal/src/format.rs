@@ -3,16 +3,26 @@
 //! ```text
 //! header (40 bytes)
 //!   0  magic       [u8; 8]  b"QVRWAL\r\n"
-//!   8  version     u32 LE   1
+//!   8  version     u32 LE   2
 //!  12  flags       u32 LE   0 (reserved)
 //!  16  first_seq   u64 LE   seq of the first record this file holds (= the file name)
 //!  24  prev_seq    u64 LE   last seq of the preceding WAL file when this one was created (0: none)
 //!  32  header_crc  u32 LE   CRC32C of bytes 0..32
 //!  36  reserved    u32 LE   0
-//! frames, back to back from byte 40
-//!   len   u32 LE   body length (>= 8); 0 = end of data (the rest of the file is zeros)
-//!   crc   u32 LE   CRC32C of the whole body
-//!   body  [u8; len]  first 8 bytes: the record's seq (u64 LE)
+//! commit groups, back to back from byte 40; 8 zero bytes at a group's place (and only zeros
+//! after them) = end of data
+//!   group header (40 bytes)
+//!     0  magic      [u8; 4]  b"QGRP"
+//!     4  frames     u32 LE   number of frames in the group (>= 1)
+//!     8  first_seq  u64 LE   seq of the group's first frame
+//!    16  bytes      u64 LE   bytes of the group's frames, which follow the header
+//!    24  durable    u64 LE   the file was durable up to this offset when the group was written
+//!    32  crc        u32 LE   CRC32C of bytes 0..32
+//!    36  reserved   u32 LE   0
+//!   frames, back to back
+//!     len   u32 LE   body length (>= 8)
+//!     crc   u32 LE   CRC32C of the whole body
+//!     body  [u8; len]  first 8 bytes: the record's seq (u64 LE)
 //! ```
 
 use crate::error::{Result, WalError};
@@ -20,10 +30,14 @@ use quiver_core::SeqNo;
 
 /// File magic: the first 8 bytes of every WAL file.
 pub const MAGIC: [u8; 8] = *b"QVRWAL\r\n";
-/// Current format version.
-pub const VERSION: u32 = 1;
+/// Current format version (2: frames in commit groups, each behind a group header).
+pub const VERSION: u32 = 2;
 /// Size of the file header.
 pub const HEADER_LEN: usize = 40;
+/// Size of a commit group's header.
+pub const GROUP_HEADER_LEN: usize = 40;
+/// First bytes of every group header.
+pub const GROUP_MAGIC: [u8; 4] = *b"QGRP";
 /// Size of a frame header (`len` + `crc`).
 pub const FRAME_HEADER_LEN: usize = 8;
 /// Smallest legal body: the 8-byte seq prefix.
@@ -122,6 +136,58 @@ impl Header {
     }
 }
 
+/// The header of one commit group: the frames that one write appended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupHeader {
+    /// Number of frames in the group (at least 1).
+    pub frames: u32,
+    /// Seq of the group's first frame; the others follow one by one.
+    pub first_seq: SeqNo,
+    /// Bytes of the group's frames (headers included), which follow this header.
+    pub bytes: u64,
+    /// The file was durable (synced) up to this byte offset when the group was written: the
+    /// group's own offset under a syncing mode (every earlier group was synced before it was
+    /// acknowledged), the last sync's under `SyncMode::None`. Recovery uses it to tell a write
+    /// that never reached the disk from damage to data that had.
+    pub durable: u64,
+}
+
+impl GroupHeader {
+    /// Encodes the header.
+    pub fn encode(&self) -> [u8; GROUP_HEADER_LEN] {
+        let mut h = [0u8; GROUP_HEADER_LEN];
+        h[0..4].copy_from_slice(&GROUP_MAGIC);
+        h[4..8].copy_from_slice(&self.frames.to_le_bytes());
+        h[8..16].copy_from_slice(&self.first_seq.to_le_bytes());
+        h[16..24].copy_from_slice(&self.bytes.to_le_bytes());
+        h[24..32].copy_from_slice(&self.durable.to_le_bytes());
+        let crc = crc32c::crc32c(&h[0..32]);
+        h[32..36].copy_from_slice(&crc.to_le_bytes());
+        h
+    }
+
+    /// Decodes a group header from the first [`GROUP_HEADER_LEN`] bytes of `buf`; `None` when
+    /// they are not an intact one (too short, wrong magic, checksum or reserved bytes, or
+    /// fields no writer produces: no frames, fewer bytes than its frames need).
+    pub fn decode(buf: &[u8]) -> Option<GroupHeader> {
+        let h = buf.get(..GROUP_HEADER_LEN)?;
+        if h[0..4] != GROUP_MAGIC
+            || u32::from_le_bytes(arr(&h[32..36])) != crc32c::crc32c(&h[0..32])
+            || h[36..40] != [0; 4]
+        {
+            return None;
+        }
+        let g = GroupHeader {
+            frames: u32::from_le_bytes(arr(&h[4..8])),
+            first_seq: u64::from_le_bytes(arr(&h[8..16])),
+            bytes: u64::from_le_bytes(arr(&h[16..24])),
+            durable: u64::from_le_bytes(arr(&h[24..32])),
+        };
+        let least = g.frames as u64 * (FRAME_HEADER_LEN + MIN_BODY) as u64;
+        (g.frames > 0 && g.bytes >= least && g.first_seq > 0 && g.first_seq <= MAX_SEQ).then_some(g)
+    }
+}
+
 /// Copies a slice of known length into an array (callers slice exactly `N` bytes).
 pub(crate) fn arr<const N: usize>(s: &[u8]) -> [u8; N] {
     let mut a = [0u8; N];
@@ -157,6 +223,28 @@ pub fn push_frame(out: &mut Vec<u8>, body: &[u8]) {
     out.extend_from_slice(body);
 }
 
+/// Appends one commit group — its header, then a frame per body — to `out`, as the log writes
+/// it at offset `out.len()`; `durable` is the header's field of that name (see
+/// [`GroupHeader::durable`]). The bodies' seqs must already be stamped.
+///
+/// # Panics
+/// If `bodies` is empty or holds more than `u32::MAX` bodies (a caller bug).
+pub fn push_group(out: &mut Vec<u8>, bodies: &[&[u8]], durable: u64) {
+    let at = out.len();
+    let first_seq = u64::from_le_bytes(arr(bodies[0]));
+    out.extend_from_slice(&[0; GROUP_HEADER_LEN]);
+    for b in bodies {
+        push_frame(out, b);
+    }
+    let header = GroupHeader {
+        frames: u32::try_from(bodies.len()).expect("at most u32::MAX bodies in a group"),
+        first_seq,
+        bytes: (out.len() - at - GROUP_HEADER_LEN) as u64,
+        durable,
+    };
+    out[at..at + GROUP_HEADER_LEN].copy_from_slice(&header.encode());
+}
+
 /// Size of the frame holding a body of `body_len` bytes.
 pub fn frame_len(body_len: usize) -> usize {
     FRAME_HEADER_LEN + body_len
@@ -181,10 +269,10 @@ mod tests {
             Err(WalError::BadMagic { .. })
         ));
         let mut bad = b;
-        bad[8] = 2;
+        bad[8] = 1;
         assert!(matches!(
             Header::decode("x", &bad),
-            Err(WalError::UnsupportedVersion { got: 2, .. })
+            Err(WalError::UnsupportedVersion { got: 1, .. })
         ));
         for i in (16..32).chain(36..40) {
             let mut bad = b;
@@ -207,6 +295,36 @@ mod tests {
         assert_eq!(parse_file_name("7.log"), None);
         assert_eq!(parse_file_name("0000000000000000000x.log"), None);
         assert_eq!(parse_file_name("00000000000000000007.tmp"), None);
+    }
+
+    #[test]
+    fn group_header_roundtrip_and_checks() {
+        let g = GroupHeader {
+            frames: 3,
+            first_seq: 7,
+            bytes: 3 * 20,
+            durable: 4096,
+        };
+        let b = g.encode();
+        assert_eq!(&b[0..4], b"QGRP");
+        assert_eq!(GroupHeader::decode(&b), Some(g));
+        assert_eq!(GroupHeader::decode(&b[..39]), None);
+        for i in 0..GROUP_HEADER_LEN {
+            let mut bad = b;
+            bad[i] ^= 0x04;
+            assert_eq!(GroupHeader::decode(&bad), None, "byte {i}");
+        }
+        // Intact checksums over fields no writer produces.
+        for odd in [
+            GroupHeader { frames: 0, ..g },
+            GroupHeader {
+                bytes: 3 * 16 - 1,
+                ..g
+            },
+            GroupHeader { first_seq: 0, ..g },
+        ] {
+            assert_eq!(GroupHeader::decode(&odd.encode()), None, "{odd:?}");
+        }
     }
 
     #[test]

@@ -46,7 +46,9 @@ pub use batch::Batch;
 pub use commit::{Arrival, Committed, HANDOFF_ENTRIES};
 pub use error::{Result, WalError};
 pub use read_only::{read_log, LogView};
-pub use scan::{file_is_torn_creation, is_torn_creation};
+pub use scan::{
+    file_is_torn_creation, is_torn_creation, torn_verdict, walk_groups, Damage, Walked,
+};
 pub use spare::SPARE;
 pub use storage::{FaultPlan, FaultyStorage, FsStorage, MemStorage, Storage, WalFile};
 pub use wal::{CommitObserver, ReplayVisitor, Wal, WalStats, WRITE_BEHIND_BYTES};

@@ -57,8 +57,10 @@ pub(crate) struct FileMeta {
     pub first_seq: SeqNo,
     pub prev_seq: SeqNo,
     pub last_seq: Option<SeqNo>,
-    /// End of data: where the next frame goes.
+    /// End of data: where the next group goes.
     pub len: u64,
+    /// The file is known durable up to here (the `durable` field of the next group header).
+    pub synced: u64,
 }
 
 impl FileMeta {
@@ -211,6 +213,8 @@ impl Wal {
                 prev_seq: s.header.prev_seq,
                 last_seq: s.last_seq,
                 len: s.end,
+                // Set again below for the active file, which may stay unsynced.
+                synced: s.end,
             });
         }
         let next_seq = files.last().map_or(1, |f| f.next_seq()).max(1);
@@ -228,6 +232,7 @@ impl Wal {
                 .map_err(|e| WalError::io("fdatasync", &f.name, e))?;
         }
         let mut mode = AppendMode::default();
+        let mut active_unsynced = false;
         let active = match files.last() {
             None => None,
             Some(last) => {
@@ -239,12 +244,18 @@ impl Wal {
                 if config.preallocate || torn_active || config.sync != SyncMode::None {
                     h.sync_data()
                         .map_err(|e| WalError::io("fdatasync", &last.name, e))?;
+                } else {
+                    // Synced at its creation, and perhaps later; only the header is certain.
+                    active_unsynced = true;
                 }
                 let (h, m) = append_handle(&*storage, &config, &last.name, h)?;
                 mode = m;
                 Some(h)
             }
         };
+        if let (true, Some(f)) = (active_unsynced, files.last_mut()) {
+            f.synced = HEADER_LEN as u64;
+        }
         Ok(Wal {
             storage,
             config,
@@ -352,13 +363,14 @@ impl Wal {
         self.check_poisoned()?;
         let mut io = self.io.lock();
         let Io { files, active, .. } = &mut *io;
-        if let (Some(h), Some(meta)) = (active.as_mut(), files.last()) {
+        if let (Some(h), Some(meta)) = (active.as_mut(), files.last_mut()) {
             self.syncs.fetch_add(1, Ordering::Relaxed);
             if let Err(e) = h.sync_data() {
                 let err = WalError::io("fdatasync", &meta.name, e);
                 self.poison(&err);
                 return Err(err);
             }
+            meta.synced = meta.len;
         }
         Ok(())
     }
@@ -441,6 +453,7 @@ impl Wal {
             prev_seq,
             last_seq: None,
             len: HEADER_LEN as u64,
+            synced: HEADER_LEN as u64,
         });
         io.active = Some(h);
         io.active_dsync = mode.dsync;

@@ -448,6 +448,8 @@ fn wal_file_size_exceeded_by_one_record_or_one_batch() {
                 })
             };
             let frame = |op: &Op| 8 + codec::encode_op(op).unwrap().len();
+            // Each batch is a commit group of its own, behind a group header.
+            let group = quiver_wal::format::GROUP_HEADER_LEN;
             let mut write = |db: &Database, ops: &[Op]| {
                 let r = db.write_batch(ops).unwrap();
                 m.add(r.first, ops);
@@ -461,11 +463,11 @@ fn wal_file_size_exceeded_by_one_record_or_one_batch() {
             // A fresh file, then a batch that fills it exactly: no rotation.
             write(&db, &[rec(5, 10)]);
             let files = wal_files(d.path()).len();
-            let used = 40 + frame(&rec(5, 10));
+            let used = 40 + group + frame(&rec(5, 10));
             let filler = rec(6, 100);
-            let rest = file_size - used - frame(&filler);
+            let rest = file_size - used - group - frame(&filler);
             let exact = rec(7, rest - (frame(&rec(7, 100)) - 100));
-            assert_eq!(used + frame(&filler) + frame(&exact), file_size);
+            assert_eq!(used + group + frame(&filler) + frame(&exact), file_size);
             write(&db, &[filler, exact]);
             assert_eq!(
                 wal_files(d.path()).len(),
@@ -475,9 +477,12 @@ fn wal_file_size_exceeded_by_one_record_or_one_batch() {
             // One byte more than the room left: a new file.
             write(&db, &[rec(8, 10)]);
             let files = wal_files(d.path()).len();
-            let used = 40 + frame(&rec(8, 10));
-            let one_over = rec(9, file_size - used - (frame(&rec(9, 100)) - 100) + 1);
-            assert_eq!(used + frame(&one_over), file_size + 1);
+            let used = 40 + group + frame(&rec(8, 10));
+            let one_over = rec(
+                9,
+                file_size - used - group - (frame(&rec(9, 100)) - 100) + 1,
+            );
+            assert_eq!(used + group + frame(&one_over), file_size + 1);
             write(&db, &[one_over]);
             assert_eq!(
                 wal_files(d.path()).len(),

@@ -355,26 +355,28 @@ fn wal_files(dir: &Path) -> Vec<PathBuf> {
 
 fn frames(file: &Path) -> Vec<(usize, usize)> {
     let b = std::fs::read(file).unwrap();
-    let mut off = quiver_wal::format::HEADER_LEN;
     let mut out = Vec::new();
-    while off + 8 <= b.len() {
-        let len = u32::from_le_bytes(b[off..off + 4].try_into().unwrap()) as usize;
-        if len == 0 || off + 8 + len > b.len() {
-            break;
-        }
-        out.push((off, len));
-        off += 8 + len;
-    }
+    quiver_wal::walk_groups("wal", &b, None, &mut |off, body| {
+        out.push((off, body.len()));
+        Ok(())
+    })
+    .unwrap();
     out
 }
 
 #[test]
-fn torn_wal_tail_is_read_up_to_the_last_whole_record_and_left_in_place() {
+fn torn_wal_tail_is_read_up_to_the_last_whole_group_and_left_in_place() {
     let d = tempfile::tempdir().unwrap();
     let db = Database::open(d.path(), cfg(Preset::Balanced).ledger(false)).unwrap();
     let mut model = Model::new();
     let ops: Vec<Op> = (0..40).map(|i| put(i, 500 + i)).collect();
-    write(&db, &mut model, &ops, 5);
+    write(&db, &mut model, &ops[..35], 5);
+    // The last batch, seqs 36..=40, is one commit group.
+    let r = db.write_batch(&ops[35..]).unwrap();
+    assert_eq!(r.first, 36);
+    for (i, op) in ops[35..].iter().enumerate() {
+        apply(&mut model, op, r.first + i as u64);
+    }
     db.close_without_flush().unwrap();
     let last = wal_files(d.path()).pop().unwrap();
     let (off, len) = *frames(&last).last().unwrap();
@@ -387,12 +389,15 @@ fn torn_wal_tail_is_read_up_to_the_last_whole_record_and_left_in_place() {
         .unwrap();
     let before = tree(d.path());
 
+    // The last batch (seqs 36..=40) was one commit group: it goes whole.
     let r = Database::open_read_only(d.path()).unwrap();
     assert!(r.wal_torn_tail());
-    assert_eq!(r.last_seq(), 39);
-    model.remove(&id(39));
+    assert_eq!(r.last_seq(), 35);
+    for i in 35..40 {
+        model.remove(&id(i));
+    }
     check(&r, &model, "torn tail");
-    assert_eq!(r.scan_all().unwrap().len(), 39);
+    assert_eq!(r.scan_all().unwrap().len(), 35);
     drop(r);
     assert_eq!(
         std::fs::metadata(&last).unwrap().len(),
@@ -401,10 +406,10 @@ fn torn_wal_tail_is_read_up_to_the_last_whole_record_and_left_in_place() {
     );
     assert_untouched(&before, d.path());
 
-    // The writer's own recovery cuts the torn record off and agrees.
+    // The writer's own recovery cuts the torn group off and agrees.
     let db = Database::open(d.path(), cfg(Preset::Balanced).ledger(false)).unwrap();
-    assert_eq!(db.last_seq(), 39);
-    assert_eq!(db.scan_all().unwrap().len(), 39);
+    assert_eq!(db.last_seq(), 35);
+    assert_eq!(db.scan_all().unwrap().len(), 35);
 }
 
 #[test]

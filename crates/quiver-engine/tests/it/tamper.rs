@@ -74,20 +74,17 @@ fn wal_files(d: &Path) -> Vec<PathBuf> {
 }
 
 fn frames(buf: &[u8]) -> Vec<Vec<u8>> {
-    let mut off = HEADER;
     let mut out = Vec::new();
-    while off + 8 <= buf.len() {
-        let len = u32::from_le_bytes(buf[off..off + 4].try_into().unwrap()) as usize;
-        if len == 0 {
-            break;
-        }
-        out.push(buf[off + 8..off + 8 + len].to_vec());
-        off += 8 + len;
-    }
+    quiver_wal::walk_groups("wal", buf, None, &mut |_, body| {
+        out.push(body.to_vec());
+        Ok(())
+    })
+    .unwrap();
     out
 }
 
-/// Rewrites the WAL file holding `seq` through `edit` on its record bodies, with valid CRCs.
+/// Rewrites the WAL file holding `seq` through `edit` on its record bodies, each record its
+/// own group, all checksums valid: a forger who knows the format.
 fn edit_wal(d: &Path, seq: u64, edit: impl FnOnce(&mut Vec<Vec<u8>>)) {
     for f in wal_files(d) {
         let buf = fs::read(&f).unwrap();
@@ -98,9 +95,8 @@ fn edit_wal(d: &Path, seq: u64, edit: impl FnOnce(&mut Vec<Vec<u8>>)) {
         edit(&mut fr);
         let mut out = buf[..HEADER].to_vec();
         for b in &fr {
-            out.extend_from_slice(&(b.len() as u32).to_le_bytes());
-            out.extend_from_slice(&crc32c::crc32c(b).to_le_bytes());
-            out.extend_from_slice(b);
+            let at = out.len() as u64;
+            quiver_wal::format::push_group(&mut out, &[b], at);
         }
         fs::write(&f, out).unwrap();
         return;

@@ -6,11 +6,11 @@ use quiver_core::SyncMode;
 use quiver_wal::{format, MemStorage, Wal, WalError};
 use std::sync::Arc;
 
-/// Each file's name and frame offsets.
+/// Each file's name and group offsets (one record per group).
 type Layout = Vec<(String, Vec<usize>)>;
 
-/// A log of `n` single-record commits over small files; returns storage, per-file frame offsets
-/// and the expected records.
+/// A log of `n` single-record commits over small files; returns storage, per-file group
+/// offsets and the expected records.
 fn build(n: u64, file_size: u64) -> (MemStorage, Layout, Records) {
     let (m, s) = mem();
     let wal = Wal::open(s.clone(), cfg(SyncMode::PerGroup, file_size, false), None).unwrap();
@@ -28,7 +28,8 @@ fn build(n: u64, file_size: u64) -> (MemStorage, Layout, Records) {
         let mut off = format::HEADER_LEN;
         while off < data.len() {
             offs.push(off);
-            off += 8 + u32::from_le_bytes(data[off..off + 4].try_into().unwrap()) as usize;
+            let bytes = u64::from_le_bytes(data[off + 16..off + 24].try_into().unwrap());
+            off += format::GROUP_HEADER_LEN + bytes as usize;
         }
         layout.push((name, offs));
     }
@@ -71,9 +72,12 @@ fn flipped_byte_in_every_position_of_a_middle_record() {
                     m.put_file(n, m0.file(n).unwrap());
                 }
                 flip(&m, name, at);
+                // A damaged group header is named at the group, a damaged frame at the frame.
+                let frame = start + format::GROUP_HEADER_LEN;
+                let want = if at < frame { start } else { frame };
                 match open(&m) {
                     Err(WalError::Corruption { file, offset, .. }) => {
-                        assert_eq!((&file, offset), (name, start as u64), "flip at {name}:{at}");
+                        assert_eq!((&file, offset), (name, want as u64), "flip at {name}:{at}");
                     }
                     other => panic!("flip at {name}:{at}: expected corruption, got {other:?}"),
                 }
@@ -91,7 +95,7 @@ fn bad_header_is_a_typed_error() {
         (0, |e| matches!(e, WalError::BadMagic { .. })),
         (
             8,
-            |e| matches!(e, WalError::UnsupportedVersion { got, .. } if *got == 1 ^ 0x5a),
+            |e| matches!(e, WalError::UnsupportedVersion { got, .. } if *got == 2 ^ 0x5a),
         ),
         (17, |e| matches!(e, WalError::Corruption { offset: 32, .. })),
         (33, |e| matches!(e, WalError::Corruption { offset: 32, .. })),
