@@ -647,7 +647,7 @@ fn check_wal(
                 }
                 Ok(())
             };
-            let walked = quiver_wal::walk_groups(&name, &buf, None, &mut visit);
+            let walked = quiver_wal::walk_groups(&name, &buf, false, &mut visit);
             if let Some(e) = failure {
                 return Err(e);
             }

@@ -30,8 +30,12 @@ use quiver_core::SeqNo;
 
 /// File magic: the first 8 bytes of every WAL file.
 pub const MAGIC: [u8; 8] = *b"QVRWAL\r\n";
-/// Current format version (2: frames in commit groups, each behind a group header).
+/// Current format version (2: frames in commit groups, each behind a group header). New files
+/// are written in it.
 pub const VERSION: u32 = 2;
+/// The first format version, frames back to back with no group headers (before 2026-11-22):
+/// still read, never appended to.
+pub const VERSION_1: u32 = 1;
 /// Size of the file header.
 pub const HEADER_LEN: usize = 40;
 /// Size of a commit group's header.
@@ -52,6 +56,8 @@ pub const SUFFIX: &str = ".log";
 /// The decoded header of a WAL file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
+    /// Format version: [`VERSION`], or [`VERSION_1`] in a file an earlier build wrote.
+    pub version: u32,
     /// Seq of the first record of the file.
     pub first_seq: SeqNo,
     /// Last seq of the preceding file at creation time (0: none).
@@ -63,7 +69,7 @@ impl Header {
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         let mut h = [0u8; HEADER_LEN];
         h[0..8].copy_from_slice(&MAGIC);
-        h[8..12].copy_from_slice(&VERSION.to_le_bytes());
+        h[8..12].copy_from_slice(&self.version.to_le_bytes());
         h[16..24].copy_from_slice(&self.first_seq.to_le_bytes());
         h[24..32].copy_from_slice(&self.prev_seq.to_le_bytes());
         let crc = crc32c::crc32c(&h[0..32]);
@@ -89,7 +95,7 @@ impl Header {
             });
         }
         let version = u32::from_le_bytes(arr(&h[8..12]));
-        if version != VERSION {
+        if version != VERSION && version != VERSION_1 {
             return Err(WalError::UnsupportedVersion {
                 file: file.to_string(),
                 got: version,
@@ -130,6 +136,7 @@ impl Header {
             ));
         }
         Ok(Header {
+            version,
             first_seq,
             prev_seq,
         })
@@ -257,6 +264,7 @@ mod tests {
     #[test]
     fn header_roundtrip_and_checks() {
         let h = Header {
+            version: VERSION,
             first_seq: 42,
             prev_seq: 41,
         };
@@ -269,11 +277,16 @@ mod tests {
             Err(WalError::BadMagic { .. })
         ));
         let mut bad = b;
-        bad[8] = 1;
+        bad[8] = 3;
         assert!(matches!(
             Header::decode("x", &bad),
-            Err(WalError::UnsupportedVersion { got: 1, .. })
+            Err(WalError::UnsupportedVersion { got: 3, .. })
         ));
+        let v1 = Header {
+            version: VERSION_1,
+            ..h
+        };
+        assert_eq!(Header::decode("x", &v1.encode()).unwrap(), v1);
         for i in (16..32).chain(36..40) {
             let mut bad = b;
             bad[i] ^= 0x10;

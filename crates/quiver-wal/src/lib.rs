@@ -3,7 +3,9 @@
 //! Every write of the database goes through here before it is acknowledged.
 //!
 //! - **Files**: `<data>/wal/<first seq, 20 digits>.log`, each with a 40-byte header (magic,
-//!   version, first seq, the previous file's last seq, header CRC32C) followed by frames
+//!   version, first seq, the previous file's last seq, header CRC32C) followed by commit
+//!   groups: a 40-byte group header (frame count, first seq, byte length, the offset the file
+//!   was durable to when the group was written, CRC32C) and the group's frames
 //!   `[len u32][crc32c u32][body]`; the CRC covers the whole body, whose first 8 bytes are the
 //!   record's seq. A new file starts once the active one would exceed `file_size`; a commit
 //!   group never straddles two files. Byte layout: `docs/format/wal.md`.
@@ -24,8 +26,11 @@
 //!   seal finds little left to write.
 //! - **Poisoning**: after a failed write or fdatasync every commit fails with
 //!   [`WalError::Poisoned`] until the log is reopened.
-//! - **Recovery** ([`Wal::open`]): a torn final write of the final file is cut off; anything
-//!   else that does not check out is [`WalError::Corruption`] naming the file and byte offset.
+//! - **Recovery** ([`Wal::open`]): a torn final write of the final file is cut off, whole
+//!   groups at a time (a batch is all or nothing after a crash) — including a write whose
+//!   blocks reached the disk out of order, told from damage to acknowledged data by the group
+//!   headers ([`torn_verdict`]); anything else that does not check out is
+//!   [`WalError::Corruption`] naming the file and byte offset.
 //!   [`read_log`] reads the log by the same rules without changing anything (a read-only
 //!   open beside a live writer).
 //! - **Storage** ([`Storage`]): [`FsStorage`] on disk, [`MemStorage`] in memory with crash

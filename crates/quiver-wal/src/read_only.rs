@@ -22,13 +22,13 @@ pub struct LogView {
 }
 
 /// Calls `f` for every intact record with seq >= `from`, in seq order, reading the log in
-/// `storage` the way [`Wal::open`](crate::Wal::open) recovers it (same header, frame, chain
-/// and torn-tail rules, `docs/format/wal.md`) but changing nothing: a torn final record is
-/// skipped rather than cut off, a final file whose creation was cut short is ignored rather
+/// `storage` the way [`Wal::open`](crate::Wal::open) recovers it (same header, group, frame,
+/// chain and torn-write rules, `docs/format/wal.md`) but changing nothing: a torn final group
+/// is skipped rather than cut off, a final file whose creation was cut short is ignored rather
 /// than removed, and no file is opened for writing. Nothing is held open afterwards.
 ///
 /// Meant for a reader beside a live writer: the files are listed once and each is read
-/// whole, so records committed meanwhile may or may not be seen (a record half-written at
+/// whole, so records committed meanwhile may or may not be seen (a group half-written at
 /// the end of the final file reads as a torn tail). A file the writer removes after the
 /// listing (it trims the log after every flush) fails with [`WalError::Io`] whose source is
 /// `NotFound`; a record appended while the final file was read can, rarely, look like

@@ -73,18 +73,25 @@ pub struct Walked {
     pub damage: Option<Damage>,
 }
 
-/// Walks the groups of a WAL file's contents `data` (its header already checked), calling
-/// `visit(offset, body)` for every frame of every intact group, in order, once the whole group
-/// has checked out (so a torn group's frames are never visited). With `first_seq`, each group
-/// and frame must carry the next seq from it (anything else is [`WalError::Corruption`]);
-/// without, seqs are not checked (`quiver verify` checks them itself, to name the first bad
-/// one). `name` is for errors.
+/// Walks the groups of a WAL file's contents `data`, calling `visit(offset, body)` for every
+/// frame of every intact group, in order, once the whole group has checked out (so a torn
+/// group's frames are never visited). The file header is checked first (its errors are
+/// returned as they are). With `check_seqs`, each group and frame must carry the next seq
+/// from the header's first (anything else is [`WalError::Corruption`]); without, seqs are not
+/// checked (`quiver verify` checks them itself, to name the first bad one). A file of format
+/// [`VERSION_1`](crate::format::VERSION_1) is walked frame by frame, each frame a group of its
+/// own. `name` is for errors.
 pub fn walk_groups(
     name: &str,
     data: &[u8],
-    first_seq: Option<SeqNo>,
+    check_seqs: bool,
     visit: &mut dyn FnMut(usize, &[u8]) -> Result<()>,
 ) -> Result<Walked> {
+    let header = Header::decode(name, data)?;
+    let first_seq = check_seqs.then_some(header.first_seq);
+    if header.version == crate::format::VERSION_1 {
+        return walk_v1(name, data, first_seq, visit);
+    }
     let all_zero = |s: &[u8]| s.iter().all(|&b| b == 0);
     let mut off = HEADER_LEN;
     let mut expected = first_seq;
@@ -235,6 +242,79 @@ pub fn walk_groups(
     Ok(Walked { records, ..walked })
 }
 
+/// [`walk_groups`] for a file of format version 1: frames back to back, no group headers.
+fn walk_v1(
+    name: &str,
+    data: &[u8],
+    first_seq: Option<SeqNo>,
+    visit: &mut dyn FnMut(usize, &[u8]) -> Result<()>,
+) -> Result<Walked> {
+    let mut off = HEADER_LEN;
+    let mut expected = first_seq;
+    let mut records = 0u64;
+    let damage = loop {
+        let rest = &data[off..];
+        let next = expected.unwrap_or(0);
+        if rest.iter().all(|&b| b == 0) {
+            break None;
+        }
+        let bad = |reason: String| Damage {
+            at: off,
+            group: off,
+            group_first: next,
+            after: off + 1,
+            reason,
+        };
+        if rest.len() < FRAME_HEADER_LEN {
+            break Some(bad(format!(
+                "frame header cut short ({} bytes left)",
+                rest.len()
+            )));
+        }
+        let len = u32::from_le_bytes(arr(&rest[..4])) as usize;
+        let crc = u32::from_le_bytes(arr(&rest[4..8]));
+        if len == 0 && crc == 0 {
+            break Some(bad("non-zero bytes after the end-of-data marker".into()));
+        }
+        if len < MIN_BODY {
+            break Some(bad(format!(
+                "frame length {len} is below the minimum {MIN_BODY}"
+            )));
+        }
+        if len > rest.len() - FRAME_HEADER_LEN {
+            break Some(bad(format!(
+                "frame of {len} bytes runs past the end of the file"
+            )));
+        }
+        let body = &rest[FRAME_HEADER_LEN..FRAME_HEADER_LEN + len];
+        let got = crc32c::crc32c(body);
+        if got != crc {
+            break Some(bad(format!(
+                "checksum mismatch: stored {crc:#010x}, computed {got:#010x}"
+            )));
+        }
+        if let Some(e) = expected {
+            let seq = u64::from_le_bytes(arr(&body[..8]));
+            if seq != e {
+                return Err(WalError::corrupt(
+                    name,
+                    off as u64,
+                    format!("record has seq {seq}, expected {e}"),
+                ));
+            }
+        }
+        visit(off, body)?;
+        records += 1;
+        expected = expected.map(|e| e + 1);
+        off += FRAME_HEADER_LEN + len;
+    };
+    Ok(Walked {
+        end: damage.as_ref().map_or(off, |d| d.group),
+        records,
+        damage,
+    })
+}
+
 /// Whether `d`, found in the final file `data`, is a write that never fully reached the disk
 /// (`Ok`) rather than damage to data that had (`Err` with the evidence). See the module docs.
 pub fn torn_verdict(data: &[u8], d: &Damage) -> std::result::Result<(), String> {
@@ -319,7 +399,7 @@ pub(crate) fn scan_file(
         ));
     }
     let mut on_frame = |_: usize, body: &[u8]| visit(u64::from_le_bytes(arr(&body[..8])), body);
-    let w = walk_groups(name, data, Some(header.first_seq), &mut on_frame)?;
+    let w = walk_groups(name, data, true, &mut on_frame)?;
     let kept = |end: usize, records: u64, torn: bool| {
         ScanOutcome::File(Scanned {
             header,
@@ -419,6 +499,7 @@ mod tests {
     /// never synced past the header. Returns the file and each group's offset.
     fn file(first: SeqNo, groups: u64, per: u64, synced: bool) -> (Vec<u8>, Vec<usize>) {
         let mut d = Header {
+            version: crate::format::VERSION,
             first_seq: first,
             prev_seq: 0,
         }
@@ -615,14 +696,14 @@ mod tests {
         let mut c = d.clone();
         c.extend_from_slice(&other[HEADER_LEN..]);
         let mut seqs = Vec::new();
-        let w = walk_groups("f", &c, None, &mut |_, b| {
+        let w = walk_groups("f", &c, false, &mut |_, b| {
             seqs.push(u64::from_le_bytes(arr(b)));
             Ok(())
         })
         .unwrap();
         assert_eq!((w.records, w.end, w.damage), (8, c.len(), None));
         assert_eq!(seqs, [5, 6, 7, 8, 9, 10, 50, 51]);
-        assert!(walk_groups("f", &c, Some(5), &mut |_, _| Ok(())).is_err());
+        assert!(walk_groups("f", &c, true, &mut |_, _| Ok(())).is_err());
     }
 
     #[test]

@@ -152,9 +152,11 @@ impl std::fmt::Debug for Wal {
 }
 
 impl Wal {
-    /// Opens (or creates) the log. Scans existing files: validates headers and frames, truncates
-    /// only a torn final record of the final file, and returns a typed error (file name + byte
-    /// offset) for any other mismatch. Files whose names are not `<20 digits>.log` are ignored.
+    /// Opens (or creates) the log. Scans existing files: validates headers, groups and frames,
+    /// cuts only a torn final write of the final file (whole groups), and returns a typed error
+    /// (file name + byte offset) for any other mismatch. Files whose names are not
+    /// `<20 digits>.log` are ignored. A last file of format version 1 is read but not appended
+    /// to: the first commit starts a new file.
     pub fn open(
         storage: Arc<dyn Storage>,
         config: WalConfig,
@@ -178,6 +180,8 @@ impl Wal {
         let count = names.len();
         let mut files: Vec<FileMeta> = Vec::with_capacity(count);
         let mut torn_active = false;
+        // Format of the last file: one an earlier build wrote is read, never appended to.
+        let mut last_version = crate::format::VERSION;
         for (i, (name_seq, name)) in names.into_iter().enumerate() {
             let is_last = i + 1 == count;
             let data = storage.read_all(&name)?;
@@ -207,6 +211,7 @@ impl Wal {
                 storage.truncate(&name, s.end)?;
                 torn_active = true;
             }
+            last_version = s.header.version;
             files.push(FileMeta {
                 name,
                 first_seq: s.header.first_seq,
@@ -225,7 +230,13 @@ impl Wal {
         // but the active one is made durable here, whatever the mode: [`Wal::sync`] (what a
         // signed checkpoint or receipt relies on under `throughput`) syncs only the active
         // file. On files already synced, each fdatasync finds nothing to write.
-        for f in files.iter().take(files.len().saturating_sub(1)) {
+        let append_to_last = last_version == crate::format::VERSION;
+        let sealed = if append_to_last {
+            files.len().saturating_sub(1)
+        } else {
+            files.len()
+        };
+        for f in files.iter().take(sealed) {
             storage
                 .open_append(&f.name)?
                 .sync_data()
@@ -233,7 +244,8 @@ impl Wal {
         }
         let mut mode = AppendMode::default();
         let mut active_unsynced = false;
-        let active = match files.last() {
+        let active = match files.last().filter(|_| append_to_last) {
+            // No file, or one of an earlier format: the first commit starts a new file.
             None => None,
             Some(last) => {
                 let mut h = storage.open_append(&last.name)?;
@@ -432,6 +444,7 @@ impl Wal {
         }
         let mut h = self.storage.open_append(&name)?;
         let header = Header {
+            version: crate::format::VERSION,
             first_seq,
             prev_seq,
         }

@@ -356,7 +356,7 @@ fn wal_files(dir: &Path) -> Vec<PathBuf> {
 fn frames(file: &Path) -> Vec<(usize, usize)> {
     let b = std::fs::read(file).unwrap();
     let mut out = Vec::new();
-    quiver_wal::walk_groups("wal", &b, None, &mut |off, body| {
+    quiver_wal::walk_groups("wal", &b, false, &mut |off, body| {
         out.push((off, body.len()));
         Ok(())
     })

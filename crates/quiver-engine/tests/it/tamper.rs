@@ -75,7 +75,7 @@ fn wal_files(d: &Path) -> Vec<PathBuf> {
 
 fn frames(buf: &[u8]) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
-    quiver_wal::walk_groups("wal", buf, None, &mut |_, body| {
+    quiver_wal::walk_groups("wal", buf, false, &mut |_, body| {
         out.push(body.to_vec());
         Ok(())
     })

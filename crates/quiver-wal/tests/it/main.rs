@@ -1,5 +1,6 @@
 //! Integration tests of quiver-wal, one module per suite.
 
+mod compat;
 mod concurrent;
 mod corruption;
 mod crash;
