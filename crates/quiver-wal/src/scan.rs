@@ -12,8 +12,9 @@
 //! - in the final file, a bad group is a *torn write* (the file is cut at the group's start:
 //!   a group is kept whole or not at all) when nothing after it says otherwise: no later
 //!   intact group header records the file as durable past the damage, and either no intact
-//!   frame follows the damage or the damage holds a whole 512-byte sector of zeros (a write
-//!   that never reached the disk reads as zeros). Otherwise, and in every other file, it is
+//!   frame follows the damage or the damage overlaps a 512-byte sector that reads as zeros to
+//!   its end (a write that never reached the disk reads as zeros; bit rot does not zero a
+//!   sector). Otherwise, and in every other file, it is
 //!   [`WalError::Corruption`] naming the file and the offset of the damage.
 
 use crate::error::{Result, WalError};
@@ -329,7 +330,7 @@ pub fn torn_verdict(data: &[u8], d: &Damage) -> std::result::Result<(), String> 
         q = at + 1;
     }
     if let Some(z) = find_intact_frame(data, d.at + 1, d.group_first) {
-        if !has_zero_sector(data, d.at, z) {
+        if !has_zero_sector(data, d.at, z, d.group) {
             return Err(format!("yet an intact record follows at byte {z}"));
         }
     }
@@ -339,12 +340,15 @@ pub fn torn_verdict(data: &[u8], d: &Damage) -> std::result::Result<(), String> 
 /// The size of the unit a device writes whole or not at all (a sector).
 const SECTOR: usize = 512;
 
-/// Whether an aligned [`SECTOR`] of zeros overlaps `from..to`.
-fn has_zero_sector(data: &[u8], from: usize, to: usize) -> bool {
+/// Whether a sector overlapping `from..to` reads as a lost write: zeros from its start — or
+/// from `floor`, the damaged group's start, when that lies inside it (the bytes before were on
+/// disk already, and a lost sector keeps them) — to its end.
+fn has_zero_sector(data: &[u8], from: usize, to: usize, floor: usize) -> bool {
     let mut s = from / SECTOR * SECTOR;
     while s < to {
-        if let Some(sec) = data.get(s..s + SECTOR) {
-            if sec.iter().all(|&b| b == 0) {
+        let lo = s.max(floor);
+        if let Some(sec) = data.get(lo..s + SECTOR) {
+            if !sec.is_empty() && sec.iter().all(|&b| b == 0) {
                 return true;
             }
         }
