@@ -31,7 +31,7 @@ pub const READ_ONLY_OPEN_ATTEMPTS: u32 = 8;
 /// nothing: no file or directory is created, renamed, truncated or deleted, no file is
 /// opened for writing, no thread is started. It loads the manifest, opens the segments it
 /// names and replays the WAL records after the manifest's `flushed_through` into a private
-/// memtable; a torn final record is skipped in memory, not cut off. So it works beside a
+/// memtable; a torn final group is skipped in memory, not cut off. So it works beside a
 /// [`Database`] (this process or another) that has the directory open and is writing, and on
 /// a directory it may not write to.
 ///
