@@ -127,16 +127,25 @@ fn records(buf: &[u8]) -> std::result::Result<Records<'_>, Damage> {
             torn(off)?;
             break; // torn final record
         };
+        // Zeros from the record's start to its sector's end: its first sector never reached the
+        // disk, a later one did (the ledger's framed logs follow the same rules).
+        let lost_first = quiver_ledger::zeros_to_sector_end(off as u64, &buf[off..]);
         if len == 0 {
             if zeros <= off {
                 break; // a zero-filled tail
             }
+            if lost_first > 0 {
+                torn(off)?;
+                break;
+            }
             return Err(damage(off, "zero-length drop-log record"));
         }
         if crc32c::crc32c(body) != crc {
-            if quiver_ledger::zero_filled_torn((off + 8 + len) as u64, zeros as u64) {
+            if quiver_ledger::zero_filled_torn((off + 8 + len) as u64, zeros as u64)
+                || lost_first >= 2
+            {
                 torn(off)?;
-                break; // a torn final record whose length arrived
+                break; // a torn final record
             }
             return Err(damage(off, "drop-log record checksum mismatch"));
         }
@@ -337,5 +346,27 @@ mod tests {
         buf[512..].fill(0);
         let end = records(&buf).map(|(_, end)| end);
         assert_eq!(end.ok(), Some(header().len()), "torn, cut after the header");
+    }
+
+    /// A final drop record whose first sector never arrived while its second did: zeros from
+    /// its start to the sector's end. Torn; with an intact record after it, damage.
+    #[test]
+    fn a_final_record_whose_first_sector_never_arrived_is_torn() {
+        for start in [300usize, 510] {
+            let mut buf = header().to_vec();
+            buf.extend(frame(&vec![9u8; start - buf.len() - 8]));
+            assert_eq!(buf.len(), start);
+            let body: Vec<u8> = (0..700u32).map(|i| (i % 200) as u8 + 1).collect();
+            buf.extend(frame(&body));
+            buf[start..512].fill(0);
+            assert_eq!(
+                records(&buf).map(|(r, end)| (r.len(), end)).ok(),
+                Some((1, start)),
+                "{start}"
+            );
+            let mut damaged = buf.clone();
+            damaged.extend(frame(b"a later intact record"));
+            assert!(records(&damaged).is_err(), "{start}");
+        }
     }
 }

@@ -46,6 +46,19 @@ pub fn zero_filled_torn(record_end: u64, zeros_start: u64) -> bool {
     zeros_start.next_multiple_of(SECTOR) < record_end
 }
 
+/// How many bytes run from file offset `off` to the end of its 512-byte sector (or of the
+/// file) when all of them are zero, else 0; `from_off` holds the file's bytes from `off` on.
+/// A final record whose first sector never reached the disk while a later one did (a device
+/// that completes a write's sectors in any order) starts so.
+pub fn zeros_to_sector_end(off: u64, from_off: &[u8]) -> u64 {
+    let n = ((off + 1).next_multiple_of(SECTOR) - off).min(from_off.len() as u64);
+    if from_off[..n as usize].iter().all(|&b| b == 0) {
+        n
+    } else {
+        0
+    }
+}
+
 /// Offset of the first intact `len u32 | crc32c u32 | body` frame in `buf` (a length of 1 to
 /// `max_body` whose body fits and matches its checksum), if any. Used to tell a torn final
 /// record (nothing intact after it) from a damaged length (whole records after it), in these
@@ -157,6 +170,14 @@ impl FramedLog {
         Ok(0)
     }
 
+    /// [`zeros_to_sector_end`] of the record at `off`.
+    fn zeros_to_sector_end(&self, off: u64) -> Result<u64> {
+        let end = (off + 1).next_multiple_of(SECTOR).min(self.file_len()?);
+        let mut buf = vec![0u8; end.saturating_sub(off) as usize];
+        self.read_at(&mut buf, off)?;
+        Ok(zeros_to_sector_end(off, &buf))
+    }
+
     /// A record at `off` that looks torn is the last one written only if no intact record
     /// starts after it: otherwise its length was damaged, and cutting there would throw whole
     /// records away.
@@ -227,6 +248,14 @@ impl FramedLog {
                 if zeros <= off {
                     break; // a zero-filled tail
                 }
+                // A final record whose first sector never reached the disk while a later one
+                // did (a device that completes a write's sectors in any order): its length
+                // reads as zero, and so does everything up to the sector's end. A damaged
+                // length of an older record has intact records after it.
+                if self.zeros_to_sector_end(off)? > 0 {
+                    self.torn_unless_followed(off)?;
+                    break;
+                }
                 return Err(LedgerError::corrupt(&self.path, off, "zero-length record"));
             }
             body.resize(n as usize, 0);
@@ -236,6 +265,13 @@ impl FramedLog {
                 if zero_filled_torn(off + 8 + u64::from(n), zeros) {
                     self.torn_unless_followed(off)?;
                     break; // a final record whose tail never reached the disk
+                }
+                // Or whose first sector never did, while a later one (with the length's high
+                // bytes) did: zeros from the record's start to that sector's end. At least two
+                // zero bytes, the length's low ones, which no intact record under 64 KiB has.
+                if self.zeros_to_sector_end(off)? >= 2 {
+                    self.torn_unless_followed(off)?;
+                    break;
                 }
                 return Err(LedgerError::Checksum {
                     file: self.path.clone(),
@@ -517,5 +553,57 @@ mod tests {
         std::fs::write(&p, &torn).expect("write");
         assert_eq!(open_writable(&p).expect("torn, not damage"), 1);
         assert_eq!(std::fs::read(&p).expect("read").len(), 508);
+    }
+
+    /// A final record whose first sector never arrived while its second did (sectors written
+    /// out of order): zeros from its start to the sector's end, then the record's tail. Torn,
+    /// and cut; with an intact record after it, the same bytes are damage. One zero byte (the
+    /// length's lowest, alone in the first sector) is too little to tell from damage.
+    #[test]
+    fn a_final_record_whose_first_sector_never_arrived_is_torn() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut none = |_: u64, _: &[u8]| Ok(());
+        let open_writable = |p: &Path| -> Result<usize> {
+            let mut n = 0;
+            let mut c = |_: u64, _: &[u8]| {
+                n += 1;
+                Ok(())
+            };
+            drop(FramedLog::open(p, b"QVTEST01", false, &mut c)?);
+            Ok(n)
+        };
+        for start in [400usize, 509, 510, 511] {
+            let p = dir.path().join(format!("s{start}.log"));
+            {
+                let mut l = FramedLog::open(&p, b"QVTEST01", false, &mut none).expect("open");
+                l.append(&vec![7u8; start - 16 - 8]).expect("append");
+            }
+            let whole = std::fs::read(&p).expect("read");
+            assert_eq!(whole.len(), start);
+            let body: Vec<u8> = (0..300u32).map(|i| (i % 251) as u8 + 1).collect();
+            let mut torn = whole.clone();
+            torn.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            torn.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+            torn.extend_from_slice(&body);
+            torn[start..512].fill(0);
+            std::fs::write(&p, &torn).expect("write");
+            if start == 511 {
+                assert!(open_writable(&p).is_err());
+                assert_eq!(std::fs::read(&p).expect("read"), torn, "nothing cut");
+                continue;
+            }
+            assert_eq!(open_writable(&p).expect("torn, not damage"), 1, "{start}");
+            assert_eq!(std::fs::read(&p).expect("read"), whole, "cut, {start}");
+            // An intact record after the same zeros: a damaged length, refused, nothing cut.
+            let mut damaged = torn.clone();
+            damaged.extend_from_slice(&whole[HEADER as usize..]);
+            std::fs::write(&p, &damaged).expect("write");
+            assert!(open_writable(&p).is_err(), "{start}");
+            assert_eq!(
+                std::fs::read(&p).expect("read"),
+                damaged,
+                "nothing cut, {start}"
+            );
+        }
     }
 }

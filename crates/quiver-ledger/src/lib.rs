@@ -53,7 +53,7 @@ pub use audit::{TreeReport, VerifyFailure};
 pub use bundle::{ConsistencyBundle, InclusionBundle, ProofBundle};
 pub use ed25519_dalek::VerifyingKey;
 pub use error::{LedgerError, Result};
-pub use framed::{intact_frame_in, zero_filled_torn};
+pub use framed::{intact_frame_in, zero_filled_torn, zeros_to_sector_end};
 pub use hash::{leaf_hash, leaf_hashes, node_hash, Hash, HashAlg};
 pub use keys::{key_path, KEY_FILE};
 pub use ledger::{LeafHashes, Ledger, LedgerConfig};
