@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
 """Power-loss crash-state explorer for quiver (ALICE/CrashMonkey style, from an strace log).
 
-usage: explore.py RECDIR PRESET [max_states]   (see README.md in this folder)
+usage: explore.py RECDIR PRESET [max_states [model]]   (see README.md in this folder)
+With a model (e.g. reorder), only its states are checked, into results-<model>.json.
 RECDIR holds trace.txt (from record.sh) and data/ was the data root (pre-created empty).
 """
 import sys, os, re, json, hashlib, subprocess, shutil, random, collections
 
 REC = os.path.abspath(sys.argv[1]); PRESET = sys.argv[2]
 MAXS = int(sys.argv[3]) if len(sys.argv) > 3 else 100000
+MODEL = sys.argv[4] if len(sys.argv) > 4 else None
+OUT = '/results' + ('-' + MODEL if MODEL else '')
 ROOT = REC + '/data'
 Q = os.environ.get('QUIVER_BIN', 'target/release/quiver')
 WORK = os.environ.get('POWERLOSS_DIR', '/tmp/quiver-powerloss')
 SCR = WORK + '/scratch'
+REORDER_SAMPLES = 4  # random samples per torn file, block size and state point
 INPUT = [json.loads(l) for l in open(os.environ.get('POWERLOSS_INPUT', WORK + '/input.jsonl'))]
 
 # ---------------- trace parsing ----------------
@@ -157,9 +161,11 @@ class FS:
 
 def build_content(ino, mode):
     """mode: 'none' (only forced pending), 'all', 'zeros' (sizes of all, data of none),
-    ('prefix', j)"""
+    ('prefix', j), ('reorder', unit, seed, inflight) (see reorder_content)"""
     if mode == 'all':
         return bytes(ino.data)
+    if isinstance(mode, tuple) and mode[0] == 'reorder':
+        return reorder_content(ino, *mode[1:])
     d = bytearray(ino.base)
     size_all = len(ino.data)
     for i, (k, a, b, forced) in enumerate(ino.pend):
@@ -174,6 +180,34 @@ def build_content(ino, mode):
             else: d.extend(b'\0' * (a - len(d)))
     if mode == 'zeros' and len(d) < size_all:
         d.extend(b'\0' * (size_all - len(d)))
+    return bytes(d)
+
+def reorder_content(ino, unit, seed, inflight):
+    """Sizes as after all writes; each unit-aligned block that a write not yet durable touched
+    (one not forced, or with inflight the last one, forced or not: a cut during it) reads as
+    one of its versions, picked at random: as before the first such write, or as after any of
+    them (a page or sector reaches the disk whole, with what the cache held when written)."""
+    rng = random.Random(seed)
+    d = bytearray(ino.base)
+    versions = {}  # block offset -> its successive contents
+    for i, (k, a, b, forced) in enumerate(ino.pend):
+        if k == 't':
+            if len(d) > a: del d[a:]
+            else: d.extend(b'\0' * (a - len(d)))
+            versions = {blk: v for blk, v in versions.items() if blk + unit <= a}
+            continue
+        torn = not forced or (inflight and i == len(ino.pend) - 1)
+        blocks = range(a // unit * unit, a + len(b), unit)
+        for blk in blocks:
+            if torn: versions.setdefault(blk, [bytes(d[blk:blk + unit])])
+        if len(d) < a: d.extend(b'\0' * (a - len(d)))
+        d[a:a + len(b)] = b
+        for blk in blocks:
+            if torn: versions[blk].append(bytes(d[blk:blk + unit]))
+            else: versions.pop(blk, None)  # durable whole
+    for blk, vs in versions.items():
+        n = max(0, min(unit, len(d) - blk))
+        d[blk:blk + n] = (rng.choice(vs) + bytes(unit))[:n]  # zeros past that version's end
     return bytes(d)
 
 def materialize(fs, nsmode, datamode, special=None):
@@ -233,6 +267,7 @@ def explore():
             states[h] = (st, acked, desc)
     for k, (name, a, ret, pid) in enumerate(ops):
         interesting = True
+        written = None  # the file op k wrote to
         if name in ('openat', 'open', 'creat'):
             if name == 'openat': dfd, p, fl = a[0], unq(a[1]), a[2]
             elif name == 'open': dfd, p, fl = 'AT_FDCWD', unq(a[0]), a[1]
@@ -269,7 +304,7 @@ def explore():
                     off = len(ino.data) if 'O_APPEND' in fl else f[3]
                     f[3] = off + ret
                 forced = 'O_DSYNC' in fl or 'O_SYNC' in fl
-                fs.write(ino, off, data, forced)
+                fs.write(ino, off, data, forced); written = ino
                 kinds['dsync-write' if forced else 'write'] += 1
         elif name == 'lseek':
             f = fs.fds.get(int(a[0]))
@@ -344,6 +379,14 @@ def explore():
             if n > 1:
                 j = random.randint(1, n - 1)
                 add((k, 'current', 'all', ino.id, ('prefix', j)), materialize(fs, 'current', 'all', {ino.id: ('prefix', j)}))
+        # reorder: one file's blocks (4 KiB pages, 512 B sectors) written since its last sync
+        # each hold a random version; a forced (O_DSYNC) write just made counts (a cut during it)
+        torn = set(dirty) | ({written} if written and written.pend[-1][3] else set())
+        for ino in sorted(torn, key=lambda i: i.id):
+            for unit in (4096, 512):
+                for r in range(REORDER_SAMPLES):
+                    m = ('reorder', unit, '%d-%d-%d-%d' % (k, ino.id, unit, r), ino is written)
+                    add((k, 'current', 'all', ino.id, m), materialize(fs, 'current', 'all', {ino.id: m}))
         # ext4-like: journal commits metadata in order; some prefix beyond the last commit
         for j in range(fs.committed, len(fs.nslog) + 1):
             add((k, ('nsprefix', j), 'none'), materialize(fs, ('prefix', j), 'none'))
@@ -408,7 +451,8 @@ if __name__ == '__main__':
     random.seed(7)
     states, kinds, nops = explore()
     print('ops parsed', nops, 'kinds', dict(kinds), 'unique states', len(states), flush=True)
-    items = list(states.items())
+    items = [x for x in states.items() if MODEL is None or MODEL in json.dumps(x[1][2])]
+    print('states of the model', len(items), flush=True)
     if len(items) > MAXS:
         random.shuffle(items); items = items[:MAXS]
         items.sort(key=lambda x: x[1][2][0])
@@ -423,9 +467,9 @@ if __name__ == '__main__':
                 write_state(st, REC + '/fail/' + h)
         if n % 100 == 0:
             print('checked', n, 'distinct failures', len(res), flush=True)
-    json.dump({k: [(d, a, h) for d, a, m, h in v] for k, v in res.items()}, open(REC + '/results_all.json', 'w'), default=str)
+    json.dump({k: [(d, a, h) for d, a, m, h in v] for k, v in res.items()}, open(REC + OUT + '_all.json', 'w'), default=str)
     out = {k: v[:5] + [('count', len(v))] for k, v in res.items()}
-    json.dump(out, open(REC + '/results.json', 'w'), indent=1, default=str)
+    json.dump(out, open(REC + OUT + '.json', 'w'), indent=1, default=str)
     print('CHECKED', len(items))
     for k, v in res.items():
         print('=== %d x %s' % (len(v), k))
