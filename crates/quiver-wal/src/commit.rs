@@ -551,6 +551,7 @@ impl Wal {
             first_seq: first,
             bytes: (buf.len() - GROUP_HEADER_LEN) as u64,
             durable: meta.synced,
+            syncing: self.config.sync != SyncMode::None,
         };
         buf[..GROUP_HEADER_LEN].copy_from_slice(&header.encode());
         h.write_all_at(meta.len, buf)

@@ -17,8 +17,9 @@
 //!     8  first_seq  u64 LE   seq of the group's first frame
 //!    16  bytes      u64 LE   bytes of the group's frames, which follow the header
 //!    24  durable    u64 LE   the file was durable up to this offset when the group was written
-//!    32  crc        u32 LE   CRC32C of bytes 0..32
-//!    36  reserved   u32 LE   0
+//!    32  flags      u32 LE   bit 0: written by a syncing log (acknowledged once durable, the
+//!                            next group written only after that); other bits 0
+//!    36  crc        u32 LE   CRC32C of bytes 0..36
 //!   frames, back to back
 //!     len   u32 LE   body length (>= 8)
 //!     crc   u32 LE   CRC32C of the whole body
@@ -157,7 +158,14 @@ pub struct GroupHeader {
     /// acknowledged), the last sync's under `SyncMode::None`. Recovery uses it to tell a write
     /// that never reached the disk from damage to data that had.
     pub durable: u64,
+    /// Written by a log that syncs (`balanced`, `durable`): the group was acknowledged only
+    /// once durable, and the next group was written only after that. So any record of a later
+    /// group proves this one reached the disk whole.
+    pub syncing: bool,
 }
+
+/// Bit of [`GroupHeader::syncing`] in the header's flags.
+const GROUP_SYNCING: u32 = 1;
 
 impl GroupHeader {
     /// Encodes the header.
@@ -168,20 +176,25 @@ impl GroupHeader {
         h[8..16].copy_from_slice(&self.first_seq.to_le_bytes());
         h[16..24].copy_from_slice(&self.bytes.to_le_bytes());
         h[24..32].copy_from_slice(&self.durable.to_le_bytes());
-        let crc = crc32c::crc32c(&h[0..32]);
-        h[32..36].copy_from_slice(&crc.to_le_bytes());
+        let flags = if self.syncing { GROUP_SYNCING } else { 0 };
+        h[32..36].copy_from_slice(&flags.to_le_bytes());
+        let crc = crc32c::crc32c(&h[0..36]);
+        h[36..40].copy_from_slice(&crc.to_le_bytes());
         h
     }
 
     /// Decodes a group header from the first [`GROUP_HEADER_LEN`] bytes of `buf`; `None` when
-    /// they are not an intact one (too short, wrong magic, checksum or reserved bytes, or
+    /// they are not an intact one (too short, wrong magic or checksum, unknown flags, or
     /// fields no writer produces: no frames, fewer bytes than its frames need).
     pub fn decode(buf: &[u8]) -> Option<GroupHeader> {
         let h = buf.get(..GROUP_HEADER_LEN)?;
         if h[0..4] != GROUP_MAGIC
-            || u32::from_le_bytes(arr(&h[32..36])) != crc32c::crc32c(&h[0..32])
-            || h[36..40] != [0; 4]
+            || u32::from_le_bytes(arr(&h[36..40])) != crc32c::crc32c(&h[0..36])
         {
+            return None;
+        }
+        let flags = u32::from_le_bytes(arr(&h[32..36]));
+        if flags & !GROUP_SYNCING != 0 {
             return None;
         }
         let g = GroupHeader {
@@ -189,6 +202,7 @@ impl GroupHeader {
             first_seq: u64::from_le_bytes(arr(&h[8..16])),
             bytes: u64::from_le_bytes(arr(&h[16..24])),
             durable: u64::from_le_bytes(arr(&h[24..32])),
+            syncing: flags & GROUP_SYNCING != 0,
         };
         let least = g.frames as u64 * (FRAME_HEADER_LEN + MIN_BODY) as u64;
         (g.frames > 0 && g.bytes >= least && g.first_seq > 0 && g.first_seq <= MAX_SEQ).then_some(g)
@@ -231,12 +245,12 @@ pub fn push_frame(out: &mut Vec<u8>, body: &[u8]) {
 }
 
 /// Appends one commit group — its header, then a frame per body — to `out`, as the log writes
-/// it at offset `out.len()`; `durable` is the header's field of that name (see
-/// [`GroupHeader::durable`]). The bodies' seqs must already be stamped.
+/// it at offset `out.len()`; `durable` and `syncing` are the header's fields of those names
+/// (see [`GroupHeader`]). The bodies' seqs must already be stamped.
 ///
 /// # Panics
 /// If `bodies` is empty or holds more than `u32::MAX` bodies (a caller bug).
-pub fn push_group(out: &mut Vec<u8>, bodies: &[&[u8]], durable: u64) {
+pub fn push_group(out: &mut Vec<u8>, bodies: &[&[u8]], durable: u64, syncing: bool) {
     let at = out.len();
     let first_seq = u64::from_le_bytes(arr(bodies[0]));
     out.extend_from_slice(&[0; GROUP_HEADER_LEN]);
@@ -248,6 +262,7 @@ pub fn push_group(out: &mut Vec<u8>, bodies: &[&[u8]], durable: u64) {
         first_seq,
         bytes: (out.len() - at - GROUP_HEADER_LEN) as u64,
         durable,
+        syncing,
     };
     out[at..at + GROUP_HEADER_LEN].copy_from_slice(&header.encode());
 }
@@ -317,6 +332,7 @@ mod tests {
             first_seq: 7,
             bytes: 3 * 20,
             durable: 4096,
+            syncing: true,
         };
         let b = g.encode();
         assert_eq!(&b[0..4], b"QGRP");

@@ -11,7 +11,8 @@
 //!   fill it — is always corruption;
 //! - in the final file, a bad group is a *torn write* (the file is cut at the group's start:
 //!   a group is kept whole or not at all) when nothing after it says otherwise: no later
-//!   intact group header records the file as durable past the damage, and either no intact
+//!   intact group header records the file as durable past the damage, no record of a later
+//!   group follows a damaged group whose intact header says the log synced, and either no intact
 //!   frame follows the damage or the damage overlaps a 512-byte sector that reads as zeros to
 //!   its end (a write that never reached the disk reads as zeros; bit rot does not zero a
 //!   sector). Otherwise, and in every other file, it is
@@ -51,6 +52,8 @@ pub(crate) enum ScanOutcome {
 /// A bad group, where a walk stopped before the end of data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Damage {
+    /// The damaged group's header, when that is intact.
+    pub header: Option<GroupHeader>,
     /// Offset of the bad group header or frame.
     pub at: usize,
     /// Offset of the group it lies in: a torn write is cut here.
@@ -98,10 +101,16 @@ pub fn walk_groups(
     let mut expected = first_seq;
     let mut records = 0u64;
     let mut spans: Vec<(usize, usize)> = Vec::new();
-    let stop = |at: usize, group: usize, first: SeqNo, after: usize, reason: String| Walked {
+    let stop = |header: Option<GroupHeader>,
+                at: usize,
+                group: usize,
+                first: SeqNo,
+                after: usize,
+                reason: String| Walked {
         end: group,
         records: 0,
         damage: Some(Damage {
+            header,
             at,
             group,
             group_first: first,
@@ -132,7 +141,7 @@ pub fn walk_groups(
             } else {
                 "non-zero bytes after the end-of-data marker".into()
             };
-            break stop(off, off, next, off + 1, reason);
+            break stop(None, off, off, next, off + 1, reason);
         }
         let Some(g) = GroupHeader::decode(rest) else {
             let reason = if rest.len() < GROUP_HEADER_LEN {
@@ -140,7 +149,7 @@ pub fn walk_groups(
             } else {
                 "damaged group header".into()
             };
-            break stop(off, off, next, off + 1, reason);
+            break stop(None, off, off, next, off + 1, reason);
         };
         if let Some(e) = expected {
             if g.first_seq != e {
@@ -219,7 +228,7 @@ pub fn walk_groups(
             p += FRAME_HEADER_LEN + len;
         }
         if let Some((at, reason)) = bad {
-            break stop(at, off, first, after, reason);
+            break stop(Some(g), at, off, first, after, reason);
         }
         if p != group_end {
             return Err(WalError::corrupt(
@@ -260,6 +269,7 @@ fn walk_v1(
             break None;
         }
         let bad = |reason: String| Damage {
+            header: None,
             at: off,
             group: off,
             group_first: next,
@@ -328,6 +338,16 @@ pub fn torn_verdict(data: &[u8], d: &Damage) -> std::result::Result<(), String> 
             ));
         }
         q = at + 1;
+    }
+    if let Some(g) = d.header.filter(|g| g.syncing) {
+        // A syncing log writes a group only once the one before is durable: a record of any
+        // later group means the damaged one had reached the disk whole, and been acknowledged.
+        if let Some(z) = find_intact_frame(data, d.after, g.first_seq + g.frames as u64) {
+            return Err(format!(
+                "yet a record of a later group follows at byte {z}, so this group had been \
+                 durable (the log syncs each group before it writes the next)"
+            ));
+        }
     }
     if let Some(z) = find_intact_frame(data, d.at + 1, d.group_first) {
         if !has_zero_sector(data, d.at, z, d.group) {
@@ -525,7 +545,7 @@ mod tests {
             let refs: Vec<&[u8]> = bodies.iter().map(Vec::as_slice).collect();
             offs.push(d.len());
             let durable = if synced { d.len() } else { HEADER_LEN } as u64;
-            push_group(&mut d, &refs, durable);
+            push_group(&mut d, &refs, durable, synced);
         }
         (d, offs)
     }
@@ -658,6 +678,32 @@ mod tests {
         let (mut d, offs) = file(5, 3, 60, false);
         d[offs[1] + GROUP_HEADER_LEN + 20] ^= 1;
         assert_eq!(corruption_at(&d, true), (offs[1] + GROUP_HEADER_LEN) as u64);
+    }
+
+    /// A zeroed sector across the boundary of the last two groups: the next group's header is
+    /// gone, its later records are not. Under a syncing log those records prove the group
+    /// before them was durable (and acknowledged): corruption. Without syncs both groups may
+    /// have been lost to the cut: a torn write.
+    #[test]
+    fn a_hole_across_the_last_group_boundary_is_corruption_only_when_the_log_synced() {
+        for synced in [true, false] {
+            let (mut d, offs) = file(5, 3, 60, synced);
+            let sector = offs[2] / SECTOR * SECTOR;
+            assert!(sector > offs[1] && sector + SECTOR < d.len());
+            d[sector..sector + SECTOR].fill(0);
+            if synced {
+                let at = corruption_at(&d, true) as usize;
+                assert!(at > offs[1] && at < offs[2], "{at}");
+                match scan(&d, true) {
+                    Err(WalError::Corruption { reason, .. }) => {
+                        assert!(reason.contains("later group"), "{reason}")
+                    }
+                    o => panic!("{o:?}"),
+                }
+            } else {
+                assert_eq!(kept(&d, true), (Some(64), offs[1] as u64, true));
+            }
+        }
     }
 
     #[test]

@@ -96,7 +96,7 @@ fn edit_wal(d: &Path, seq: u64, edit: impl FnOnce(&mut Vec<Vec<u8>>)) {
         let mut out = buf[..HEADER].to_vec();
         for b in &fr {
             let at = out.len() as u64;
-            quiver_wal::format::push_group(&mut out, &[b], at);
+            quiver_wal::format::push_group(&mut out, &[b], at, false);
         }
         fs::write(&f, out).unwrap();
         return;
