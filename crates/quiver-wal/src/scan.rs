@@ -177,8 +177,8 @@ pub fn walk_groups(
             .ok()
             .and_then(|b| body_at.checked_add(b))
             .unwrap_or(usize::MAX);
+        // Frames must end by here; later groups (if any) start here.
         let limit = group_end.min(data.len());
-        let after = group_end.min(data.len());
         spans.clear();
         let mut p = body_at;
         let mut bad: Option<(usize, String)> = None;
@@ -228,7 +228,7 @@ pub fn walk_groups(
             p += FRAME_HEADER_LEN + len;
         }
         if let Some((at, reason)) = bad {
-            break stop(Some(g), at, off, first, after, reason);
+            break stop(Some(g), at, off, first, limit, reason);
         }
         if p != group_end {
             return Err(WalError::corrupt(
