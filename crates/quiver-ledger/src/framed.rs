@@ -360,6 +360,17 @@ impl FramedLog {
 mod tests {
     use super::*;
 
+    /// Opens the `QVTEST01` log at `p` for writing (cutting a torn tail) and counts its records.
+    fn open_writable(p: &Path) -> Result<usize> {
+        let mut n = 0;
+        let mut c = |_: u64, _: &[u8]| {
+            n += 1;
+            Ok(())
+        };
+        drop(FramedLog::open(p, b"QVTEST01", false, &mut c)?);
+        Ok(n)
+    }
+
     #[test]
     fn round_trip_torn_tail_and_corruption() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -508,15 +519,6 @@ mod tests {
     #[test]
     fn torn_writes_ending_in_zero_bytes_before_the_sector_boundary() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let open_writable = |p: &Path| -> Result<usize> {
-            let mut n = 0;
-            let mut c = |_: u64, _: &[u8]| {
-                n += 1;
-                Ok(())
-            };
-            drop(FramedLog::open(p, b"QVTEST01", false, &mut c)?);
-            Ok(n)
-        };
         let mut none = |_: u64, _: &[u8]| Ok(());
         // Zeros from byte 507 of the file, the second sector (from 512) never arrived.
         let p = dir.path().join("a.log");
@@ -563,15 +565,6 @@ mod tests {
     fn a_final_record_whose_first_sector_never_arrived_is_torn() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut none = |_: u64, _: &[u8]| Ok(());
-        let open_writable = |p: &Path| -> Result<usize> {
-            let mut n = 0;
-            let mut c = |_: u64, _: &[u8]| {
-                n += 1;
-                Ok(())
-            };
-            drop(FramedLog::open(p, b"QVTEST01", false, &mut c)?);
-            Ok(n)
-        };
         for start in [400usize, 509, 510, 511] {
             let p = dir.path().join(format!("s{start}.log"));
             {
