@@ -20,6 +20,14 @@ pub(crate) const HEADER: u64 = 32;
 /// Flush pending writes once this many bytes are buffered.
 const FLUSH_BYTES: usize = 256 * 1024;
 
+/// Whether `n` bytes of `file` at `off` are all zero.
+fn zeros_at(file: &File, off: u64, n: u64, path: &Path) -> Result<bool> {
+    let mut b = vec![0u8; n as usize];
+    file.read_exact_at(&mut b, off)
+        .map_err(|e| LedgerError::io(path, e))?;
+    Ok(b.iter().all(|&x| x == 0))
+}
+
 /// File name of the node file for `level`.
 pub(crate) fn level_file_name(level: u32) -> String {
     format!("level-{level:02}.hashes")
@@ -206,9 +214,14 @@ impl TreeStore {
                 .metadata()
                 .map_err(|e| LedgerError::io(&path, e))?
                 .len();
-            if len < HEADER {
+            // Created but never given its header (a crash at creation): too short for one, or,
+            // for a level above the leaves, a header that reads as zeros (its size reached the
+            // disk, its first sector did not). Such a level holds no nodes; they are all
+            // recomputed from the level below. The leaves themselves are never guessed away:
+            // a level-0 header of zeros is damage.
+            let header_lost = len < HEADER || (level > 0 && zeros_at(&file, 0, HEADER, &path)?);
+            if header_lost {
                 if let (false, Some(a)) = (read_only, create_alg) {
-                    // Created but never given its header (crash at creation): holds no nodes.
                     file.set_len(0)
                         .and_then(|()| file.write_all_at(&header(a, level), 0))
                         .map_err(|e| LedgerError::io(&path, e))?;

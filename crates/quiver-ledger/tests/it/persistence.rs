@@ -271,3 +271,48 @@ fn concurrent_appenders_serialise_by_seq() {
         common::mth(HashAlg::Blake3, &common::leaves(HashAlg::Blake3, 600))
     );
 }
+
+/// A level above the leaves whose header reads as zeros — its size reached the disk, its
+/// first sector did not (a crash at its creation) — holds no nodes: they are recomputed from
+/// the level below, in memory for an audit, on disk for a writable open. The same at level 0
+/// would throw leaves away: there it is damage.
+#[test]
+fn a_derived_level_whose_header_never_landed_is_rebuilt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = 300u64;
+    {
+        let l = common::open(dir.path(), HashAlg::Sha256);
+        common::append_range(&l, 1, n);
+        l.sync().expect("sync");
+    }
+    let ld = dir.path().join("ledger");
+    let want = common::mth(HashAlg::Sha256, &common::leaves(HashAlg::Sha256, n));
+    let zero_header = |name: &str| {
+        let p = ld.join(name);
+        let mut b = fs::read(&p).expect("read");
+        b[..32].fill(0);
+        fs::write(&p, b).expect("write");
+    };
+    zero_header("level-02.hashes");
+    {
+        let ro = common::open_ro(dir.path());
+        assert_eq!((ro.size(), ro.root()), (n, want));
+        let report = ro.verify_tree(&mut |_| {}).expect("verify read-only");
+        assert!(report.ok(), "{:?}", report.failure);
+    }
+    {
+        let l = common::open(dir.path(), HashAlg::Sha256);
+        assert_eq!((l.size(), l.root()), (n, want));
+        let report = l.verify_tree(&mut |_| {}).expect("verify");
+        assert!(report.ok(), "{:?}", report.failure);
+        l.sync().expect("sync");
+    }
+    let b = fs::read(ld.join("level-02.hashes")).expect("read");
+    assert_eq!(&b[..8], b"QVLGNODE", "header rewritten");
+    zero_header("level-00.hashes");
+    let (l, k) = common::dirs(dir.path());
+    let err = Ledger::open(&l, &k, common::cfg(HashAlg::Sha256)).expect_err("level 0 damaged");
+    assert!(err.to_string().contains("level-00.hashes"), "{err}");
+    let err = Ledger::open_read_only(&l, &k).expect_err("level 0 damaged");
+    assert!(err.to_string().contains("level-00.hashes"), "{err}");
+}
