@@ -64,15 +64,19 @@ fn restart_mid_run_gives_identical_tree() {
     );
 }
 
+/// A SHA-256 ledger of leaves `1..=n`, synced and closed, in a fresh directory.
+fn synced_sha256_ledger(n: u64) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let l = common::open(dir.path(), HashAlg::Sha256);
+    common::append_range(&l, 1, n);
+    l.sync().expect("sync");
+    dir
+}
+
 #[test]
 fn lagging_and_torn_node_files_are_repaired() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let n = 300u64;
-    {
-        let l = common::open(dir.path(), HashAlg::Sha256);
-        common::append_range(&l, 1, n);
-        l.sync().expect("sync");
-    }
+    let dir = synced_sha256_ledger(n);
     let ld = dir.path().join("ledger");
     // Torn final leaf hash (5 bytes short) and level 1..3 files behind (a crash between writes).
     let cut = |name: &str, by: u64| {
@@ -278,13 +282,8 @@ fn concurrent_appenders_serialise_by_seq() {
 /// would throw leaves away: there it is damage.
 #[test]
 fn a_derived_level_whose_header_never_landed_is_rebuilt() {
-    let dir = tempfile::tempdir().expect("tempdir");
     let n = 300u64;
-    {
-        let l = common::open(dir.path(), HashAlg::Sha256);
-        common::append_range(&l, 1, n);
-        l.sync().expect("sync");
-    }
+    let dir = synced_sha256_ledger(n);
     let ld = dir.path().join("ledger");
     let want = common::mth(HashAlg::Sha256, &common::leaves(HashAlg::Sha256, n));
     let zero_header = |name: &str| {
