@@ -3,6 +3,7 @@
 //! compaction, reopen and `verify`, with an inclusion proof for every seq; above it the error
 //! is typed and nothing of the batch is written (no seq, no WAL bytes, no ledger leaf).
 
+use crate::wal_files;
 use quiver_core::{
     codec, Compression, CoreError, DbConfig, Entry, Id, Op, Preset, Record, SeqNo, MAX_ID_BYTES,
     MAX_VECTOR_DIM,
@@ -59,17 +60,6 @@ fn wal_disk_bytes(dir: &Path) -> u64 {
         .iter()
         .map(|p| std::fs::metadata(p).unwrap().len())
         .sum()
-}
-
-fn wal_files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(dir.join("wal"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .collect();
-    v.sort();
-    v
 }
 
 /// Writes `ops`, expecting them refused with an error `check` accepts, and nothing written.

@@ -1,6 +1,7 @@
 //! `ReadOnlyDatabase`: snapshots beside a live writer (same process), compared with a model;
 //! nothing written; a torn WAL tail; typed errors; a read-only directory.
 
+use crate::wal_files;
 use quiver_core::{DbConfig, Id, Op, Preset, Record};
 use quiver_engine::{Database, EngineError, ReadOnlyDatabase};
 use std::{
@@ -342,17 +343,7 @@ fn open_and_reads_leave_every_file_byte_identical() {
     assert_untouched(&before, d.path());
 }
 
-/// The WAL files of `dir`, sorted, and the frames `(offset, body length)` of `file`.
-fn wal_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("wal"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .collect();
-    v.sort();
-    v
-}
-
+/// The frames `(offset, body length)` of the WAL file `file`.
 fn frames(file: &Path) -> Vec<(usize, usize)> {
     let b = std::fs::read(file).unwrap();
     let mut out = Vec::new();

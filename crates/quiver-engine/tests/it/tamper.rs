@@ -1,5 +1,6 @@
 //! Every tamper case is caught by `verify_dir` with the right first bad sequence number.
 
+use crate::wal_files;
 use quiver_core::{codec, DbConfig, Op, Preset, Record};
 use quiver_engine::{verify::verify_dir, Database};
 use quiver_segment::SegmentOptions;
@@ -60,17 +61,6 @@ fn first_segment(d: &Path) -> PathBuf {
         .next()
         .unwrap()
         .path()
-}
-
-fn wal_files(d: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = fs::read_dir(d.join("wal"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .collect();
-    v.sort();
-    v
 }
 
 fn frames(buf: &[u8]) -> Vec<Vec<u8>> {
