@@ -209,27 +209,9 @@ fn another_origins_checkpoint_never_satisfies_or_replaces_the_trusted_one() {
         .expect("first use: a@10");
     // b@10 has a's root (same records) but is another log's checkpoint.
     let e = ts.check_inclusion(&pk, &b.inclusion_bundle(3, Some(10)).expect("b inc"));
-    assert!(
-        matches!(
-            e,
-            Err(LedgerError::Malformed {
-                what: "trust file",
-                ..
-            })
-        ),
-        "{e:?}"
-    );
+    assert_refused_by_trust_file(&e);
     let e = ts.check_consistency(&pk, &b.consistency_bundle(10, Some(20)).expect("b con"));
-    assert!(
-        matches!(
-            e,
-            Err(LedgerError::Malformed {
-                what: "trust file",
-                ..
-            })
-        ),
-        "{e:?}"
-    );
+    assert_refused_by_trust_file(&e);
     let ts = TrustStore::open(&path).expect("reopen");
     assert_eq!(
         ts.trusted().map(|c| (c.origin.as_str(), c.size)),
@@ -247,16 +229,7 @@ fn another_origins_checkpoint_never_satisfies_or_replaces_the_trusted_one() {
     let b0_dir = tempfile::tempdir().expect("b0");
     let b0 = ledger_of(b0_dir.path(), "b.quiver/db", Some(a_dir.path()), &[0, 20]);
     let e = ts.check_consistency(&pk, &b0.consistency_bundle(0, Some(20)).expect("b0 con"));
-    assert!(
-        matches!(
-            e,
-            Err(LedgerError::Malformed {
-                what: "trust file",
-                ..
-            })
-        ),
-        "{e:?}"
-    );
+    assert_refused_by_trust_file(&e);
     let ts = TrustStore::open(&path).expect("reopen");
     assert_eq!(
         ts.trusted().map(|c| (c.origin.as_str(), c.size)),
@@ -362,5 +335,19 @@ fn a_symlinked_trust_file_is_advanced_in_place() {
             .trusted()
             .map(|c| c.size),
         Some(10)
+    );
+}
+
+/// `e` is the trust store refusing a bundle for what its trust file holds.
+fn assert_refused_by_trust_file<T: std::fmt::Debug>(e: &Result<T, LedgerError>) {
+    assert!(
+        matches!(
+            e,
+            Err(LedgerError::Malformed {
+                what: "trust file",
+                ..
+            })
+        ),
+        "{e:?}"
     );
 }
