@@ -182,40 +182,16 @@ pub fn walk_groups(
         spans.clear();
         let mut p = body_at;
         let mut bad: Option<(usize, String)> = None;
+        let what = if limit == group_end { "group" } else { "file" };
         for i in 0..g.frames as u64 {
-            if p + FRAME_HEADER_LEN > limit {
-                bad = Some((
-                    p,
-                    format!("frame header cut short ({} bytes left)", limit - p),
-                ));
-                break;
-            }
-            let len = u32::from_le_bytes(arr(&data[p..p + 4])) as usize;
-            let crc = u32::from_le_bytes(arr(&data[p + 4..p + 8]));
-            if len < MIN_BODY {
-                bad = Some((
-                    p,
-                    format!("frame length {len} is below the minimum {MIN_BODY}"),
-                ));
-                break;
-            }
-            if len > limit - p - FRAME_HEADER_LEN {
-                let what = if limit == group_end { "group" } else { "file" };
-                bad = Some((
-                    p,
-                    format!("frame of {len} bytes runs past the end of the {what}"),
-                ));
-                break;
-            }
-            let body = &data[p + FRAME_HEADER_LEN..p + FRAME_HEADER_LEN + len];
-            let got = crc32c::crc32c(body);
-            if got != crc {
-                bad = Some((
-                    p,
-                    format!("checksum mismatch: stored {crc:#010x}, computed {got:#010x}"),
-                ));
-                break;
-            }
+            let body = match frame_at(&data[..limit], p, what) {
+                Ok(body) => body,
+                Err(reason) => {
+                    bad = Some((p, reason));
+                    break;
+                }
+            };
+            let len = body.len();
             let seq = u64::from_le_bytes(arr(&body[..8]));
             if expected.is_some() && seq != first + i {
                 return Err(WalError::corrupt(
@@ -252,6 +228,35 @@ pub fn walk_groups(
     Ok(Walked { records, ..walked })
 }
 
+/// The body of the intact frame at `p` in `data` (which ends where the frame must end: its
+/// group's end, `what`, or the file's), or why it is bad.
+fn frame_at<'a>(data: &'a [u8], p: usize, what: &str) -> std::result::Result<&'a [u8], String> {
+    let left = data.len().saturating_sub(p);
+    if left < FRAME_HEADER_LEN {
+        return Err(format!("frame header cut short ({left} bytes left)"));
+    }
+    let len = u32::from_le_bytes(arr(&data[p..p + 4])) as usize;
+    let crc = u32::from_le_bytes(arr(&data[p + 4..p + 8]));
+    if len < MIN_BODY {
+        return Err(format!(
+            "frame length {len} is below the minimum {MIN_BODY}"
+        ));
+    }
+    if len > left - FRAME_HEADER_LEN {
+        return Err(format!(
+            "frame of {len} bytes runs past the end of the {what}"
+        ));
+    }
+    let body = &data[p + FRAME_HEADER_LEN..p + FRAME_HEADER_LEN + len];
+    let got = crc32c::crc32c(body);
+    if got != crc {
+        return Err(format!(
+            "checksum mismatch: stored {crc:#010x}, computed {got:#010x}"
+        ));
+    }
+    Ok(body)
+}
+
 /// [`walk_groups`] for a file of format version 1: frames back to back, no group headers.
 fn walk_v1(
     name: &str,
@@ -276,34 +281,14 @@ fn walk_v1(
             after: off + 1,
             reason,
         };
-        if rest.len() < FRAME_HEADER_LEN {
-            break Some(bad(format!(
-                "frame header cut short ({} bytes left)",
-                rest.len()
-            )));
-        }
-        let len = u32::from_le_bytes(arr(&rest[..4])) as usize;
-        let crc = u32::from_le_bytes(arr(&rest[4..8]));
-        if len == 0 && crc == 0 {
+        if rest.len() >= FRAME_HEADER_LEN && rest[..FRAME_HEADER_LEN] == [0; FRAME_HEADER_LEN] {
             break Some(bad("non-zero bytes after the end-of-data marker".into()));
         }
-        if len < MIN_BODY {
-            break Some(bad(format!(
-                "frame length {len} is below the minimum {MIN_BODY}"
-            )));
-        }
-        if len > rest.len() - FRAME_HEADER_LEN {
-            break Some(bad(format!(
-                "frame of {len} bytes runs past the end of the file"
-            )));
-        }
-        let body = &rest[FRAME_HEADER_LEN..FRAME_HEADER_LEN + len];
-        let got = crc32c::crc32c(body);
-        if got != crc {
-            break Some(bad(format!(
-                "checksum mismatch: stored {crc:#010x}, computed {got:#010x}"
-            )));
-        }
+        let body = match frame_at(data, off, "file") {
+            Ok(body) => body,
+            Err(reason) => break Some(bad(reason)),
+        };
+        let len = body.len();
         if let Some(e) = expected {
             let seq = u64::from_le_bytes(arr(&body[..8]));
             if seq != e {
