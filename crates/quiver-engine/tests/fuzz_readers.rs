@@ -22,6 +22,10 @@ use rand::{Rng, SeedableRng};
 
 use quiver_engine::{Database, DbConfig, Id, Op, Preset, Record};
 
+#[path = "it/copy.rs"]
+mod copy;
+use copy::copy_dir;
+
 // ---------------------------------------------------------------------------------------------
 // Infrastructure
 // ---------------------------------------------------------------------------------------------
@@ -339,19 +343,6 @@ fn tmp(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&p);
     std::fs::create_dir_all(&p).unwrap();
     p
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let t = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &t);
-        } else {
-            std::fs::copy(e.path(), &t).unwrap();
-        }
-    }
 }
 
 fn files_under(dir: &Path) -> Vec<PathBuf> {

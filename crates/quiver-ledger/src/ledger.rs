@@ -145,7 +145,7 @@ impl Ledger {
         read_only: bool,
         cfg: LedgerConfig,
     ) -> Result<Ledger> {
-        let store = TreeStore::open(dir, Some(alg), read_only)?;
+        let mut store = TreeStore::open(dir, Some(alg), read_only)?;
         if store.alg() != alg {
             return Err(LedgerError::corrupt(
                 store.path(0),
@@ -211,6 +211,18 @@ impl Ledger {
                 "checkpoints.log or receipts.log missing",
             ));
         };
+        // Node writes a power cut lost while the file's new size landed (zeros): forgotten
+        // from the first zero node past what a signature covers, so recovery re-hashes their
+        // leaves from the WAL and the levels above are recomputed (`first_unlanded`).
+        let signed = latest
+            .as_ref()
+            .map_or(0, |c| c.checkpoint.size)
+            .max(receipt_max_size);
+        for level in 0..store.level_count() {
+            if let Some(at) = store.first_unlanded(level, signed >> level)? {
+                store.forget_from(level, at)?;
+            }
+        }
         let size = store.count(0);
         let mut inner = Inner {
             store,

@@ -529,6 +529,53 @@ impl TreeStore {
         Ok(())
     }
 
+    /// Nodes of `level` at or past `from` that never landed: the index of the first stored
+    /// node there that reads as 32 zero bytes, if any. Only called at open, before anything
+    /// is pending.
+    ///
+    /// A file system may make an append's new size durable before its data (XFS, ext4 with
+    /// `data=writeback`; see `docs/format/ledger.md`), so after a power cut the unsynced tail
+    /// of a node file can read as zeros, whole pages of it, possibly with later pages intact.
+    /// No hash function yields 32 zero bytes in practice (a 2⁻²⁵⁶ chance), so a zero node is
+    /// one whose write never landed. The caller passes as `from` the nodes a signed
+    /// checkpoint or receipt covers (synced before signing): a zero node among those is
+    /// damage, left for the root check and `quiver verify` to report, never cut away.
+    pub(crate) fn first_unlanded(&self, level: u32, from: u64) -> Result<Option<u64>> {
+        const CHUNK: u64 = 2048;
+        let Some(l) = self.levels.get(level as usize) else {
+            return Ok(None);
+        };
+        let Some(f) = &l.file else {
+            return Ok(None);
+        };
+        let mut buf = Vec::new();
+        let mut at = from;
+        while at < l.on_disk {
+            let n = (l.on_disk - at).min(CHUNK);
+            buf.resize(n as usize * 32, 0);
+            f.read_exact_at(&mut buf, HEADER + at * 32)
+                .map_err(|e| LedgerError::io(&l.path, e))?;
+            if let Some(i) = buf.chunks_exact(32).position(|h| h.iter().all(|&b| b == 0)) {
+                return Ok(Some(at + i as u64));
+            }
+            at += n;
+        }
+        Ok(None)
+    }
+
+    /// Treats the nodes of `level` from `count` on as never stored: a writable store cuts its
+    /// file there (see [`truncate_level`](Self::truncate_level)); a read-only one only stops
+    /// reading there, so an audit sees what a writable open would keep, and writes nothing.
+    pub(crate) fn forget_from(&mut self, level: u32, count: u64) -> Result<()> {
+        if !self.read_only {
+            return self.truncate_level(level, count);
+        }
+        if let Some(l) = self.levels.get_mut(level as usize) {
+            l.on_disk = l.on_disk.min(count);
+        }
+        Ok(())
+    }
+
     /// Removes the file of the top level when it is empty (after a truncate).
     pub(crate) fn drop_empty_top_levels(&mut self) -> Result<()> {
         while self.levels.len() > 1 && self.count(self.levels.len() as u32 - 1) == 0 {

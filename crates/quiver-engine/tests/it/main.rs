@@ -1,6 +1,7 @@
 //! Integration tests of the embedded database.
 
 mod basic;
+mod copy;
 mod ledger;
 mod limits;
 mod model;
@@ -19,3 +20,5 @@ pub fn wal_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     v.sort();
     v
 }
+
+pub use copy::copy_dir;

@@ -315,3 +315,100 @@ fn a_derived_level_whose_header_never_landed_is_rebuilt() {
     let err = Ledger::open_read_only(&l, &k).expect_err("level 0 damaged");
     assert!(err.to_string().contains("level-00.hashes"), "{err}");
 }
+
+/// Overwrites nodes `[from, to)` of the level file `name` with zeros, in place: what a power
+/// cut leaves where the file's new size reached the disk and those pages of its data did not.
+fn zero_nodes(root: &std::path::Path, name: &str, from: u64, to: u64) {
+    let p = root.join("ledger").join(name);
+    let mut b = fs::read(&p).expect("read");
+    b[(32 + 32 * from) as usize..(32 + 32 * to) as usize].fill(0);
+    fs::write(&p, b).expect("write");
+}
+
+/// Node writes that never landed past the last signature (zeros, with later nodes intact) are
+/// forgotten from the first zero node on: a read-only open stops reading there, a writable one
+/// cuts the file there and recomputes the levels above; appending the leaves again gives the
+/// uninterrupted tree. Before this, the zeros were taken for leaves, and the next checkpoint
+/// would have signed a root over them.
+#[test]
+fn unlanded_node_writes_past_the_signature_are_forgotten() {
+    let alg = HashAlg::Sha256;
+    let n = 300u64;
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let l = common::open(dir.path(), alg);
+        common::append_range(&l, 1, 100);
+        assert_eq!(l.checkpoint().expect("checkpoint").checkpoint.size, 100);
+        common::append_range(&l, 101, n);
+        l.sync().expect("sync");
+    }
+    zero_nodes(dir.path(), "level-00.hashes", 150, 200);
+    zero_nodes(dir.path(), "level-02.hashes", 40, 41);
+    let all = common::leaves(alg, n);
+    let before = level_files(dir.path());
+    {
+        let ro = common::open_ro(dir.path());
+        assert_eq!(ro.size(), 150);
+        assert_eq!(ro.root(), common::mth(alg, &all[..150]));
+        let report = ro.verify_tree(&mut |_| {}).expect("verify read-only");
+        assert!(report.ok(), "{:?}", report.failure);
+    }
+    assert_eq!(level_files(dir.path()), before, "an audit writes nothing");
+    {
+        let l = common::open(dir.path(), alg);
+        assert_eq!(l.size(), 150);
+        assert_eq!(l.root(), common::mth(alg, &all[..150]));
+        let len = fs::metadata(dir.path().join("ledger/level-00.hashes"))
+            .expect("meta")
+            .len();
+        assert_eq!(len, 32 + 32 * 150, "cut at the first zero leaf");
+        common::append_range(&l, 151, n);
+        assert_eq!(l.root(), common::mth(alg, &all));
+        let report = l.verify_tree(&mut |_| {}).expect("verify");
+        assert!(report.ok(), "{:?}", report.failure);
+    }
+    // A level above the leaves alone: recomputed from the leaves, none of them lost.
+    zero_nodes(dir.path(), "level-01.hashes", 120, 121);
+    let l = common::open(dir.path(), alg);
+    assert_eq!((l.size(), l.root()), (n, common::mth(alg, &all)));
+    assert!(l.verify_tree(&mut |_| {}).expect("verify").ok());
+    let p = l.inclusion_proof(241, n).expect("proof");
+    quiver_ledger::verify::verify_inclusion(alg, &all[241], 241, n, &p.path, &l.root())
+        .expect("proof");
+}
+
+/// Zeros under a signature are damage, never cut away: the open keeps every leaf (it does not
+/// audit them; the checkpoint's root still follows from the stored upper levels) and the audit
+/// reports the zero leaf, read-only and writable alike.
+#[test]
+fn zero_nodes_under_a_signature_are_damage_not_cut() {
+    let alg = HashAlg::Sha256;
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let l = common::open(dir.path(), alg);
+        common::append_range(&l, 1, 100);
+        l.checkpoint().expect("checkpoint");
+        common::append_range(&l, 101, 120);
+        l.sync().expect("sync");
+    }
+    zero_nodes(dir.path(), "level-00.hashes", 60, 61);
+    let before = level_files(dir.path());
+    let bad_at_60 = |l: &Ledger| {
+        assert_eq!(l.size(), 120, "nothing cut");
+        let report = l.verify_tree(&mut |_| {}).expect("verify");
+        let f = report.failure.expect("the zero leaf is reported");
+        assert!(
+            (f.first_bad_index..f.first_bad_index + f.span).contains(&60),
+            "{f:?}"
+        );
+    };
+    bad_at_60(&common::open_ro(dir.path()));
+    assert_eq!(level_files(dir.path()), before, "an audit writes nothing");
+    bad_at_60(&common::open(dir.path(), alg));
+    assert_eq!(
+        fs::metadata(dir.path().join("ledger/level-00.hashes"))
+            .expect("meta")
+            .len(),
+        32 + 32 * 120
+    );
+}
