@@ -294,9 +294,26 @@ impl Database {
         let storage = Arc::new(FsStorage::new(wal_dir(&dir))?);
         let wal = Wal::open(storage, config.wal.clone(), Some(applier.clone()))?;
         wal.set_next_seq_at_least(flushed_through + 1);
+        // Leaves on disk before the open, which may forget a tail of zero leaves.
+        let stored = Ledger::stored_size(&dir.join("ledger"))?;
         let ledger = open_ledger(&dir, &config, &state, wal.last_seq())?;
         if let Some(l) = &ledger {
             // A flush syncs the leaves of what it flushed before its manifest is stored.
+            if l.size() < flushed_through && stored > l.size() {
+                // The open forgot a tail of zero leaves as writes that never landed (see
+                // `quiver_ledger::Ledger::open`), but the flush had synced them: damage.
+                let leaves = dir.join("ledger").join("level-00.hashes");
+                return Err(quiver_ledger::LedgerError::Corrupt {
+                    file: leaves,
+                    offset: 32 + 32 * l.size(),
+                    reason: format!(
+                        "leaf {} of {stored} reads as zeros, but the manifest's flushed_through \
+                         {flushed_through} says a flush synced it: run `quiver verify`",
+                        l.size() + 1
+                    ),
+                }
+                .into());
+            }
             if l.size() < flushed_through {
                 return Err(EngineError::Manifest {
                     path: dir.join("CURRENT"),

@@ -8,7 +8,8 @@
 //! 2. every WAL record: its frame CRC, its seq (contiguous within the log, no gap after the
 //!    last flushed seq), and its leaf hash against the stored one;
 //! 3. no stored leaf above the last flushed seq lacks its WAL record (a truncated or removed
-//!    WAL file);
+//!    WAL file), and the ledger holds a leaf for every flushed seq (a flush syncs them first;
+//!    zero leaves past the last signature count as never stored, see `Ledger::open`);
 //! 4. the ledger itself ([`Ledger::verify_tree`]): every stored interior node, every
 //!    checkpoint's root and signature, every receipt;
 //! 5. each segment's id index and bloom filter, which are not record data but what lookups
@@ -505,6 +506,21 @@ pub fn verify_dir(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<Report> {
         if c.failure.is_none() {
             check_wal(dir, m.flushed_through, &mut c, progress)?;
             c.drain();
+        }
+        // A flush syncs the leaves of what it flushed before its manifest names it, so fewer
+        // leaves than that are damage: leaves lost, or read as zeros (which the ledger's open
+        // forgets past its last signature, as writes that never landed).
+        if c.ledger.size() < m.flushed_through {
+            let size = c.ledger.size();
+            c.fail(
+                size + 1,
+                &dir.join("ledger").join("level-00.hashes"),
+                format!(
+                    "the ledger holds {size} leaves (the rest missing or zeros), but the \
+                     manifest's flushed_through {} says a flush synced them",
+                    m.flushed_through
+                ),
+            );
         }
         // Everything up to the flushed seq is in a segment or was dropped, WAL or not.
         if c.failure.is_none() && c.last_seq < m.flushed_through {

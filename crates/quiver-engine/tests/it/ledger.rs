@@ -289,3 +289,44 @@ fn zeroed_unsigned_leaves_are_hashed_again_from_the_wal() {
     assert!(r.ok(), "{:?}", r.failure);
     assert_eq!((r.records, r.unhashed_tail), (150, 0));
 }
+
+/// The same zeros in leaves a flush synced (the manifest's `flushed_through` covers them) are
+/// damage, not a write that never landed: the open refuses, naming the leaf file and the leaf.
+#[test]
+fn zeroed_leaves_a_flush_synced_are_damage() {
+    use std::time::Duration;
+    let d = tempfile::tempdir().unwrap();
+    let cfg = || {
+        DbConfig::new(Preset::Throughput)
+            .memtable_bytes(1 << 20)
+            .flush_interval(Duration::from_secs(3600))
+            .checkpoint_every(1_000_000)
+            .checkpoint_interval(Duration::from_secs(3600))
+    };
+    let db = Database::open(d.path(), cfg()).unwrap();
+    db.write_batch(&(0..100).map(ev).collect::<Vec<_>>())
+        .unwrap();
+    db.checkpoint().unwrap(); // signs size 100
+    db.write_batch(&(100..150).map(ev).collect::<Vec<_>>())
+        .unwrap();
+    db.flush().unwrap(); // syncs leaves 1..=150 before the manifest says flushed_through 150
+    std::mem::forget(db);
+    let leaves = d.path().join("ledger/level-00.hashes");
+    let mut b = std::fs::read(&leaves).unwrap();
+    b[32 + 32 * 120..32 + 32 * 121].fill(0);
+    std::fs::write(&leaves, b).unwrap();
+    let copy = tempfile::tempdir().unwrap();
+    crate::copy_dir(d.path(), copy.path());
+    let Err(err) = Database::open(copy.path(), cfg()) else {
+        panic!("opened although synced leaf 121 reads as zeros");
+    };
+    let msg = err.to_string();
+    assert!(
+        msg.contains("level-00.hashes") && msg.contains("leaf 121 of 150 reads as zeros"),
+        "{msg}"
+    );
+    let r = quiver_engine::verify::verify_dir(d.path(), &mut |_| {}).unwrap();
+    let f = r.failure.expect("the audit reports it too");
+    assert_eq!(f.first_bad_seq, 121, "{f:?}");
+    assert!(f.file.ends_with("ledger/level-00.hashes"), "{f:?}");
+}
