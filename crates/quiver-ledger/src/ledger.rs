@@ -145,14 +145,6 @@ impl Ledger {
         read_only: bool,
         cfg: LedgerConfig,
     ) -> Result<Ledger> {
-        let mut store = TreeStore::open(dir, Some(alg), read_only)?;
-        if store.alg() != alg {
-            return Err(LedgerError::corrupt(
-                store.path(0),
-                10,
-                format!("node files use {} but metadata says {alg}", store.alg()),
-            ));
-        }
         let public = key.verifying_key();
         let mut latest: Option<SignedCheckpoint> = None;
         let cp_path = dir.join(CHECKPOINTS_FILE);
@@ -211,13 +203,23 @@ impl Ledger {
                 "checkpoints.log or receipts.log missing",
             ));
         };
-        // Node writes a power cut lost while the file's new size landed (zeros): forgotten
-        // from the first zero node past what a signature covers, so recovery re-hashes their
-        // leaves from the WAL and the levels above are recomputed (`first_unlanded`).
         let signed = latest
             .as_ref()
             .map_or(0, |c| c.checkpoint.size)
             .max(receipt_max_size);
+        // Nothing signed yet: a leaf file of zeros only (header included) is a creation cut
+        // short whose leaves, if any, never landed (see `TreeStore::open`).
+        let mut store = TreeStore::open(dir, Some(alg), read_only, signed == 0)?;
+        if store.alg() != alg {
+            return Err(LedgerError::corrupt(
+                store.path(0),
+                10,
+                format!("node files use {} but metadata says {alg}", store.alg()),
+            ));
+        }
+        // Node writes a power cut lost while the file's new size landed (zeros): forgotten
+        // from the first zero node past what a signature covers, so recovery re-hashes their
+        // leaves from the WAL and the levels above are recomputed (`first_unlanded`).
         for level in 0..store.level_count() {
             if let Some(at) = store.first_unlanded(level, signed >> level)? {
                 store.forget_from(level, at)?;

@@ -20,12 +20,20 @@ pub(crate) const HEADER: u64 = 32;
 /// Flush pending writes once this many bytes are buffered.
 const FLUSH_BYTES: usize = 256 * 1024;
 
-/// Whether `n` bytes of `file` at `off` are all zero.
+/// Whether `n` bytes of `file` at `off` are all zero (read in chunks of at most 64 KiB).
 fn zeros_at(file: &File, off: u64, n: u64, path: &Path) -> Result<bool> {
-    let mut b = vec![0u8; n as usize];
-    file.read_exact_at(&mut b, off)
-        .map_err(|e| LedgerError::io(path, e))?;
-    Ok(b.iter().all(|&x| x == 0))
+    let mut b = vec![0u8; n.min(1 << 16) as usize];
+    let mut at = 0;
+    while at < n {
+        let k = (n - at).min(b.len() as u64) as usize;
+        file.read_exact_at(&mut b[..k], off + at)
+            .map_err(|e| LedgerError::io(path, e))?;
+        if b[..k].iter().any(|&x| x != 0) {
+            return Ok(false);
+        }
+        at += k as u64;
+    }
+    Ok(true)
 }
 
 /// File name of the node file for `level`.
@@ -192,14 +200,19 @@ pub(crate) struct TreeStore {
 
 impl TreeStore {
     /// Opens every existing `level-NN.hashes` in `dir`. `create_alg` creates level 0 if absent.
-    /// Returns the store; the caller reconciles level counts.
+    /// `unsigned`: no checkpoint or receipt was ever signed, so a leaf file that reads as
+    /// zeros only may be a creation cut short. Returns the store; the caller reconciles level
+    /// counts.
     pub(crate) fn open(
         dir: &Path,
         create_alg: Option<HashAlg>,
         read_only: bool,
+        unsigned: bool,
     ) -> Result<TreeStore> {
         let mut levels = Vec::new();
         let mut alg = None;
+        // Level 0 exists but holds no nodes (a creation cut short, see below).
+        let mut leaves_restarted = false;
         for level in 0..64u32 {
             let path = dir.join(level_file_name(level));
             if !path.exists() {
@@ -217,10 +230,16 @@ impl TreeStore {
             // Created but never given its header (a crash at creation): too short for one, or,
             // for a level above the leaves, a header that reads as zeros (its size reached the
             // disk, its first sector did not). Such a level holds no nodes; they are all
-            // recomputed from the level below. The leaves themselves are never guessed away:
-            // a level-0 header of zeros is damage.
-            let header_lost = len < HEADER || (level > 0 && zeros_at(&file, 0, HEADER, &path)?);
+            // recomputed from the level below. The leaves are guessed away only where nothing
+            // could have been lost: a leaf file of zeros only, header and all, before anything
+            // was signed (the header is written at creation, before any leaf; leaves that never
+            // landed are hashed again from the WAL, and the engine refuses if a flush had
+            // synced them). Any other level-0 header of zeros is damage.
+            let header_lost = len < HEADER
+                || (level > 0 && zeros_at(&file, 0, HEADER, &path)?)
+                || (level == 0 && unsigned && zeros_at(&file, 0, len, &path)?);
             if header_lost {
+                leaves_restarted |= level == 0;
                 if let (false, Some(a)) = (read_only, create_alg) {
                     file.set_len(0)
                         .and_then(|()| file.write_all_at(&header(a, level), 0))
@@ -283,7 +302,7 @@ impl TreeStore {
         }
         let alg = match (alg, create_alg) {
             (Some(a), _) => a,
-            (None, Some(a)) if !read_only => a,
+            (None, Some(a)) if !read_only || leaves_restarted => a,
             _ => {
                 return Err(LedgerError::corrupt(
                     dir.join(level_file_name(0)),

@@ -217,6 +217,25 @@ fn a_creation_cut_short_is_reported_as_such_and_completed_by_the_next_open() {
     assert!(r.ok(), "{:?}", r.failure);
     assert_eq!(r.records, 0);
 
+    // Cut short after the leaf file was created, before its header landed (its size did: 32
+    // zero bytes), with no WAL yet: the power-loss explorer's state. verify calls it a creation
+    // cut short, and the next open does complete it.
+    let z = tempfile::tempdir().unwrap();
+    Database::open(z.path(), cfg()).unwrap().close().unwrap();
+    std::fs::remove_dir_all(z.path().join("wal")).unwrap();
+    std::fs::remove_file(z.path().join("ledger/receipts.log")).unwrap();
+    std::fs::write(z.path().join("ledger/level-00.hashes"), [0u8; 32]).unwrap();
+    match verify_dir(z.path(), &mut |_| {}) {
+        Err(EngineError::IncompleteCreation { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    let db = Database::open(z.path(), cfg()).unwrap();
+    db.write_batch(&[ev(1)]).unwrap();
+    db.close().unwrap();
+    let r = verify_dir(z.path(), &mut |_| {}).unwrap();
+    assert!(r.ok(), "{:?}", r.failure);
+    assert_eq!(r.records, 1);
+
     // Records only in the WAL, whose files are then removed with ledger.meta: the leaf hashes
     // and the signed checkpoint still show records existed, so this is damage.
     let d2 = tempfile::tempdir().unwrap();

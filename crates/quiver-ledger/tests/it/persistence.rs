@@ -412,3 +412,48 @@ fn zero_nodes_under_a_signature_are_damage_not_cut() {
         32 + 32 * 120
     );
 }
+
+/// A leaf file of zeros only, header and all, before anything was signed is a creation cut
+/// short (its header is written before any leaf; leaves that never landed are hashed again from
+/// the WAL by the engine): it starts afresh, in memory for an audit and on disk for a writable
+/// open. Once a checkpoint is signed, the same zeros are damage.
+#[test]
+fn an_unsigned_leaf_file_of_zeros_only_starts_afresh() {
+    let alg = HashAlg::Sha256;
+    let zero_leaf_file = |root: &std::path::Path| {
+        let p = root.join("ledger/level-00.hashes");
+        let len = fs::metadata(&p).expect("meta").len() as usize;
+        fs::write(&p, vec![0u8; len]).expect("write");
+    };
+    for n in [0u64, 40] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let l = common::open(dir.path(), alg);
+            if n > 0 {
+                common::append_range(&l, 1, n);
+            }
+            l.sync().expect("sync");
+        }
+        zero_leaf_file(dir.path());
+        assert_eq!(common::open_ro(dir.path()).size(), 0, "{n} leaves");
+        let l = common::open(dir.path(), alg);
+        assert_eq!((l.size(), l.root()), (0, alg.empty_root()), "{n} leaves");
+        common::append_range(&l, 1, 40);
+        assert_eq!(l.root(), common::mth(alg, &common::leaves(alg, 40)));
+        assert!(l.verify_tree(&mut |_| {}).expect("verify").ok());
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let l = common::open(dir.path(), alg);
+        common::append_range(&l, 1, 40);
+        l.checkpoint().expect("checkpoint");
+    }
+    zero_leaf_file(dir.path());
+    let (ld, kd) = common::dirs(dir.path());
+    for err in [
+        Ledger::open(&ld, &kd, common::cfg(alg)).expect_err("signed leaves zeroed"),
+        Ledger::open_read_only(&ld, &kd).expect_err("signed leaves zeroed"),
+    ] {
+        assert!(err.to_string().contains("level-00.hashes"), "{err}");
+    }
+}
