@@ -201,7 +201,8 @@ fn run_in(a: &BenchIngestArgs, dir: &std::path::Path) -> anyhow::Result<serde_js
     // Commit groups written during the run: events ÷ groups is how many writes shared each
     // WAL write (and, when syncing, each fdatasync).
     let stats = db.stats()?;
-    let (wal_groups, wal_direct_io) = (stats.wal_groups, stats.wal_direct_io);
+    let (wal_groups, wal_gathers, wal_direct_io) =
+        (stats.wal_groups, stats.wal_gathers, stats.wal_direct_io);
     let db = Arc::try_unwrap(db).map_err(|_| anyhow::anyhow!("database still shared"))?;
     db.close()?;
     lat.sort_by(|x, y| x.total_cmp(y));
@@ -221,6 +222,7 @@ fn run_in(a: &BenchIngestArgs, dir: &std::path::Path) -> anyhow::Result<serde_js
         "batch_p50_ms": (percentile(&lat, 0.5) * 1000.0).round() / 1000.0,
         "batch_p99_ms": (percentile(&lat, 0.99) * 1000.0).round() / 1000.0,
         "wal_groups": wal_groups,
+        "wal_gathers": wal_gathers,
         "wal_direct_io": wal_direct_io,
         "bytes_on_disk": util::dir_bytes(dir),
         "peak_rss_bytes": util::peak_rss_bytes(),
