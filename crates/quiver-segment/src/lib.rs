@@ -46,7 +46,7 @@ pub use error::SegmentError;
 pub use iter::SegmentIter;
 pub use memtable::{ChunkPool, Memtable};
 pub use reader::Segment;
-pub use writer::write_segment;
+pub use writer::{write_segment, WRITE_BEHIND_BYTES};
 
 use quiver_core::{Compression, DbConfig, SeqNo};
 

@@ -18,10 +18,19 @@ use std::{
     path::Path,
 };
 
+/// While a segment is written, its bytes are handed to write-back a chunk of this size at a
+/// time, with at most two chunks in flight (RocksDB's `bytes_per_sync` does the same). Left to
+/// the final fsync, a 64 MiB flush put its whole segment in the device's queue at once, and
+/// every WAL group write of a syncing preset waited behind it: 14–29 ms stalls, ~30 % of a
+/// `balanced` run (`BENCHMARKS.md` § Evening check).
+pub const WRITE_BEHIND_BYTES: u64 = 1 << 20;
+
 struct Out<'p> {
     w: BufWriter<File>,
     path: &'p Path,
     pos: u64,
+    /// Bytes from the start whose write-back was started ([`WRITE_BEHIND_BYTES`] chunks).
+    behind: u64,
 }
 
 impl Out<'_> {
@@ -30,8 +39,59 @@ impl Out<'_> {
             .write_all(b)
             .map_err(|e| SegmentError::io(self.path, "write", e))?;
         self.pos += b.len() as u64;
+        if self.pos >= self.behind + WRITE_BEHIND_BYTES {
+            self.write_behind()?;
+        }
         Ok(())
     }
+
+    /// Starts write-back of the whole chunks written since the last call, then waits for the
+    /// chunk before them: the device queue holds at most two chunks of this segment.
+    fn write_behind(&mut self) -> Result<()> {
+        self.w
+            .flush()
+            .map_err(|e| SegmentError::io(self.path, "write", e))?;
+        let upto = self.pos / WRITE_BEHIND_BYTES * WRITE_BEHIND_BYTES;
+        let file = self.w.get_ref();
+        // Hints: an error here resurfaces in the final fsync, which decides.
+        let _ = sync_range(file, self.behind, upto - self.behind, false);
+        if let Some(prev) = self.behind.checked_sub(WRITE_BEHIND_BYTES) {
+            let _ = sync_range(file, prev, WRITE_BEHIND_BYTES, true);
+        }
+        self.behind = upto;
+        Ok(())
+    }
+}
+
+/// `sync_file_range` on `[off, off + len)` of `file`: start write-back of its dirty pages, and
+/// with `wait` also wait for any in flight before and after. A no-op off Linux.
+#[cfg(target_os = "linux")]
+fn sync_range(file: &File, off: u64, len: u64, wait: bool) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (Ok(off), Ok(len)) = (i64::try_from(off), i64::try_from(len)) else {
+        return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
+    };
+    let flags = if wait {
+        libc::SYNC_FILE_RANGE_WAIT_BEFORE
+            | libc::SYNC_FILE_RANGE_WRITE
+            | libc::SYNC_FILE_RANGE_WAIT_AFTER
+    } else {
+        libc::SYNC_FILE_RANGE_WRITE
+    };
+    // SAFETY: `sync_file_range` takes a file descriptor and plain integers and touches no
+    // memory of ours; the descriptor is owned by `file`, open for this whole call.
+    #[allow(unsafe_code)]
+    let r = unsafe { libc::sync_file_range(file.as_raw_fd(), off, len, flags) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn sync_range(_: &File, _: u64, _: u64, _: bool) -> std::io::Result<()> {
+    Ok(())
 }
 
 struct BlockBuilder {
@@ -77,6 +137,7 @@ pub fn write_segment(
         w: BufWriter::with_capacity(1 << 20, file),
         path,
         pos: 0,
+        behind: 0,
     };
     match write_all(&mut out, rows, opts) {
         Ok(meta) => Ok(meta),

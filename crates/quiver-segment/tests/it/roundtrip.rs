@@ -275,3 +275,16 @@ fn tamper_rewrite_produces_a_valid_file_with_the_edit() {
     assert_ne!(back[250], rows[250]);
     drop(dir);
 }
+
+/// A segment of several write-behind chunks (handed to write-back while it is written, at most
+/// two in flight) reads back whole: the chunking changes when bytes reach the disk, not which.
+#[test]
+fn a_segment_of_many_write_behind_chunks_reads_back() {
+    let rows = gen_rows(7, 90_000, 1, 50_000);
+    let (_d, seg) = check(&rows, SegmentOptions::default());
+    assert!(
+        seg.meta().bytes > 4 * quiver_segment::WRITE_BEHIND_BYTES,
+        "{} bytes: too few chunks to test",
+        seg.meta().bytes
+    );
+}
