@@ -18,18 +18,20 @@ use std::{
     path::Path,
 };
 
-/// While a segment is written, its bytes are handed to write-back a chunk of this size at a
-/// time, with at most two chunks in flight (RocksDB's `bytes_per_sync` does the same). Left to
-/// the final fsync, a 64 MiB flush put its whole segment in the device's queue at once, and
-/// every WAL group write of a syncing preset waited behind it: 14–29 ms stalls, ~30 % of a
-/// `balanced` run (`BENCHMARKS.md` § Evening check).
+/// While a segment is written, each whole chunk of this many bytes is handed to write-back as
+/// soon as it is in the page cache (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, as RocksDB's
+/// `bytes_per_sync` does), so the device writes the segment while it is built. Left to the final
+/// fsync, a 64 MiB flush put its whole segment in the device's queue at once, and every WAL
+/// group write of a syncing preset waited behind it: 14–29 ms stalls, ~30 % of a `balanced`
+/// run (`BENCHMARKS.md` § Segment write-behind). The writer does not wait for the chunks: doing
+/// so (at most two in flight) slowed flushes enough to let memtables pile up, doubling peak RSS.
 pub const WRITE_BEHIND_BYTES: u64 = 1 << 20;
 
 struct Out<'p> {
     w: BufWriter<File>,
     path: &'p Path,
     pos: u64,
-    /// Bytes from the start whose write-back was started ([`WRITE_BEHIND_BYTES`] chunks).
+    /// Bytes from the start whose write-back was started (whole [`WRITE_BEHIND_BYTES`] chunks).
     behind: u64,
 }
 
@@ -45,43 +47,32 @@ impl Out<'_> {
         Ok(())
     }
 
-    /// Starts write-back of the whole chunks written since the last call, then waits for the
-    /// chunk before them: the device queue holds at most two chunks of this segment.
+    /// Starts write-back of the whole chunks written since the last call.
     fn write_behind(&mut self) -> Result<()> {
         self.w
             .flush()
             .map_err(|e| SegmentError::io(self.path, "write", e))?;
         let upto = self.pos / WRITE_BEHIND_BYTES * WRITE_BEHIND_BYTES;
-        let file = self.w.get_ref();
-        // Hints: an error here resurfaces in the final fsync, which decides.
-        let _ = sync_range(file, self.behind, upto - self.behind, false);
-        if let Some(prev) = self.behind.checked_sub(WRITE_BEHIND_BYTES) {
-            let _ = sync_range(file, prev, WRITE_BEHIND_BYTES, true);
-        }
+        // A hint: an error here resurfaces in the final fsync, which decides.
+        let _ = start_writeback(self.w.get_ref(), self.behind, upto - self.behind);
         self.behind = upto;
         Ok(())
     }
 }
 
-/// `sync_file_range` on `[off, off + len)` of `file`: start write-back of its dirty pages, and
-/// with `wait` also wait for any in flight before and after. A no-op off Linux.
+/// Starts write-back of the dirty pages of `[off, off + len)` of `file` without waiting
+/// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`). A no-op off Linux.
 #[cfg(target_os = "linux")]
-fn sync_range(file: &File, off: u64, len: u64, wait: bool) -> std::io::Result<()> {
+fn start_writeback(file: &File, off: u64, len: u64) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
     let (Ok(off), Ok(len)) = (i64::try_from(off), i64::try_from(len)) else {
         return Err(std::io::Error::from(std::io::ErrorKind::InvalidInput));
     };
-    let flags = if wait {
-        libc::SYNC_FILE_RANGE_WAIT_BEFORE
-            | libc::SYNC_FILE_RANGE_WRITE
-            | libc::SYNC_FILE_RANGE_WAIT_AFTER
-    } else {
-        libc::SYNC_FILE_RANGE_WRITE
-    };
     // SAFETY: `sync_file_range` takes a file descriptor and plain integers and touches no
     // memory of ours; the descriptor is owned by `file`, open for this whole call.
     #[allow(unsafe_code)]
-    let r = unsafe { libc::sync_file_range(file.as_raw_fd(), off, len, flags) };
+    let r =
+        unsafe { libc::sync_file_range(file.as_raw_fd(), off, len, libc::SYNC_FILE_RANGE_WRITE) };
     if r == 0 {
         Ok(())
     } else {
@@ -90,7 +81,7 @@ fn sync_range(file: &File, off: u64, len: u64, wait: bool) -> std::io::Result<()
 }
 
 #[cfg(not(target_os = "linux"))]
-fn sync_range(_: &File, _: u64, _: u64, _: bool) -> std::io::Result<()> {
+fn start_writeback(_: &File, _: u64, _: u64) -> std::io::Result<()> {
     Ok(())
 }
 

@@ -276,8 +276,8 @@ fn tamper_rewrite_produces_a_valid_file_with_the_edit() {
     drop(dir);
 }
 
-/// A segment of several write-behind chunks (handed to write-back while it is written, at most
-/// two in flight) reads back whole: the chunking changes when bytes reach the disk, not which.
+/// A segment of many write-behind chunks (each handed to write-back while the segment is
+/// written) reads back whole: the chunking changes when bytes reach the disk, not which.
 #[test]
 fn a_segment_of_many_write_behind_chunks_reads_back() {
     let rows = gen_rows(7, 90_000, 1, 50_000);
