@@ -264,43 +264,54 @@ fn a_creation_cut_short_is_reported_as_such_and_completed_by_the_next_open() {
     }
 }
 
-/// A power cut on a file system that makes an append's new size durable before its data
-/// (XFS, ext4 with `data=writeback`) can leave the ledger's unsigned leaf tail as zeros. The
-/// audit takes the zeros for leaves never stored (records not hashed yet), and the next open
-/// hashes those records again from the WAL: the tree is the one the crash interrupted.
-#[test]
-fn zeroed_unsigned_leaves_are_hashed_again_from_the_wal() {
+/// `throughput`, no automatic flush or checkpoint: the configuration of the zeroed-leaf tests.
+fn unsigned_tail_cfg() -> DbConfig {
     use std::time::Duration;
+    DbConfig::new(Preset::Throughput)
+        .memtable_bytes(1 << 20)
+        .flush_interval(Duration::from_secs(3600))
+        .checkpoint_every(1_000_000)
+        .checkpoint_interval(Duration::from_secs(3600))
+}
+
+/// A database of 150 records whose first 100 a checkpoint signs, left as a crash leaves it
+/// (the process never closes) after `then` ran, with the leaves of seqs `zeroed` reading as
+/// zeros. Returns the directory and the root over all 150 leaves.
+fn crashed_with_zero_leaves(
+    then: impl FnOnce(&Database),
+    zeroed: std::ops::Range<usize>,
+) -> (tempfile::TempDir, quiver_ledger::Hash) {
     let d = tempfile::tempdir().unwrap();
-    let cfg = || {
-        DbConfig::new(Preset::Throughput)
-            .memtable_bytes(1 << 20)
-            .flush_interval(Duration::from_secs(3600))
-            .checkpoint_every(1_000_000)
-            .checkpoint_interval(Duration::from_secs(3600))
-    };
-    let db = Database::open(d.path(), cfg()).unwrap();
+    let db = Database::open(d.path(), unsigned_tail_cfg()).unwrap();
     db.write_batch(&(0..100).map(ev).collect::<Vec<_>>())
         .unwrap();
     db.checkpoint().unwrap(); // signs size 100
     db.write_batch(&(100..150).map(ev).collect::<Vec<_>>())
         .unwrap();
     let root = db.ledger().unwrap().root(); // every leaf is in the ledger
-    db.ledger().unwrap().sync().unwrap();
-    // The power cut: the process never closes, and leaves 121..=135 read as zeros.
+    then(&db);
     std::mem::forget(db);
     let leaves = d.path().join("ledger/level-00.hashes");
     let mut b = std::fs::read(&leaves).unwrap();
-    b[32 + 32 * 120..32 + 32 * 135].fill(0);
+    b[32 + 32 * (zeroed.start - 1)..32 + 32 * (zeroed.end - 1)].fill(0);
     std::fs::write(&leaves, b).unwrap();
+    (d, root)
+}
 
+/// A power cut on a file system that makes an append's new size durable before its data
+/// (XFS, ext4 with `data=writeback`) can leave the ledger's unsigned leaf tail as zeros. The
+/// audit takes the zeros for leaves never stored (records not hashed yet), and the next open
+/// hashes those records again from the WAL: the tree is the one the crash interrupted.
+#[test]
+fn zeroed_unsigned_leaves_are_hashed_again_from_the_wal() {
+    let (d, root) = crashed_with_zero_leaves(|db| db.ledger().unwrap().sync().unwrap(), 121..136);
     let r = quiver_engine::verify::verify_dir(d.path(), &mut |_| {}).unwrap();
     assert!(r.ok(), "{:?}", r.failure);
     assert_eq!((r.records, r.unhashed_tail), (150, 30));
 
     let copy = tempfile::tempdir().unwrap();
     crate::copy_dir(d.path(), copy.path());
-    let db = Database::open(copy.path(), cfg()).unwrap();
+    let db = Database::open(copy.path(), unsigned_tail_cfg()).unwrap();
     assert_eq!(db.ledger().unwrap().size(), 150);
     assert_eq!(db.ledger().unwrap().root(), root);
     db.close().unwrap();
@@ -313,30 +324,11 @@ fn zeroed_unsigned_leaves_are_hashed_again_from_the_wal() {
 /// damage, not a write that never landed: the open refuses, naming the leaf file and the leaf.
 #[test]
 fn zeroed_leaves_a_flush_synced_are_damage() {
-    use std::time::Duration;
-    let d = tempfile::tempdir().unwrap();
-    let cfg = || {
-        DbConfig::new(Preset::Throughput)
-            .memtable_bytes(1 << 20)
-            .flush_interval(Duration::from_secs(3600))
-            .checkpoint_every(1_000_000)
-            .checkpoint_interval(Duration::from_secs(3600))
-    };
-    let db = Database::open(d.path(), cfg()).unwrap();
-    db.write_batch(&(0..100).map(ev).collect::<Vec<_>>())
-        .unwrap();
-    db.checkpoint().unwrap(); // signs size 100
-    db.write_batch(&(100..150).map(ev).collect::<Vec<_>>())
-        .unwrap();
-    db.flush().unwrap(); // syncs leaves 1..=150 before the manifest says flushed_through 150
-    std::mem::forget(db);
-    let leaves = d.path().join("ledger/level-00.hashes");
-    let mut b = std::fs::read(&leaves).unwrap();
-    b[32 + 32 * 120..32 + 32 * 121].fill(0);
-    std::fs::write(&leaves, b).unwrap();
+    // The flush syncs leaves 1..=150 before the manifest says flushed_through 150.
+    let (d, _) = crashed_with_zero_leaves(|db| db.flush().unwrap(), 121..122);
     let copy = tempfile::tempdir().unwrap();
     crate::copy_dir(d.path(), copy.path());
-    let Err(err) = Database::open(copy.path(), cfg()) else {
+    let Err(err) = Database::open(copy.path(), unsigned_tail_cfg()) else {
         panic!("opened although synced leaf 121 reads as zeros");
     };
     let msg = err.to_string();
