@@ -351,20 +351,27 @@ impl Wal {
     /// redundant), oldest first, stopping at the first file that must stay. Never deletes the
     /// active file. The removals are made durable (directory fsync).
     pub fn remove_before(&self, seq: SeqNo) -> Result<()> {
-        let mut io = self.io.lock();
-        let keep_from = io
-            .files
-            .iter()
-            .take(io.files.len().saturating_sub(1))
-            .position(|f| f.last_seq.is_some_and(|l| l >= seq))
-            .unwrap_or(io.files.len().saturating_sub(1));
-        if keep_from == 0 {
+        let doomed: Vec<String> = {
+            let mut io = self.io.lock();
+            let keep_from = io
+                .files
+                .iter()
+                .take(io.files.len().saturating_sub(1))
+                .position(|f| f.last_seq.is_some_and(|l| l >= seq))
+                .unwrap_or(io.files.len().saturating_sub(1));
+            io.files.drain(..keep_from).map(|f| f.name).collect()
+        };
+        if doomed.is_empty() {
             return Ok(());
         }
-        for f in &io.files[..keep_from] {
-            self.storage.remove(&f.name)?;
+        // Outside the I/O lock, which every group write takes: unlinking a 64 MiB file frees
+        // its blocks, and on a file system mounted with `discard` that took ~17 ms here, the
+        // whole of it a stall for every writer while the lock was held. The files are sealed
+        // and older than the active one, so nothing else touches them; one that a failure or
+        // a crash leaves behind holds only flushed records, and the next open lists it again.
+        for name in &doomed {
+            self.storage.remove(name)?;
         }
-        io.files.drain(..keep_from);
         self.storage.sync_dir()
     }
 

@@ -328,3 +328,79 @@ fn a_log_file_that_is_a_symlink_or_a_directory_is_not_skipped() {
         Ok(w) => panic!("opened with last_seq {}", w.last_seq()),
     }
 }
+
+/// A storage whose `remove` blocks until the test lets it go: a file system where freeing a
+/// file's blocks holds the device (a `discard` mount, ~17 ms per 64 MiB here).
+struct SlowRemove {
+    inner: Arc<dyn Storage>,
+    entered: std::sync::mpsc::SyncSender<()>,
+    release: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl Storage for SlowRemove {
+    fn list(&self) -> quiver_wal::Result<Vec<String>> {
+        self.inner.list()
+    }
+    fn open_append(&self, name: &str) -> quiver_wal::Result<Box<dyn quiver_wal::WalFile>> {
+        self.inner.open_append(name)
+    }
+    fn read_all(&self, name: &str) -> quiver_wal::Result<Vec<u8>> {
+        self.inner.read_all(name)
+    }
+    fn remove(&self, name: &str) -> quiver_wal::Result<()> {
+        let _ = self.entered.send(());
+        let _ = self.release.lock().unwrap().recv();
+        self.inner.remove(name)
+    }
+    fn sync_dir(&self) -> quiver_wal::Result<()> {
+        self.inner.sync_dir()
+    }
+    fn truncate(&self, name: &str, len: u64) -> quiver_wal::Result<()> {
+        self.inner.truncate(name, len)
+    }
+}
+
+/// Removing flushed files does not hold the lock group writes take: a commit goes through
+/// while a removal is stuck. (The ten-second wait only detects the stall that was there
+/// before; a commit takes microseconds.)
+#[test]
+fn commits_go_on_while_flushed_files_are_removed() {
+    let (_m, s) = mem();
+    let (entered_tx, entered) = std::sync::mpsc::sync_channel(16);
+    let (release, release_rx) = std::sync::mpsc::channel();
+    let slow = Arc::new(SlowRemove {
+        inner: s.clone(),
+        entered: entered_tx,
+        release: std::sync::Mutex::new(release_rx),
+    });
+    let wal = Arc::new(Wal::open(slow, cfg(SyncMode::PerGroup, 4096, false), None).unwrap());
+    fill(&wal, 60, 0);
+    let files = wal_files(&*s).len();
+    assert!(files > 2, "{files} files: too few to remove any");
+    let last = wal.last_seq();
+    let remover = {
+        let wal = wal.clone();
+        std::thread::spawn(move || wal.remove_before(last))
+    };
+    entered.recv().unwrap(); // the removal is stuck in `remove`
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let committer = {
+        let wal = wal.clone();
+        std::thread::spawn(move || {
+            let r = wal.commit(vec![body(1, 30)]);
+            let _ = done_tx.send(());
+            r
+        })
+    };
+    let went_through = done
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .is_ok();
+    for _ in 0..files {
+        let _ = release.send(());
+    }
+    remover.join().unwrap().unwrap();
+    let r = committer.join().unwrap().unwrap();
+    assert!(went_through, "the commit waited for the removal");
+    assert_eq!(r.first, last + 1);
+    assert_eq!(wal_files(&*s).len(), 1, "only the active file is left");
+}
