@@ -561,23 +561,16 @@ impl TreeStore {
     /// damage, left for the root check and `quiver verify` to report, never cut away.
     pub(crate) fn first_unlanded(&self, level: u32, from: u64) -> Result<Option<u64>> {
         const CHUNK: u64 = 2048;
-        let Some(l) = self.levels.get(level as usize) else {
-            return Ok(None);
-        };
-        let Some(f) = &l.file else {
-            return Ok(None);
-        };
-        let mut buf = Vec::new();
+        let stored = self.levels.get(level as usize).map_or(0, |l| l.on_disk);
+        let mut nodes = Vec::new();
         let mut at = from;
-        while at < l.on_disk {
-            let n = (l.on_disk - at).min(CHUNK);
-            buf.resize(n as usize * 32, 0);
-            f.read_exact_at(&mut buf, HEADER + at * 32)
-                .map_err(|e| LedgerError::io(&l.path, e))?;
-            if let Some(i) = buf.chunks_exact(32).position(|h| h.iter().all(|&b| b == 0)) {
+        while at < stored {
+            nodes.resize((stored - at).min(CHUNK) as usize, Hash::default());
+            self.read_range(level, at, &mut nodes)?;
+            if let Some(i) = nodes.iter().position(|h| h.0 == [0u8; 32]) {
                 return Ok(Some(at + i as u64));
             }
-            at += n;
+            at += nodes.len() as u64;
         }
         Ok(None)
     }
